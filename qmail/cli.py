@@ -1,0 +1,187 @@
+"""The command line of CONTRACT.md: ``qmail serve | smtp | web | worker | init | …``.
+
+Every command takes ``--config PATH``.  A user error (bad config value, unknown person)
+prints one line on stderr and exits non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import OperationalError
+from sqlmodel import col, select
+
+from qmail import __version__, models, pipeline
+from qmail.apitokens import create_api_token
+from qmail.config import Settings, load
+from qmail.core.mail import Address
+from qmail.db import session_scope
+from qmail.errors import QmailError
+from qmail.run import ROLES, open_store, serve
+from qmail.store import Store, get_person
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "command"):
+        parser.print_help()
+        return 2
+    try:
+        settings = load(args.config)
+        return int(args.command(args, settings))
+    except QmailError as error:
+        print(f"qmail: error: {error}", file=sys.stderr)
+        return 1
+    except OperationalError as error:
+        print(f"qmail: error: database unavailable: {error.orig}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qmail", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"qmail {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", help="TOML config file (or $QMAIL_CONFIG)")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    def command(name: str, func: Command, help: str, **kwargs: object) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=[common], **kwargs)
+        p.set_defaults(command=func)
+        return p
+
+    command("serve", cmd_serve, "SMTP ingest + web UI + worker in one process")
+    command("smtp", cmd_role("smtp"), "only the SMTP ingest server")
+    command("web", cmd_role("web"), "only the web UI and JSON API")
+    command("worker", cmd_role("worker"), "only the background worker")
+    command("init", cmd_init, "create or migrate the database (idempotent)")
+
+    person = sub.add_parser("person", help="manage people").add_subparsers(metavar="ACTION")
+    add = person.add_parser("add", help="register a person", parents=[common])
+    add.add_argument("email")
+    add.add_argument("--name", default="")
+    add.set_defaults(command=cmd_person_add)
+
+    token = sub.add_parser("token", help="API tokens").add_subparsers(metavar="ACTION")
+    create = token.add_parser("create", help="print a bearer token for the JSON API",
+                              parents=[common])
+    create.add_argument("email")
+    create.set_defaults(command=cmd_token_create)
+
+    quarantine = sub.add_parser("quarantine", help="mail that could not be processed")
+    actions = quarantine.add_subparsers(metavar="ACTION")
+    actions.add_parser("list", help="list quarantined mail with the reason",
+                       parents=[common]).set_defaults(command=cmd_quarantine_list)
+    retry = actions.add_parser("retry", help="process quarantined mail again", parents=[common])
+    retry.add_argument("id", nargs="?", type=int, help="one quarantine entry (default: all)")
+    retry.set_defaults(command=cmd_quarantine_retry)
+    return parser
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    _configure_logging()
+    asyncio.run(serve(open_store(settings), ROLES))
+    return 0
+
+
+def cmd_role(role: str) -> Command:
+    def run_role(args: argparse.Namespace, settings: Settings) -> int:
+        _configure_logging()
+        asyncio.run(serve(open_store(settings), [role]))
+        return 0
+
+    return run_role
+
+
+def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    open_store(settings).engine.dispose()
+    print("database ready")
+    return 0
+
+
+def _address(email: str) -> str:
+    email = email.strip().lower()
+    if email.count("@") != 1 or email.startswith("@") or email.endswith("@"):
+        raise QmailError(f"not an email address: {email!r}")
+    return email
+
+
+def cmd_person_add(args: argparse.Namespace, settings: Settings) -> int:
+    context = open_store(settings)
+    with session_scope(context.engine) as session:
+        person = get_person(session, Address(_address(args.email), args.name), settings,
+                            datetime.now(UTC))
+        if args.name:
+            person.name = args.name
+        role = "team member" if person.is_team else "external"
+        print(f"{person.email} ({role})")
+    return 0
+
+
+def _find_person(context: Store, email: str) -> models.Person:
+    with session_scope(context.engine) as session:
+        person = session.exec(
+            select(models.Person).where(models.Person.email == _address(email))
+        ).first()
+    if person is None:
+        raise QmailError(f"no such person: {email} (add them with: qmail person add {email})")
+    return person
+
+
+def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
+    context = open_store(settings)
+    person = _find_person(context, args.email)
+    with session_scope(context.engine) as session:
+        print(create_api_token(session, person))
+    return 0
+
+
+def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
+    context = open_store(settings)
+    with session_scope(context.engine) as session:
+        rows = session.exec(
+            select(models.Quarantine, models.RawMail)
+            .join(models.RawMail, col(models.RawMail.id) == models.Quarantine.raw_mail_id)
+            .where(col(models.Quarantine.resolved_at).is_(None))
+            .order_by(col(models.Quarantine.id))
+        ).all()
+        for entry, raw_mail in rows:
+            when = entry.created_at.strftime("%Y-%m-%d %H:%M")
+            print(f"{entry.id}\t{when}\t<{raw_mail.message_id}>\t{entry.reason}")
+    if not rows:
+        print("quarantine is empty")
+    return 0
+
+
+def cmd_quarantine_retry(args: argparse.Namespace, settings: Settings) -> int:
+    context = open_store(settings)
+    with session_scope(context.engine) as session:
+        query = select(models.Quarantine).where(col(models.Quarantine.resolved_at).is_(None))
+        if args.id is not None:
+            query = query.where(models.Quarantine.id == args.id)
+        entries = session.exec(query.order_by(col(models.Quarantine.id))).all()
+    if args.id is not None and not entries:
+        raise QmailError(f"no open quarantine entry {args.id}")
+    failed = 0
+    for entry in entries:
+        now = datetime.now(UTC)
+        with session_scope(context.engine) as session:
+            session.get(models.Quarantine, entry.id).resolved_at = now  # type: ignore[union-attr]
+            session.get(models.RawMail, entry.raw_mail_id).state = "pending"  # type: ignore[union-attr]
+        outcome = pipeline.process(entry.raw_mail_id, context, now)
+        failed += outcome.state == "quarantined"
+        print(f"{entry.id}\t{outcome.state}\ttask {outcome.task_number or '-'}")
+    return 1 if failed else 0

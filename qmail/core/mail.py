@@ -1,0 +1,177 @@
+"""Values passed between the stages of the mail flow.
+
+Every stage of ``ingest -> parse -> trim -> route -> store -> notify`` takes and returns
+these frozen dataclasses, so the pure stages can be tested with plain values and never
+see a socket, a session or a flanker object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Address:
+    """One mailbox: the address in lower case and the display name (may be empty)."""
+
+    email: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file carried by a mail; inline images too (``inline`` with a ``content_id``)."""
+
+    filename: str
+    content_type: str
+    content: bytes
+    content_id: str | None = None
+    inline: bool = False
+
+    @property
+    def size(self) -> int:
+        """Size of the decoded content in bytes."""
+        return len(self.content)
+
+
+@dataclass(frozen=True)
+class Mail:
+    """A parsed inbound mail, everything later stages need and nothing more.
+
+    ``message_id``, ``in_reply_to`` and ``references`` are normalized Message-IDs: no
+    angle brackets, surrounding white space removed.  ``text`` is the whole readable body
+    (the text/plain part, or the HTML part turned into text); trimming comes later.
+    ``automatic`` names why the mail was sent by a machine (an auto-reply, a bounce, a
+    list), or is ``None`` for mail written by a person.
+    """
+
+    message_id: str
+    subject: str
+    sender: Address | None
+    to: tuple[Address, ...] = ()
+    cc: tuple[Address, ...] = ()
+    reply_to: tuple[Address, ...] = ()
+    date: datetime | None = None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    text: str = ""
+    from_html: bool = False
+    attachments: tuple[Attachment, ...] = ()
+    automatic: str | None = None
+
+
+@dataclass(frozen=True)
+class Trimmed:
+    """The new text of a reply and what was removed from it (quoted history, signature)."""
+
+    text: str
+    quoted: str = ""
+
+
+@dataclass(frozen=True)
+class Reject:
+    """Refuse the mail with an SMTP reply: ``code`` (e.g. 550) and a human ``reason``."""
+
+    code: int
+    reason: str
+
+    @property
+    def reply(self) -> str:
+        """The SMTP reply line, e.g. ``550 5.1.1 Unknown recipient``."""
+        return f"{self.code} {self.reason}"
+
+
+# --- recipients: what one envelope address at our domain means ------------------------
+
+
+@dataclass(frozen=True)
+class Intake:
+    """An intake address (``tasks@domain``): a new mail there opens a task."""
+
+    address: str
+
+
+@dataclass(frozen=True)
+class ReplyTarget:
+    """A verified ``reply+TOKEN`` address: the branch it names, as the person it names.
+
+    ``private`` is the "reply privately to the team" address of a task: mail to it goes
+    to the task's hidden team branch; then ``branch_id`` is the branch the notification
+    came from.
+    """
+
+    branch_id: int
+    person_id: int
+    private: bool = False
+
+
+Recipient = Intake | ReplyTarget
+
+
+# --- routes: where a mail goes --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """Open a new task titled ``title`` with ``tags``; the sender becomes a participant."""
+
+    title: str
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Add the mail to ``branch_id``; ``author_id`` set when a token names the author.
+
+    ``via`` says what proved the route: ``token``, ``private`` (the "reply privately to the
+    team" address: the mail goes to the hidden team branch of ``branch_id``'s task),
+    ``references`` or ``subject``.
+    """
+
+    branch_id: int
+    author_id: int | None = None
+    via: str = "token"
+
+
+@dataclass(frozen=True)
+class Ignore:
+    """Keep the mail but post nothing (automatic mail); recorded on ``branch_id`` if known."""
+
+    reason: str
+    branch_id: int | None = None
+
+
+Route = NewTask | Reply | Reject | Ignore
+
+
+@dataclass(frozen=True)
+class BranchFacts:
+    """What the database knows about one branch, as routing needs it."""
+
+    branch_id: int
+    task_id: int
+    hidden: bool
+    member_emails: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Known:
+    """Facts looked up in the database before routing, so routing stays pure.
+
+    ``by_message_id`` maps stored Message-IDs (of our messages and of notifications we
+    sent) to their branch; ``by_number`` maps task numbers named in the subject to the
+    task's main branch; ``team_emails`` says which addresses belong to team members.
+    """
+
+    by_message_id: dict[str, BranchFacts] = field(default_factory=dict)
+    by_number: dict[int, BranchFacts] = field(default_factory=dict)
+    team_emails: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The SMTP envelope: ``MAIL FROM`` (empty for bounces) and the ``RCPT TO`` list."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]

@@ -1,0 +1,151 @@
+"""Database tables (SQLModel).  Tables only: the queries live in ``store.py``.
+
+The same schema runs on SQLite and PostgreSQL; ``qmail/migrations`` (Alembic) creates and
+migrates it, and a test checks that the migrations match these classes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, DateTime, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _when(index: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(DateTime(timezone=True), nullable=False, index=index)
+
+
+class Person(SQLModel, table=True):
+    """Every address qmail has ever seen; ``is_team`` for members of the team."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True, index=True)
+    name: str = Field(default="", max_length=200)
+    is_team: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for the JSON API; only its SHA-256 is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class Counter(SQLModel, table=True):
+    """Named counters (the next task number), bumped with UPDATE … RETURNING."""
+
+    name: str = Field(primary_key=True, max_length=40)
+    value: int = 0
+
+
+class Task(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    number: int = Field(unique=True, index=True)
+    title: str = Field(default="", sa_column=Column(Text, nullable=False))
+    status: str = Field(default="open", max_length=20, index=True)
+    created_by_id: int | None = Field(default=None, foreign_key="person.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_when(index=True))
+
+
+class Branch(SQLModel, table=True):
+    """A line of discussion in a task: the main branch, or a hidden one with its members."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", index=True)
+    hidden: bool = False
+    parent_id: int | None = Field(default=None, foreign_key="branch.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class BranchMember(SQLModel, table=True):
+    branch_id: int = Field(foreign_key="branch.id", primary_key=True)
+    person_id: int = Field(foreign_key="person.id", primary_key=True, index=True)
+    added_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class RawMail(SQLModel, table=True):
+    """Every accepted mail, byte for byte, stored before 250 is answered.
+
+    ``state``: ``pending`` (stored, not yet processed), ``done``, ``ignored`` (automatic
+    mail), ``rejected`` (malformed) or ``quarantined`` (processing failed; see Quarantine).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=998, unique=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    mail_from: str = Field(default="", max_length=998)
+    rcpt_tos: str = Field(default="", sa_column=Column(Text, nullable=False))
+    state: str = Field(default="pending", max_length=20, index=True)
+    received_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class Quarantine(SQLModel, table=True):
+    """Accepted mail that could not be processed, with the reason; retried by the CLI."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    raw_mail_id: int = Field(foreign_key="rawmail.id", index=True)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    resolved_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class Message(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("branch_id", "message_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", index=True)
+    branch_id: int = Field(foreign_key="branch.id", index=True)
+    author_id: int = Field(foreign_key="person.id", index=True)
+    text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    quoted: str = Field(default="", sa_column=Column(Text, nullable=False))
+    full_text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False))
+    message_id: str = Field(max_length=998, index=True)
+    in_reply_to: str = Field(default="", max_length=998)
+    references: str = Field(default="", sa_column=Column(Text, nullable=False))
+    source: str = Field(default="email", max_length=20)
+    raw_mail_id: int | None = Field(default=None, foreign_key="rawmail.id")
+    sent_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class Attachment(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id", index=True)
+    filename: str = Field(max_length=255)
+    content_type: str = Field(max_length=255)
+    size: int
+    content_id: str | None = Field(default=None, max_length=998)
+    inline: bool = False
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Tag(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True, index=True)
+
+
+class TaskTag(SQLModel, table=True):
+    task_id: int = Field(foreign_key="task.id", primary_key=True)
+    tag_id: int = Field(foreign_key="tag.id", primary_key=True, index=True)
+
+
+class Event(SQLModel, table=True):
+    """Something that happened on a task (new task, message, automatic mail ignored…)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int | None = Field(default=None, foreign_key="task.id", index=True)
+    branch_id: int | None = Field(default=None, foreign_key="branch.id")
+    person_id: int | None = Field(default=None, foreign_key="person.id")
+    kind: str = Field(max_length=40)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False))
+    raw_mail_id: int | None = Field(default=None, foreign_key="rawmail.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when(index=True))

@@ -1,0 +1,122 @@
+"""The mail flow on one screen: ingest -> parse -> trim -> route -> store.
+
+``accept()`` is the single way in for the SMTP handler, ``qmail quarantine retry`` and the
+tests.  It stores the raw bytes first and commits, so that ``250`` means "durably kept";
+everything after that either posts the mail or quarantines it with the reason.  Nothing
+accepted is dropped.  One log line per message, Message-ID first, never a body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session
+
+from qmail import models, store
+from qmail.core.addresses import TokenAddress, parse_recipient
+from qmail.core.mail import Envelope, Recipient, Reject
+from qmail.core.parse import parse_mail, read_message_id
+from qmail.core.route import route_mail, task_number
+from qmail.core.trim import trim_reply
+from qmail.db import session_scope
+from qmail.errors import TemporaryFailure
+
+log = logging.getLogger(__name__)
+
+REJECT_NOT_ALLOWED = Reject(550, "5.7.1 You may not post to this discussion")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one inbound mail; ``reject`` is set when the sender gets a 5xx."""
+
+    raw_mail_id: int
+    state: str
+    task_number: int | None = None
+    duplicate: bool = False
+    reject: Reject | None = None
+
+
+def accept(raw: bytes, envelope: Envelope, context: store.Store, now: datetime) -> Outcome:
+    """Store ``raw`` durably, then process it; raises ``TemporaryFailure`` on an outage."""
+    message_id = read_message_id(raw)
+    try:
+        with session_scope(context.engine) as session:
+            raw_mail, is_new = store.save_raw(
+                session, raw, message_id, envelope.mail_from, envelope.rcpt_tos, now
+            )
+            raw_mail_id = raw_mail.id
+    except (OperationalError, DBAPIError) as error:
+        log.warning("<%s> not stored, asking the sender to retry: %s", message_id, error)
+        raise TemporaryFailure("database unavailable") from error
+    assert raw_mail_id is not None
+    if not is_new:
+        log.info("<%s> duplicate of raw mail %s, stored once", message_id, raw_mail_id)
+        return Outcome(raw_mail_id, raw_mail.state, duplicate=True)
+    return process(raw_mail_id, context, now)
+
+
+def process(raw_mail_id: int, context: store.Store, now: datetime) -> Outcome:
+    """Parse, trim, route and store one raw mail; a crash quarantines it."""
+    try:
+        with session_scope(context.engine) as session:
+            outcome = _process(session, raw_mail_id, context, now)
+    except Exception as error:
+        log.exception("raw mail %s quarantined", raw_mail_id)
+        reason = f"{type(error).__name__}: {error}"
+        try:
+            with session_scope(context.engine) as session:
+                store.quarantine(session, raw_mail_id, reason, now)
+        except Exception:  # the raw mail stays "pending": the worker's sweep retries it
+            log.exception("raw mail %s left pending: quarantine not writable", raw_mail_id)
+        return Outcome(raw_mail_id, "quarantined")
+    return outcome
+
+
+def _process(session: Session, raw_mail_id: int, context: store.Store, now: datetime) -> Outcome:
+    raw_mail = session.get(models.RawMail, raw_mail_id)
+    assert raw_mail is not None
+    mail = parse_mail(raw_mail.raw)
+    if isinstance(mail, Reject):
+        return _rejected(raw_mail, mail)
+    recipients = resolve_recipients(json.loads(raw_mail.rcpt_tos), context)
+    known = store.known_for(session, mail, task_number(mail.subject), context.settings)
+    route = route_mail(mail, recipients, known, raw_mail.mail_from)
+    if isinstance(route, Reject):
+        return _rejected(raw_mail, route)
+    try:
+        posted = store.apply_route(
+            session, route, mail, trim_reply(mail.text), raw_mail, context.settings, now
+        )
+    except PermissionError as error:
+        log.info("<%s> refused: %s", raw_mail.message_id, error)
+        return _rejected(raw_mail, REJECT_NOT_ALLOWED)
+    log.info("<%s> %s -> task %s (%s)", raw_mail.message_id, raw_mail.state,
+             posted.task_number, type(route).__name__)
+    return Outcome(raw_mail_id, raw_mail.state, posted.task_number)
+
+
+def _rejected(raw_mail: models.RawMail, reject: Reject) -> Outcome:
+    raw_mail.state = "rejected"
+    log.info("<%s> rejected: %s", raw_mail.message_id, reject.reply)
+    assert raw_mail.id is not None
+    return Outcome(raw_mail.id, "rejected", reject=reject)
+
+
+def resolve_recipients(rcpt_tos: list[str], context: store.Store) -> tuple[Recipient, ...]:
+    """Our envelope recipients as routing values; tokens verified, others dropped."""
+    recipients = (recipient_for(address, context) for address in rcpt_tos)
+    return tuple(recipient for recipient in recipients if recipient is not None)
+
+
+def recipient_for(address: str, context: store.Store) -> Recipient | None:
+    """What ``address`` means to us: an intake, a verified reply target, or ``None``."""
+    mail = context.settings.mail
+    parsed = parse_recipient(address, mail.domain, mail.intake_addresses)
+    if isinstance(parsed, TokenAddress):
+        return context.tokens.read(parsed.token)
+    return parsed

@@ -1,0 +1,113 @@
+"""Running qmail's roles: the SMTP ingest server, the web app and the worker.
+
+``qmail serve`` runs all three in one event loop (the embedded default); ``qmail smtp``,
+``qmail web`` and ``qmail worker`` run one each, for scale-out against PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import uvicorn
+from sqlmodel import col, select
+
+from qmail import models, pipeline
+from qmail.config import Settings, secret_key
+from qmail.core.mail import Envelope
+from qmail.db import create_db_engine, migrate, session_scope
+from qmail.ingest import IngestHandler, start_smtp_server
+from qmail.store import Store
+from qmail.tokens import ReplyTokens
+
+log = logging.getLogger(__name__)
+ROLES = ("smtp", "web", "worker")
+STALE_PENDING = timedelta(minutes=2)
+
+
+def open_store(settings: Settings, create: bool = True) -> Store:
+    """The database (created or migrated when ``create``) and the signing keys."""
+    engine = create_db_engine(settings)
+    if create:
+        migrate(engine)
+    return Store(engine, settings, ReplyTokens(secret_key(settings)))
+
+
+def accept(context: Store, raw: bytes, envelope: Envelope, now: datetime) -> pipeline.Outcome:
+    return pipeline.accept(raw, envelope, context, now)
+
+
+def ingest_handler(context: Store) -> IngestHandler:
+    return IngestHandler(
+        context.settings,
+        resolve=partial(pipeline.recipient_for, context=context),
+        accept=partial(accept, context),
+    )
+
+
+def sweep_pending(context: Store, now: datetime) -> int:
+    """Process raw mails left ``pending`` by a crash between storing and processing."""
+    with session_scope(context.engine) as session:
+        ids = session.exec(
+            select(models.RawMail.id).where(
+                models.RawMail.state == "pending",
+                col(models.RawMail.received_at) < now - STALE_PENDING,
+            )
+        ).all()
+    for raw_mail_id in ids:
+        assert raw_mail_id is not None
+        pipeline.process(raw_mail_id, context, now)
+    return len(ids)
+
+
+async def worker(context: Store, interval: float = 5.0) -> None:
+    """The background worker: for now it finishes mail a crash left half-processed."""
+    while True:
+        try:
+            await asyncio.to_thread(sweep_pending, context, datetime.now(UTC))
+        except Exception:
+            log.exception("worker sweep failed; trying again in %ss", interval)
+        await asyncio.sleep(interval)
+
+
+async def serve(context: Store, roles: Iterable[str]) -> None:
+    """Run the given roles until SIGINT/SIGTERM."""
+    roles = set(roles)
+    settings = context.settings
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    tasks: list[asyncio.Task[None]] = []
+    smtp_server = None
+    if "smtp" in roles:
+        smtp_server = await start_smtp_server(settings, ingest_handler(context))
+    web_server = None
+    if "web" in roles:
+        from qmail.web.app import create_app
+
+        config = uvicorn.Config(
+            create_app(settings, context.engine), host=settings.web.host,
+            port=settings.web.port, log_level="info", lifespan="on",
+        )
+        # uvicorn captures SIGINT/SIGTERM while it serves, then re-raises them to the
+        # handlers installed above, so one signal stops every role.
+        web_server = uvicorn.Server(config)
+        tasks.append(asyncio.create_task(web_server.serve()))
+        log.info("web app on http://%s:%s", settings.web.host, settings.web.port)
+    worker_task = asyncio.create_task(worker(context)) if "worker" in roles else None
+    await stop.wait()
+    log.info("shutting down")
+    if smtp_server is not None:
+        smtp_server.close()
+        await smtp_server.wait_closed()
+    if web_server is not None:
+        web_server.should_exit = True
+    if worker_task is not None:
+        worker_task.cancel()
+        tasks.append(worker_task)
+    await asyncio.gather(*tasks, return_exceptions=True)

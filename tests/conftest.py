@@ -1,0 +1,108 @@
+"""Fixtures shared by every test: mail fixtures, settings, a store, ports and waiting.
+
+Each test gets its own database: a fresh SQLite file under ``tmp_path``, or, when
+``QMAIL_TEST_DATABASE_URL`` names a PostgreSQL database, a fresh schema in it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from qmail import store as store_module
+from qmail.config import Settings, load
+from qmail.db import create_db_engine, migrate
+from qmail.tokens import ReplyTokens
+
+MAIL_DIR = Path(__file__).parent / "mail"
+TEST_DATABASE_URL = os.environ.get("QMAIL_TEST_DATABASE_URL", "")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SECRET = "test-secret-key-not-for-production"
+
+
+def eml_bytes(name: str) -> bytes:
+    """The raw bytes of ``tests/mail/<name>.eml``."""
+    return (MAIL_DIR / f"{name}.eml").read_bytes()
+
+
+def expected(name: str) -> dict:
+    """The golden ``tests/mail/<name>.expected.json`` of a fixture."""
+    return json.loads((MAIL_DIR / f"{name}.expected.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def eml():
+    """``eml(name)`` -> raw bytes of a mail fixture."""
+    return eml_bytes
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+        except Exception:  # noqa: BLE001 - not ready yet
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {check}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database for one test."""
+    if not TEST_DATABASE_URL:
+        yield f"sqlite:///{tmp_path}/qmail.db"
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(TEST_DATABASE_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in TEST_DATABASE_URL else "?"
+    yield f"{TEST_DATABASE_URL}{separator}options=-csearch_path%3D{schema}"
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings for one test: its own database and folder; the team is at example.com."""
+    settings = load(
+        env={
+            "QMAIL_DATABASE__URL": database_url,
+            "QMAIL_MAIL__DOMAIN": "example.com",
+            "QMAIL_MAIL__TEAM_DOMAINS": "example.com",
+            "QMAIL_SECURITY__SECRET_KEY": SECRET,
+        }
+    )
+    return dataclasses.replace(settings, root=str(tmp_path))
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[store_module.Store]:
+    """A migrated database and what the pipeline needs around it."""
+    engine = create_db_engine(settings)
+    migrate(engine)
+    yield store_module.Store(engine, settings, ReplyTokens(SECRET))
+    engine.dispose()

@@ -1,0 +1,120 @@
+"""Real servers on loopback ports: the SMTP ingest server and the web app under uvicorn.
+
+Tests talk to them with real clients: ``smtplib`` and ``httpx``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import smtplib
+import threading
+from collections.abc import Coroutine, Iterator
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from qmail import pipeline
+from qmail.config import Settings
+from qmail.ingest import IngestHandler, start_smtp_server
+from qmail.store import Store
+from tests.conftest import free_port, wait_until
+
+
+class LoopThread:
+    """An asyncio event loop in a background thread, to host servers during a test."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.fixture
+def loop_thread() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    yield thread
+    thread.stop()
+
+
+@dataclasses.dataclass
+class SmtpServer:
+    host: str
+    port: int
+    store: Store
+
+    def client(self) -> smtplib.SMTP:
+        return smtplib.SMTP(self.host, self.port, timeout=10)
+
+    def send(self, raw: bytes, to: list[str] | str, sender: str = "client@acme.test") -> dict:
+        """Send ``raw`` through the real server; returns smtplib's refused recipients."""
+        with self.client() as client:
+            return client.sendmail(sender, to, raw)
+
+
+def accept_now(store: Store, raw: bytes, envelope: Any, now: datetime) -> pipeline.Outcome:
+    return pipeline.accept(raw, envelope, store, now)
+
+
+@pytest.fixture
+def smtp_server(store: Store, loop_thread: LoopThread) -> Iterator[SmtpServer]:
+    """The ingest server on an ephemeral loopback port, backed by the test's store."""
+    settings = store.settings.replace(smtp={"host": "127.0.0.1", "port": free_port()})
+    handler = IngestHandler(
+        settings,
+        resolve=partial(pipeline.recipient_for, context=store),
+        accept=partial(accept_now, store),
+    )
+    server = loop_thread.run(start_smtp_server(settings, handler))
+    yield SmtpServer(settings.smtp.host, settings.smtp.port, store)
+    loop_thread.run(close_server(server))
+
+
+async def close_server(server: asyncio.Server) -> None:
+    server.close()
+    await server.wait_closed()
+
+
+@dataclasses.dataclass
+class WebServer:
+    base_url: str
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=10)
+
+
+@pytest.fixture
+def web_server(store: Store) -> Iterator[WebServer]:
+    """``create_app()`` served by uvicorn on an ephemeral loopback port."""
+    from qmail.web.app import create_app
+
+    port = free_port()
+    settings: Settings = store.settings.replace(
+        web={"host": "127.0.0.1", "port": port, "base_url": f"http://127.0.0.1:{port}"}
+    )
+    app = create_app(settings, store.engine)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, timeout=15)
+    yield WebServer(f"http://127.0.0.1:{port}")
+    server.should_exit = True
+    thread.join(10)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

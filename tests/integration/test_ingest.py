@@ -1,0 +1,253 @@
+"""Mail in: the real SMTP server on a loopback port, talked to with smtplib.
+
+Every test sends real .eml fixtures through the ingest server and then reads what the
+database holds: the task, the branch, the new text and what was removed as quoted.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import pytest
+from sqlmodel import Session, col, select
+
+from qmail import cli, models, pipeline
+from qmail.config import Settings
+from qmail.core.addresses import reply_address
+from qmail.core.mail import ReplyTarget
+from qmail.db import create_db_engine
+from qmail.ingest import (
+    REPLY_BAD_TOKEN,
+    REPLY_TRY_LATER,
+    REPLY_UNKNOWN_RECIPIENT,
+    IngestHandler,
+    start_smtp_server,
+)
+from qmail.store import Store
+from tests.conftest import MAIL_DIR, SECRET, eml_bytes, expected, free_port
+from tests.integration.conftest import SmtpServer, accept_now, close_server
+
+INTAKE = "tasks@example.com"
+FIRST = "intake_thunderbird_en"
+
+
+def tasks(store: Store) -> list[models.Task]:
+    with Session(store.engine) as session:
+        return list(session.exec(select(models.Task).order_by(col(models.Task.number))).all())
+
+
+def messages(store: Store, number: int = 1) -> list[models.Message]:
+    with Session(store.engine) as session:
+        return list(
+            session.exec(
+                select(models.Message)
+                .join(models.Task, col(models.Task.id) == models.Message.task_id)
+                .where(models.Task.number == number)
+                .order_by(col(models.Message.id))
+            ).all()
+        )
+
+
+def token_for(store: Store, number: int, email: str) -> str:
+    """The reply address a notification to ``email`` about task ``number`` would carry."""
+    with Session(store.engine) as session:
+        task = session.exec(select(models.Task).where(models.Task.number == number)).one()
+        branch = session.exec(select(models.Branch).where(models.Branch.task_id == task.id)).first()
+        person = session.exec(select(models.Person).where(models.Person.email == email)).one()
+        assert branch is not None and branch.id is not None and person.id is not None
+        token = store.tokens.make(ReplyTarget(branch.id, person.id))
+    return reply_address(token, store.settings.mail.domain)
+
+
+def open_first_task(smtp_server: SmtpServer) -> models.Task:
+    smtp_server.send(eml_bytes(FIRST), INTAKE, sender="carol@acme.test")
+    (task,) = tasks(smtp_server.store)
+    return task
+
+
+def test_mail_to_intake_opens_a_task_with_title_tags_and_trimmed_text(smtp_server):
+    golden = expected(FIRST)
+    task = open_first_task(smtp_server)
+    assert (task.number, task.title, task.status) == (1, golden["title"], "open")
+    with Session(smtp_server.store.engine) as session:
+        tags = session.exec(
+            select(models.Tag.name).join(models.TaskTag).where(models.TaskTag.task_id == task.id)
+        ).all()
+        author = session.exec(select(models.Person).where(models.Person.email == "carol@acme.test")).one()
+        member = session.get(models.BranchMember, (messages(smtp_server.store)[0].branch_id, author.id))
+    assert sorted(tags) == golden["tags"]
+    (message,) = messages(smtp_server.store)
+    assert message.text == golden["text"]
+    assert golden["quoted_contains"][0] in message.quoted
+    assert (author.name, author.is_team) == ("Carol Client", False)
+    assert member is not None, "the sender takes part in the task"
+
+
+def test_reply_through_its_token_lands_in_the_branch_as_that_person(smtp_server):
+    open_first_task(smtp_server)
+    address = token_for(smtp_server.store, 1, "carol@acme.test")
+    smtp_server.send(eml_bytes("intake_followup_in_reply_to"), address, sender="carol@acme.test")
+    first, reply = messages(smtp_server.store)
+    assert reply.branch_id == first.branch_id
+    assert reply.text == expected("intake_followup_in_reply_to")["text"]
+    assert len(tasks(smtp_server.store)) == 1
+
+
+def test_reply_with_only_in_reply_to_lands_in_the_task(smtp_server):
+    open_first_task(smtp_server)
+    smtp_server.send(eml_bytes("intake_followup_in_reply_to"), INTAKE, sender="carol@acme.test")
+    assert len(tasks(smtp_server.store)) == 1
+    first, reply = messages(smtp_server.store)
+    assert reply.branch_id == first.branch_id
+    assert reply.in_reply_to == "5c1f0e2a-77b1-4f0e-9d0a-4a1b2c3d4e5f@acme.test"
+
+
+REPLIES = sorted(path.stem for path in MAIL_DIR.glob("reply_*.eml"))
+
+
+@pytest.mark.parametrize("name", REPLIES)
+def test_each_mail_client_reply_is_trimmed_exactly_as_expected(smtp_server, name):
+    open_first_task(smtp_server)
+    address = token_for(smtp_server.store, 1, "carol@acme.test")
+    refused = smtp_server.send(eml_bytes(name), address, sender="carol@acme.test")
+    assert refused == {}
+    reply = messages(smtp_server.store)[-1]
+    golden = expected(name)
+    assert reply.text == golden["text"]
+    for fragment in golden.get("quoted_contains", []):
+        assert fragment in reply.quoted
+
+
+def test_the_same_mail_delivered_twice_is_stored_once(smtp_server):
+    raw = eml_bytes(FIRST)
+    smtp_server.send(raw, INTAKE)
+    smtp_server.send(raw, INTAKE)  # e.g. a retry after a timeout
+    smtp_server.send(raw, [INTAKE, "tasks@example.com"])
+    assert len(tasks(smtp_server.store)) == 1
+    with Session(smtp_server.store.engine) as session:
+        assert len(session.exec(select(models.RawMail)).all()) == 1
+
+
+def test_one_mail_to_two_of_our_addresses_is_stored_once(smtp_server):
+    open_first_task(smtp_server)
+    address = token_for(smtp_server.store, 1, "carol@acme.test")
+    smtp_server.send(eml_bytes("intake_followup_in_reply_to"), [address, INTAKE])
+    assert len(messages(smtp_server.store)) == 2
+    assert len(tasks(smtp_server.store)) == 1
+
+
+def test_auto_reply_is_recorded_but_not_posted(smtp_server):
+    open_first_task(smtp_server)
+    smtp_server.send(eml_bytes("intake_out_of_office"), INTAKE, sender="dave@globex.test")
+    assert len(messages(smtp_server.store)) == 1
+    with Session(smtp_server.store.engine) as session:
+        event = session.exec(select(models.Event).where(models.Event.kind == "ignored")).one()
+        raw_mail = session.get(models.RawMail, event.raw_mail_id)
+    assert event.task_id == tasks(smtp_server.store)[0].id
+    assert "auto-replied" in event.detail
+    assert raw_mail is not None and raw_mail.state == "ignored"
+
+
+def test_bounce_with_null_sender_is_not_posted(smtp_server):
+    smtp_server.send(eml_bytes(FIRST), INTAKE, sender="")
+    assert tasks(smtp_server.store) == []
+
+
+def _refused_rcpt(smtp_server: SmtpServer, address: str) -> tuple[int, bytes]:
+    with smtp_server.client() as client:
+        client.ehlo()
+        client.mail("carol@acme.test")
+        return client.rcpt(address)
+
+
+@pytest.mark.parametrize(
+    ("address", "reply"),
+    [
+        ("nobody@example.com", REPLY_UNKNOWN_RECIPIENT),
+        ("tasks@elsewhere.test", REPLY_UNKNOWN_RECIPIENT),
+        ("reply+12-3-b-aaaaaaaaaaaaaaaaaaaaaaaaaa@example.com", REPLY_BAD_TOKEN),
+        ("reply+not-a-token@example.com", REPLY_BAD_TOKEN),
+    ],
+)
+def test_unknown_recipients_and_forged_tokens_are_refused_with_550(smtp_server, address, reply):
+    code, text = _refused_rcpt(smtp_server, address)
+    assert f"{code} {text.decode()}" == reply
+
+
+def test_mail_over_the_size_limit_is_refused_with_552(store, loop_thread):
+    settings = store.settings.replace(smtp={"port": free_port(), "max_message_size": 10_000})
+    handler = IngestHandler(settings, resolve=lambda a: pipeline.recipient_for(a, store),
+                            accept=lambda *args: accept_now(store, *args))
+    server = loop_thread.run(start_smtp_server(settings, handler))
+    try:
+        raw = eml_bytes(FIRST) + (b"x" * 76 + b"\r\n") * 300
+        with smtplib.SMTP("127.0.0.1", settings.smtp.port, timeout=10) as client:
+            # a client that announces the size (SIZE=) is refused before sending it
+            with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+                client.sendmail("carol@acme.test", [INTAKE], raw)
+            assert refused.value.smtp_code == 552
+            # one that does not is refused at the end of DATA
+            client.rset()
+            client.mail("carol@acme.test")
+            client.rcpt(INTAKE)
+            code, _ = client.data(raw)
+            assert code == 552
+    finally:
+        loop_thread.run(close_server(server))
+    assert tasks(store) == []
+
+
+def test_database_outage_answers_451_so_the_sender_retries(settings: Settings, loop_thread,
+                                                            tmp_path):
+    broken = settings.replace(database={"url": f"sqlite:///{tmp_path}/missing/dir/x.db"},
+                              smtp={"port": free_port()})
+    engine = create_db_engine(broken)
+    (tmp_path / "missing" / "dir").rmdir()  # the database vanishes after start-up
+    from qmail.tokens import ReplyTokens
+
+    outage = Store(engine, broken, ReplyTokens(SECRET))
+    handler = IngestHandler(broken, resolve=lambda a: pipeline.recipient_for(a, outage),
+                            accept=lambda *args: accept_now(outage, *args))
+    server = loop_thread.run(start_smtp_server(broken, handler))
+    try:
+        with pytest.raises(smtplib.SMTPDataError) as refused, \
+                smtplib.SMTP("127.0.0.1", broken.smtp.port, timeout=10) as client:
+            client.sendmail("carol@acme.test", [INTAKE], eml_bytes(FIRST))
+        assert f"{refused.value.smtp_code} {refused.value.smtp_error.decode()}" == REPLY_TRY_LATER
+    finally:
+        loop_thread.run(close_server(server))
+
+
+def write_config(settings: Settings, path) -> str:
+    """A TOML file for the CLI that names the test's database and secret."""
+    path.write_text(
+        f'[mail]\ndomain = "{settings.mail.domain}"\nteam_domains = ["example.com"]\n'
+        f'[database]\nurl = "{settings.database.url}"\n'
+        f'[security]\nsecret_key = "{SECRET}"\n'
+    )
+    return str(path)
+
+
+def test_mail_whose_processing_fails_is_quarantined_then_retried(smtp_server, monkeypatch,
+                                                                 tmp_path, capsys):
+    def broken_trim(text: str):
+        raise RuntimeError("trimmer bug")
+
+    monkeypatch.setattr(pipeline, "trim_reply", broken_trim)
+    assert smtp_server.send(eml_bytes(FIRST), INTAKE) == {}  # accepted: 250
+    assert tasks(smtp_server.store) == []
+    with Session(smtp_server.store.engine) as session:
+        entry = session.exec(select(models.Quarantine)).one()
+        raw_mail = session.get(models.RawMail, entry.raw_mail_id)
+    assert entry.reason == "RuntimeError: trimmer bug"
+    assert raw_mail is not None and raw_mail.state == "quarantined"
+
+    config = write_config(smtp_server.store.settings, tmp_path / "qmail.toml")
+    assert cli.main(["quarantine", "list", "--config", config]) == 0
+    assert "RuntimeError: trimmer bug" in capsys.readouterr().out
+
+    monkeypatch.undo()  # the bug is fixed
+    assert cli.main(["quarantine", "retry", "--config", config]) == 0
+    assert capsys.readouterr().out == f"{entry.id}\tdone\ttask 1\n"
+    assert [task.title for task in tasks(smtp_server.store)] == [expected(FIRST)["title"]]
+    assert cli.main(["quarantine", "list", "--config", config]) == 0
+    assert capsys.readouterr().out == "quarantine is empty\n"

@@ -1,0 +1,106 @@
+"""Configuration: TOML, environment overrides, defaults and one-line errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from qmail.config import Settings, load, secret_key
+from qmail.errors import ConfigError
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_defaults_match_the_contract():
+    settings = load(env={})
+    assert settings.mail.domain == "localhost"
+    assert settings.mail.intake_addresses == ("tasks@localhost",)
+    assert settings.mail.team_name == "qmail"
+    assert (settings.smtp.host, settings.smtp.port) == ("127.0.0.1", 2525)
+    assert settings.smtp.max_message_size == 26_214_400
+    assert (settings.web.host, settings.web.port) == ("127.0.0.1", 8000)
+    assert settings.web.base_url == "http://127.0.0.1:8000"
+    assert settings.database.url == "sqlite:///var/qmail.db"
+    assert settings.outbound.transport == "maildir"
+    assert settings.outbound.maildir == "var/outbox"
+    assert settings.security.magic_link_ttl == 86_400
+
+
+def test_example_config_documents_every_setting():
+    example = tomllib.loads((ROOT / "config.example.toml").read_text())
+    for section in dataclasses.fields(Settings):
+        if section.name == "root":
+            continue
+        keys = {f.name for f in dataclasses.fields(section.default_factory())}  # type: ignore[misc]
+        assert set(example[section.name]) == keys, section.name
+
+
+def test_example_config_loads_to_the_defaults():
+    settings = load(ROOT / "config.example.toml", env={})
+    assert dataclasses.replace(settings, root=".") == dataclasses.replace(load(env={}), root=".")
+
+
+def test_environment_overrides_the_file(tmp_path):
+    path = tmp_path / "qmail.toml"
+    path.write_text('[smtp]\nport = 2600\n[mail]\ndomain = "acme.test"\n')
+    settings = load(path, env={"QMAIL_SMTP__PORT": "2526",
+                               "QMAIL_MAIL__TEAM_DOMAINS": "acme.test, Acme.EU"})
+    assert settings.smtp.port == 2526
+    assert settings.mail.domain == "acme.test"
+    assert settings.mail.team_domains == ("acme.test", "acme.eu")
+    assert settings.mail.intake_addresses == ("tasks@acme.test",)
+
+
+def test_config_path_may_come_from_the_environment(tmp_path):
+    path = tmp_path / "qmail.toml"
+    path.write_text("[web]\nport = 8111\n")
+    assert load(env={"QMAIL_CONFIG": str(path)}).web.port == 8111
+
+
+def test_relative_paths_are_relative_to_the_config_folder(tmp_path):
+    path = tmp_path / "etc" / "qmail.toml"
+    path.parent.mkdir()
+    path.write_text("")
+    assert load(path, env={}).path("var/outbox") == tmp_path / "etc" / "var" / "outbox"
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "message"),
+    [
+        ("[smtp]\nport = 'abc'\n", {}, "smtp.port must be a whole number"),
+        ("", {"QMAIL_SMTP__PORT": "abc"}, "smtp.port must be a whole number"),
+        ("[smtp]\nport = 70000\n", {}, "smtp.port must be between 1 and 65535"),
+        ("[smtp]\nportt = 1\n", {}, "unknown config key: smtp.portt"),
+        ("[nope]\n", {}, "unknown config section: [nope]"),
+        ("[outbound]\ntransport = 'pigeon'\n", {}, "outbound.transport must be"),
+        ("[outbound]\ntransport = 'smtp'\n", {}, "outbound.host is required"),
+        ("[mail]\nteam_domains = 'x.org'\n", {}, "mail.team_domains must be a list"),
+        ("[mail]\ndomain = 'a b'\n", {}, "mail.domain must be a domain name"),
+        ("[mail]\nintake = ['tasks@elsewhere.org']\n", {}, "is not at localhost"),
+        ("[starttls\n", {}, "is not valid TOML"),
+        ("", {"QMAIL_OUTBOUND__STARTTLS": "maybe"}, "outbound.starttls must be true or false"),
+        ("[web]\nbase_url = 'example.com'\n", {}, "web.base_url must start with http"),
+    ],
+)
+def test_a_bad_value_stops_start_up_with_one_clear_line(tmp_path, toml, env, message):
+    path = tmp_path / "qmail.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")) as caught:
+        load(path, env=env)
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load(tmp_path / "missing.toml", env={})
+
+
+def test_secret_key_is_generated_once_and_kept(tmp_path):
+    settings = dataclasses.replace(load(env={}), root=str(tmp_path))
+    first = secret_key(settings)
+    assert len(first) > 40
+    assert secret_key(settings) == first
+    assert (tmp_path / "var" / "secret_key").stat().st_mode & 0o777 == 0o600

@@ -1,0 +1,39 @@
+"""qmail/core imports only the stdlib's pure parts, flanker, html2text and jinja2."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+CORE = Path(__file__).parents[2] / "qmail" / "core"
+ALLOWED_THIRD_PARTY = {"flanker", "html2text", "jinja2", "qmail"}
+FORBIDDEN_STDLIB = {"os", "socket", "smtplib", "subprocess", "threading", "asyncio", "sqlite3"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("path", sorted(CORE.glob("*.py")), ids=lambda p: p.name)
+def test_core_module_has_no_io_imports(path):
+    for name in imported_modules(path):
+        if name in sys.stdlib_module_names:
+            assert name not in FORBIDDEN_STDLIB, f"{path.name} imports {name}"
+        else:
+            assert name in ALLOWED_THIRD_PARTY, f"{path.name} imports {name}"
+
+
+@pytest.mark.parametrize("path", sorted(CORE.glob("*.py")), ids=lambda p: p.name)
+def test_core_module_never_reads_the_clock(path):
+    source = path.read_text(encoding="utf-8")
+    assert ".now(" not in source and "utcnow(" not in source and "time.time(" not in source

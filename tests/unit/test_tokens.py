@@ -1,0 +1,54 @@
+"""Reply tokens: signed, short, case-insensitive, bound to a branch and a person."""
+
+from __future__ import annotations
+
+import pytest
+
+from qmail.core.addresses import reply_address
+from qmail.core.mail import ReplyTarget
+from qmail.tokens import ReplyTokens
+
+TOKENS = ReplyTokens("secret")
+
+
+def test_token_round_trips_to_its_branch_and_person():
+    target = ReplyTarget(branch_id=12, person_id=345)
+    assert TOKENS.read(TOKENS.make(target)) == target
+
+
+def test_private_token_round_trips():
+    target = ReplyTarget(branch_id=12, person_id=345, private=True)
+    assert TOKENS.read(TOKENS.make(target)) == target
+
+
+def test_reply_address_fits_in_an_smtp_local_part():
+    token = TOKENS.make(ReplyTarget(branch_id=10**11, person_id=10**11))
+    assert len(reply_address(token, "x").split("@")[0]) <= 64
+
+
+def test_mta_that_upper_cases_local_parts_does_not_break_tokens():
+    target = ReplyTarget(3, 4)
+    assert TOKENS.read(TOKENS.make(target).upper()) == target
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda t: t.replace("12-", "13-", 1),  # another branch, same signature
+        lambda t: t.replace("-345-", "-346-"),  # another person
+        lambda t: t.replace("-b-", "-p-"),  # promote to the private address
+        lambda t: t[:-1] + ("a" if t[-1] != "a" else "b"),  # damaged signature
+        lambda t: t[:-2],  # truncated
+        lambda t: "",
+        lambda t: "12-345-b-" + "a" * 26,
+        lambda t: t + "'; drop table person; --",
+    ],
+)
+def test_forged_or_damaged_tokens_are_refused(forge):
+    token = TOKENS.make(ReplyTarget(12, 345))
+    assert TOKENS.read(forge(token)) is None
+
+
+def test_token_from_another_secret_is_refused():
+    token = ReplyTokens("other secret").make(ReplyTarget(12, 345))
+    assert TOKENS.read(token) is None
