@@ -1,0 +1,162 @@
+"""The command line: in-process through ``cli.main(argv)``, plus real ``qmail serve`` runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import smtplib
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import Session, select
+
+from qmail import cli, models
+from qmail.config import Settings
+from tests.conftest import IN_CI, SECRET, eml_bytes, free_port, wait_until
+
+ROOT = Path(__file__).parents[2]
+
+
+def write_config(settings: Settings, path: Path, **sections: dict[str, object]) -> str:
+    """A TOML file for the CLI naming the test's database and secret, plus ``sections``."""
+    values: dict[str, dict[str, object]] = {
+        "mail": {"domain": settings.mail.domain, "team_domains": list(settings.mail.team_domains)},
+        "database": {"url": settings.database.url},
+        "security": {"secret_key": SECRET},
+    }
+    for name, keys in sections.items():
+        values.setdefault(name, {}).update(keys)
+    lines = []
+    for name, keys in values.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{key} = {_toml(value)}" for key, value in keys.items())
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@pytest.fixture
+def config(settings: Settings, tmp_path: Path) -> str:
+    return write_config(settings, tmp_path / "qmail.toml")
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("serve", "smtp", "web", "worker", "init", "person", "token", "quarantine"):
+        assert command in out
+
+
+def test_init_creates_the_database_and_is_idempotent(config, capsys):
+    assert cli.main(["init", "--config", config]) == 0
+    assert cli.main(["init", "--config", config]) == 0
+    assert capsys.readouterr().out == "database ready\ndatabase ready\n"
+
+
+def test_person_add_registers_team_members_by_domain(config, capsys, store):
+    assert cli.main(["person", "add", "Alice@Example.com", "--name", "Alice", "--config",
+                     config]) == 0
+    assert cli.main(["person", "add", "carol@acme.test", "--config", config]) == 0
+    assert capsys.readouterr().out == "alice@example.com (team member)\ncarol@acme.test (external)\n"
+    with Session(store.engine) as session:
+        alice = session.exec(select(models.Person).where(models.Person.email == "alice@example.com")).one()
+    assert (alice.name, alice.is_team) == ("Alice", True)
+
+
+def test_token_create_prints_a_working_bearer_token(config, capsys, web_server):
+    cli.main(["person", "add", "alice@example.com", "--config", config])
+    capsys.readouterr()
+    assert cli.main(["token", "create", "alice@example.com", "--config", config]) == 0
+    token = capsys.readouterr().out.strip()
+    assert token.startswith("qm_")
+    with web_server.client(token) as client:
+        assert client.get("/api/tasks").json() == {"items": [], "total": 0}
+
+
+def test_token_for_an_unknown_person_is_a_one_line_error(config, capsys):
+    assert cli.main(["token", "create", "nobody@example.com", "--config", config]) == 1
+    err = capsys.readouterr().err
+    assert err == ("qmail: error: no such person: nobody@example.com "
+                   "(add them with: qmail person add nobody@example.com)\n")
+
+
+def test_bad_config_value_is_one_line_without_traceback(tmp_path):
+    path = tmp_path / "qmail.toml"
+    path.write_text("[smtp]\nport = 'twenty-five'\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "qmail", "init", "--config", str(path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr == "qmail: error: smtp.port must be a whole number, not 'twenty-five'\n"
+
+
+@pytest.fixture
+def serve(settings: Settings, tmp_path: Path):
+    """``qmail serve`` as a real subprocess on free ports; yields (smtp_port, base_url)."""
+    smtp_port, web_port = free_port(), free_port()
+    config = write_config(
+        settings, tmp_path / "qmail.toml",
+        smtp={"port": smtp_port}, web={"port": web_port},
+        mail={"domain": "localhost", "team_domains": ["localhost"]},
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qmail", "serve", "--config", config],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{web_port}"
+    try:
+        wait_until(lambda: httpx.get(f"{base_url}/api/health").status_code == 200, timeout=30)
+        yield smtp_port, base_url, config
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+        assert process.returncode == 0, output.decode(errors="replace")
+
+
+def _token(config: str, email: str, capsys) -> str:
+    cli.main(["person", "add", email, "--config", config])
+    capsys.readouterr()
+    cli.main(["token", "create", email, "--config", config])
+    return capsys.readouterr().out.strip()
+
+
+def test_serve_takes_mail_by_smtp_and_shows_it_in_the_api(serve, capsys):
+    smtp_port, base_url, config = serve
+    with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
+        client.sendmail("carol@acme.test", ["tasks@localhost"], eml_bytes("intake_thunderbird_en"))
+    token = _token(config, "you@localhost", capsys)
+    answer = httpx.get(f"{base_url}/api/tasks", headers={"Authorization": f"Bearer {token}"})
+    assert [(t["number"], t["title"], t["tags"]) for t in answer.json()["items"]] == [
+        (1, "Invoice 2024-17 is missing a line", ["billing", "urgent"])
+    ]
+
+
+@pytest.mark.skipif(not IN_CI and shutil.which("swaks") is None,
+                    reason="swaks not installed (CI installs it and fails without it)")
+def test_mail_sent_with_swaks_shows_up_in_the_api(serve, capsys):
+    smtp_port, base_url, config = serve
+    subprocess.run(
+        ["swaks", "--server", f"127.0.0.1:{smtp_port}", "--from", "carol@acme.test",
+         "--to", "tasks@localhost", "--header", "Subject: [billing] Printer on fire #urgent",
+         "--body", "It is really on fire."],
+        check=True, capture_output=True, timeout=30, env={**os.environ, "LC_ALL": "C"},
+    )
+    token = _token(config, "you@localhost", capsys)
+    answer = httpx.get(f"{base_url}/api/tasks?tag=urgent",
+                       headers={"Authorization": f"Bearer {token}"}).json()
+    assert [t["title"] for t in answer["items"]] == ["Printer on fire"]
