@@ -22,7 +22,7 @@ from qmail.config import Settings, load
 from qmail.core.mail import Address
 from qmail.db import session_scope
 from qmail.errors import QmailError
-from qmail.run import ROLES, open_store, serve
+from qmail.run import ROLES, opened_store, serve
 from qmail.store import Store, get_person
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -93,22 +93,24 @@ def _configure_logging() -> None:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     _configure_logging()
-    asyncio.run(serve(open_store(settings), ROLES))
+    with opened_store(settings) as context:
+        asyncio.run(serve(context, ROLES))
     return 0
 
 
 def cmd_role(role: str) -> Command:
     def run_role(args: argparse.Namespace, settings: Settings) -> int:
         _configure_logging()
-        asyncio.run(serve(open_store(settings), [role]))
+        with opened_store(settings) as context:
+            asyncio.run(serve(context, [role]))
         return 0
 
     return run_role
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
-    open_store(settings).engine.dispose()
-    print("database ready")
+    with opened_store(settings):
+        print("database ready")
     return 0
 
 
@@ -120,10 +122,9 @@ def _address(email: str) -> str:
 
 
 def cmd_person_add(args: argparse.Namespace, settings: Settings) -> int:
-    context = open_store(settings)
-    with session_scope(context.engine) as session:
-        person = get_person(session, Address(_address(args.email), args.name), settings,
-                            datetime.now(UTC))
+    address = Address(_address(args.email), args.name)
+    with opened_store(settings) as context, session_scope(context.engine) as session:
+        person = get_person(session, address, settings, datetime.now(UTC))
         if args.name:
             person.name = args.name
         role = "team member" if person.is_team else "external"
@@ -142,16 +143,15 @@ def _find_person(context: Store, email: str) -> models.Person:
 
 
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
-    context = open_store(settings)
-    person = _find_person(context, args.email)
-    with session_scope(context.engine) as session:
-        print(create_api_token(session, person))
+    with opened_store(settings) as context:
+        person = _find_person(context, args.email)
+        with session_scope(context.engine) as session:
+            print(create_api_token(session, person))
     return 0
 
 
 def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
-    context = open_store(settings)
-    with session_scope(context.engine) as session:
+    with opened_store(settings) as context, session_scope(context.engine) as session:
         rows = session.exec(
             select(models.Quarantine, models.RawMail)
             .join(models.RawMail, col(models.RawMail.id) == models.Quarantine.raw_mail_id)
@@ -167,14 +167,18 @@ def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_quarantine_retry(args: argparse.Namespace, settings: Settings) -> int:
-    context = open_store(settings)
+    with opened_store(settings) as context:
+        return _retry(context, args.id)
+
+
+def _retry(context: Store, entry_id: int | None) -> int:
     with session_scope(context.engine) as session:
         query = select(models.Quarantine).where(col(models.Quarantine.resolved_at).is_(None))
-        if args.id is not None:
-            query = query.where(models.Quarantine.id == args.id)
+        if entry_id is not None:
+            query = query.where(models.Quarantine.id == entry_id)
         entries = session.exec(query.order_by(col(models.Quarantine.id))).all()
-    if args.id is not None and not entries:
-        raise QmailError(f"no open quarantine entry {args.id}")
+    if entry_id is not None and not entries:
+        raise QmailError(f"no open quarantine entry {entry_id}")
     failed = 0
     for entry in entries:
         now = datetime.now(UTC)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -35,6 +36,16 @@ def open_store(settings: Settings, create: bool = True) -> Store:
     if create:
         migrate(engine)
     return Store(engine, settings, ReplyTokens(secret_key(settings)))
+
+
+@contextmanager
+def opened_store(settings: Settings) -> Iterator[Store]:
+    """``open_store()`` for one command: the connections are closed at the end."""
+    context = open_store(settings)
+    try:
+        yield context
+    finally:
+        context.engine.dispose()
 
 
 def accept(context: Store, raw: bytes, envelope: Envelope, now: datetime) -> pipeline.Outcome:

@@ -106,7 +106,7 @@ def web_server(store: Store) -> Iterator[WebServer]:
         web={"host": "127.0.0.1", "port": port, "base_url": f"http://127.0.0.1:{port}"}
     )
     app = create_app(settings, store.engine)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -1,0 +1,121 @@
+"""Ingest throughput: real mails through the real SMTP server into a real database.
+
+Starts ``qmail smtp`` as a subprocess on a free loopback port against a fresh database,
+sends ``--count`` mails with smtplib from ``--clients`` threads (new tasks, replies by
+token-less In-Reply-To, and the reply fixtures of every mail client) and prints mails per
+second, latency percentiles per mail (from MAIL FROM to the 250) and the server's peak
+memory.  Prints figures; asserts nothing.
+
+    .venv/bin/python bench/ingest.py --count 2000 --clients 4
+    .venv/bin/python bench/ingest.py --database postgresql+psycopg://postgres@127.0.0.1/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import smtplib
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+MAIL_DIR = Path(__file__).parents[1] / "tests" / "mail"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def fixtures() -> list[bytes]:
+    return [path.read_bytes() for path in sorted(MAIL_DIR.glob("*.eml"))]
+
+
+def unique(raw: bytes, n: int) -> bytes:
+    """The fixture with a fresh Message-ID, so that each send is a new mail."""
+    header = f"Message-ID: <bench-{n}-{time.time_ns()}@bench.invalid>".encode()
+    raw = re.sub(rb"(?im)^message-id:.*\r?\n", b"", raw, count=1)
+    return header + b"\r\n" + raw
+
+
+def send_all(port: int, mails: list[bytes], latencies: list[float]) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
+        for raw in mails:
+            start = time.perf_counter()
+            client.sendmail("bench@acme.test", ["tasks@localhost"], raw)
+            latencies.append(time.perf_counter() - start)
+
+
+def peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--database", default="")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="qmail-bench-"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "QMAIL_SMTP__PORT": str(port),
+        "QMAIL_DATABASE__URL": args.database or f"sqlite:///{folder}/bench.db",
+        "QMAIL_SECURITY__SECRET_KEY": "bench",
+    }
+    if args.database:  # start from an empty schema
+        env["QMAIL_DATABASE__URL"] = args.database
+    server = subprocess.Popen([sys.executable, "-m", "qmail", "smtp"], env=env, cwd=folder,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("qmail smtp did not start") from None
+                time.sleep(0.1)
+        corpus = fixtures()
+        mails = [unique(corpus[n % len(corpus)], n) for n in range(args.count)]
+        shares = [mails[i :: args.clients] for i in range(args.clients)]
+        latencies: list[float] = []
+        threads = [threading.Thread(target=send_all, args=(port, share, latencies))
+                   for share in shares]
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - start
+        rss = peak_rss_kib(server.pid)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+
+    latencies.sort()
+    database = "PostgreSQL" if args.database else "SQLite"
+    print(f"ingest: {args.count} mails, {args.clients} SMTP clients, {database}")
+    print(f"  throughput   {args.count / elapsed:8.1f} mails/s ({elapsed:.1f} s)")
+    print(f"  latency p50  {statistics.median(latencies) * 1000:8.1f} ms")
+    print(f"  latency p95  {latencies[int(len(latencies) * 0.95)] * 1000:8.1f} ms")
+    print(f"  latency max  {latencies[-1] * 1000:8.1f} ms")
+    print(f"  server peak RSS {rss / 1024:6.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

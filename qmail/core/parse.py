@@ -1,0 +1,214 @@
+"""Parse stage: the raw bytes of an inbound mail become a ``Mail`` value, or a ``Reject``.
+
+This is the only module that imports flanker; it reads the MIME tree with flanker (the
+stdlib parser when flanker trips over garbage), the top-level headers with its own small
+reader, and hands ``parts.py`` plain values to pick the body and attachments from.  It
+must never raise on bad input, never let a flanker object out, and never do I/O or look
+at the clock: malformed mail is a ``Reject(554, "5.6.0 ...")`` value.
+"""
+
+from __future__ import annotations
+
+import email
+import email.utils
+import hashlib
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from flanker import mime
+from flanker.addresslib import address
+from flanker.mime.message.errors import MimeError
+from flanker.mime.message.headers import mime_to_unicode
+
+from qmail.core.automatic import detect_automatic
+from qmail.core.charsets import decode_text, decode_words, repair
+from qmail.core.mail import Address, Mail, Reject
+from qmail.core.parts import (
+    Part,
+    part_from_email,
+    read_parts,
+    split_head,
+    strip_id,
+    transfer_decode,
+)
+
+GENERATED_DOMAIN = "generated.qmail.invalid"
+
+Fields = list[tuple[str, str]]
+
+# RFC 5322 field names: printable ASCII except the colon.
+_FIELD = re.compile(rb"([!-9;-~]+)[ \t]*:(.*)", re.DOTALL)
+
+
+def parse_mail(raw: bytes) -> Mail | Reject:
+    """Parse ``raw``; malformed mail gives ``Reject(554, "5.6.0 Malformed message: ...")``."""
+    fields = header_fields(raw)
+    if not raw.strip():
+        return _malformed("empty message")
+    if not fields:
+        return _malformed("no header fields")
+    root = _read_tree(raw)
+    if isinstance(root, str):
+        return _malformed(root)
+    text, from_html, attachments = read_parts(root)
+    subject = decode_header(_first(fields, "subject") or "")
+    senders = addresses(_first(fields, "from"))
+    return Mail(
+        message_id=read_message_id(raw),
+        subject=subject,
+        sender=senders[0] if senders else None,
+        to=addresses(_first(fields, "to")),
+        cc=addresses(_first(fields, "cc")),
+        reply_to=addresses(_first(fields, "reply-to")),
+        date=parse_date(_first(fields, "date")),
+        in_reply_to=normalize_message_id(_first(fields, "in-reply-to")),
+        references=message_ids(_first(fields, "references")),
+        text=text,
+        from_html=from_html,
+        attachments=attachments,
+        automatic=detect_automatic(fields, subject, _first(fields, "content-type") or ""),
+    )
+
+
+def read_message_id(raw: bytes) -> str:
+    """The normalized Message-ID of ``raw``, generated from its hash when it has none.
+
+    Reads only the header block, so the SMTP edge can de-duplicate before parsing.
+    """
+    found = normalize_message_id(_first(header_fields(raw), "message-id"))
+    return found or f"{hashlib.sha256(raw).hexdigest()[:32]}@{GENERATED_DOMAIN}"
+
+
+def _malformed(why: str) -> Reject:
+    # The reason ends up in an SMTP reply line: one line of ASCII, not too long.
+    why = " ".join(why.encode("ascii", "replace").decode("ascii").split())[:200]
+    return Reject(554, f"5.6.0 Malformed message: {why}")
+
+
+# --- top-level headers ---------------------------------------------------------------
+
+
+def header_fields(raw: bytes) -> Fields:
+    r"""The unfolded header fields of ``raw`` in order; stops at the first non-header line.
+
+    >>> header_fields(b"From x\r\nSubject: a\r\n  b\r\nX-Y:1\r\n\r\nbody")
+    [('Subject', 'a  b'), ('X-Y', '1')]
+    """
+    head, _ = split_head(raw)
+    fields: list[tuple[str, bytes]] = []
+    for number, line in enumerate(re.split(rb"\r?\n", head)):
+        match = _FIELD.fullmatch(line)
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] = (fields[-1][0], fields[-1][1] + line)
+        elif match:
+            fields.append((match.group(1).decode("ascii"), match.group(2)))
+        elif not (number == 0 and line.startswith(b"From ")):  # an mbox separator line
+            break
+    return [(name, decode_text(value).strip()) for name, value in fields]
+
+
+def _first(fields: Fields, name: str) -> str | None:
+    return next((value for key, value in fields if key.lower() == name), None)
+
+
+def decode_header(value: str) -> str:
+    """Decode RFC 2047 encoded words, even broken ones, and squeeze white space.
+
+    >>> decode_header("=?windows-1251?B?z/Do4uXy?=  =?utf-8?q?_w=C3=B6rld?=")
+    'Привет wörld'
+    """
+    try:
+        decoded = str(mime_to_unicode(value))
+    except Exception:  # flanker raises assorted errors on broken encoded words
+        decoded = decode_words(value)
+    return " ".join(repair(decoded).split())
+
+
+def addresses(value: str | None) -> tuple[Address, ...]:
+    """The valid mailboxes in an address header, emails lower-cased, names decoded.
+
+    >>> addresses('=?utf-8?q?J=C3=B6rg?= <Joerg@Example.ORG>, broken, "A, B" <a@b.c>')
+    (Address(email='joerg@example.org', name='Jörg'), Address(email='a@b.c', name='A, B'))
+    """
+    found = []
+    for name, mailbox in email.utils.getaddresses([value or ""]):
+        parsed = address.parse(mailbox, addr_spec_only=True) if "@" in mailbox else None
+        if parsed is not None:
+            found.append(Address(str(parsed.address).lower(), decode_header(name)))
+    return tuple(found)
+
+
+def parse_date(value: str | None) -> datetime | None:
+    """An aware datetime, UTC when the zone is unknown; ``None`` when unreadable.
+
+    >>> parse_date("Tue, 4 Jun 2024 10:00:00 +0200").isoformat(), parse_date("soon")
+    ('2024-06-04T10:00:00+02:00', None)
+    """
+    try:
+        parsed = email.utils.parsedate_to_datetime(value or "")
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def message_ids(value: str | None) -> tuple[str, ...]:
+    r"""Normalized Message-IDs in a header, in order, without duplicates.
+
+    >>> message_ids(" <a@b>\t<c@d> <a@b> "), message_ids("[x@y]"), message_ids("bare@id")
+    (('a@b', 'c@d'), ('x@y',), ('bare@id',))
+    """
+    text = value or ""
+    tokens = re.findall(r"<([^<>]*)>", text) or re.findall(r"\[([^\[\]]*)\]", text)
+    tokens = tokens or re.split(r"[\s,]+", text)
+    ids = (re.sub(r"\s+", "", token).strip("<>[]") for token in tokens)
+    return tuple(dict.fromkeys(found for found in ids if found))
+
+
+def normalize_message_id(value: str | None) -> str | None:
+    """The first Message-ID in a header, without brackets or white space; ``None`` if none.
+
+    >>> normalize_message_id(" <a@b> "), normalize_message_id("<[id@x]>")
+    ('a@b', 'id@x')
+    >>> normalize_message_id("<>") is None
+    True
+    """
+    found = message_ids(value)
+    return found[0] if found else None
+
+
+# --- the MIME tree -------------------------------------------------------------------
+
+
+def _read_tree(raw: bytes) -> Part | str:
+    """The MIME tree of ``raw`` as ``Part`` values, or why it cannot be read."""
+    try:
+        # Flanker decodes bytes it is given with a guessed charset; surrogate escapes
+        # keep every byte, so each part's own charset can be applied later.
+        return _from_flanker(mime.from_string(raw.decode("utf-8", "surrogateescape")))
+    except MimeError as error:
+        return str(error) or type(error).__name__
+    except Exception:  # flanker has bugs on garbage that are not MimeErrors: try the stdlib
+        pass
+    try:
+        return part_from_email(email.message_from_bytes(raw))
+    except Exception as error:
+        return f"unreadable MIME structure ({type(error).__name__})"
+
+
+def _from_flanker(part: Any) -> Part:
+    """Copy one flanker part, and its children, into plain ``Part`` values."""
+    content_type = f"{part.content_type.main}/{part.content_type.sub}".lower()
+    if part.content_type.is_multipart():
+        return Part(content_type, children=tuple(_from_flanker(child) for child in part.parts))
+    _, body = split_head(str(part.to_string()).encode("utf-8", "surrogateescape"))
+    disposition = part.content_disposition[0]
+    charset = part.content_type.params.get("charset")
+    return Part(
+        content_type,
+        transfer_decode(str(part.content_encoding.value), body),
+        charset if isinstance(charset, str) else None,
+        str(disposition or "").lower(),
+        repair(str(part.detected_file_name or "")),
+        strip_id(part.headers.get("Content-Id")),
+    )

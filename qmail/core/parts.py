@@ -1,0 +1,219 @@
+"""Pick the readable text and the attachments out of a mail's MIME tree.
+
+``parse.py`` turns flanker's tree (or, when flanker fails, the stdlib's) into plain
+``Part`` values; this module chooses the body the way a mail client shows it: text/plain
+before HTML in multipart/alternative, HTML turned into text when that is all there is,
+every other leaf an attachment.  It never imports flanker and never raises on odd trees.
+"""
+
+from __future__ import annotations
+
+import binascii
+import email.message
+import quopri
+import re
+from dataclasses import dataclass
+
+from qmail.core.charsets import decode_text, decode_words, repair
+from qmail.core.html import html_to_text
+from qmail.core.mail import Attachment
+
+_BODY_TYPES = ("text/plain", "text/html")
+
+# Extensions for unnamed attachments; a fixed table, not ``mimetypes``, whose answers
+# depend on the files of the host it runs on.
+_EXTENSIONS = {
+    "message/rfc822": ".eml",
+    "text/html": ".html",
+    "text/calendar": ".ics",
+    "text/csv": ".csv",
+    "application/pdf": ".pdf",
+    "application/zip": ".zip",
+    "application/json": ".json",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One node of the MIME tree, with the payload already transfer-decoded."""
+
+    content_type: str
+    payload: bytes = b""
+    charset: str | None = None
+    disposition: str = ""
+    filename: str = ""
+    content_id: str | None = None
+    children: tuple[Part, ...] = ()
+
+    @property
+    def is_text(self) -> bool:
+        """Readable as text: text/* and the plain-text reports inside bounces."""
+        return self.content_type.startswith("text/") or self.content_type in (
+            "message/delivery-status",
+            "message/disposition-notification",
+        )
+
+    @property
+    def is_body(self) -> bool:
+        """Text a person wrote, as opposed to a file (a text part with a name is a file)."""
+        return (
+            self.content_type in _BODY_TYPES
+            and self.disposition != "attachment"
+            and not self.filename
+        )
+
+
+def split_head(raw: bytes) -> tuple[bytes, bytes]:
+    r"""Split a message or part into its header block and its body.
+
+    >>> split_head(b"A: 1\r\nB: 2\r\n\r\nbody\r\n"), split_head(b"\r\nno headers")
+    ((b'A: 1\r\nB: 2', b'body\r\n'), (b'', b'no headers'))
+    """
+    if raw.startswith((b"\r\n", b"\n")):
+        return b"", raw.split(b"\n", 1)[1]
+    match = re.search(rb"\r?\n\r?\n", raw)
+    if match is None:
+        return raw, b""
+    return raw[: match.start()], raw[match.end() :]
+
+
+def transfer_decode(encoding: str | None, body: bytes) -> bytes:
+    r"""Undo a Content-Transfer-Encoding, forgiving broken base64 padding.
+
+    >>> transfer_decode("base64", b"SGVsbG8"), transfer_decode("Quoted-Printable", b"caf=C3=A9")
+    (b'Hello', b'caf\xc3\xa9')
+    >>> transfer_decode("8bit", b"as is"), transfer_decode("base64", b"!")
+    (b'as is', b'')
+    """
+    encoding = (encoding or "").strip().lower()
+    if encoding == "quoted-printable":
+        return quopri.decodestring(body)
+    if encoding != "base64":
+        return body
+    letters = re.sub(rb"[^A-Za-z0-9+/]", b"", body)
+    letters = letters[: len(letters) - (len(letters) % 4 == 1)]
+    try:
+        return binascii.a2b_base64(letters + b"=" * (-len(letters) % 4))
+    except binascii.Error:  # pragma: no cover - the input is clean base64 by now
+        return b""
+
+
+def part_from_email(message: email.message.Message) -> Part:
+    """A ``Part`` tree from the stdlib parser: the fallback when flanker gives up."""
+    content_type = message.get_content_type()
+    if content_type == "message/rfc822" or not message.is_multipart():
+        payload = message.get_payload(decode=True)
+        if not isinstance(payload, bytes):  # message/rfc822: the enclosed message
+            payload = _enclosed_bytes(message)
+        disposition = message.get_content_disposition() or ""
+        return Part(
+            content_type,
+            payload,
+            message.get_content_charset(),
+            disposition,
+            decode_words(repair(message.get_filename() or "")),
+            strip_id(message.get("Content-ID")),
+        )
+    children = tuple(
+        part_from_email(child)
+        for child in message.get_payload()
+        if isinstance(child, email.message.Message)
+    )
+    return Part(content_type, children=children)
+
+
+def _enclosed_bytes(message: email.message.Message) -> bytes:
+    """The raw bytes of the message inside a message/rfc822 part, ``b""`` if unprintable."""
+    try:
+        enclosed = message.get_payload(0)
+        return enclosed.as_bytes() if isinstance(enclosed, email.message.Message) else b""
+    except Exception:  # the stdlib generator raises on some broken headers
+        return b""
+
+
+def strip_id(value: str | None) -> str | None:
+    """A Content-ID without brackets and white space, ``None`` if empty.
+
+    >>> strip_id(" <logo@example> "), strip_id(""), strip_id(None)
+    ('logo@example', None, None)
+    """
+    value = re.sub(r"\s+", "", str(value or "")).strip("<>")
+    return value or None
+
+
+def read_parts(root: Part) -> tuple[str, bool, tuple[Attachment, ...]]:
+    """The body text, whether it came from HTML, and the attachments of a tree."""
+    texts: list[tuple[str, bool]] = []
+    files: list[Part] = []
+    _collect(root, texts, files)
+    text = "\n\n".join(_edges(piece) for piece, _ in texts if piece.strip())
+    from_html = any(html for piece, html in texts if piece.strip())
+    attachments = tuple(_attachment(part, number) for number, part in enumerate(files, 1))
+    return text, from_html, attachments
+
+
+def _collect(part: Part, texts: list[tuple[str, bool]], files: list[Part]) -> None:
+    """Walk the tree in order: bodies into ``texts``, everything else into ``files``."""
+    if part.content_type == "multipart/alternative" and part.children:
+        texts.extend(_best_alternative(part.children, files))
+    elif part.children:
+        for child in part.children:
+            _collect(child, texts, files)
+    elif part.is_body:
+        texts.append(_body_text(part))
+    elif part.payload or part.filename:
+        files.append(part)
+
+
+def _best_alternative(children: tuple[Part, ...], files: list[Part]) -> list[tuple[str, bool]]:
+    """Plain text if any alternative has some, else the first HTML one with text."""
+    choices: list[list[tuple[str, bool]]] = []
+    for child in children:
+        found: list[tuple[str, bool]] = []
+        _collect(child, found, files)
+        if any(piece.strip() for piece, _ in found):
+            choices.append(found)
+    plain = [found for found in choices if not any(html for _, html in found)]
+    return (plain or choices or [[]])[0]
+
+
+def _body_text(part: Part) -> tuple[str, bool]:
+    """The text of a body part; HTML goes through ``html_to_text``."""
+    if part.content_type == "text/html":
+        charset = part.charset or meta_charset(part.payload)
+        return html_to_text(decode_text(part.payload, charset)), True
+    text = decode_text(part.payload, part.charset)
+    return _edges(text.replace("\r\n", "\n").replace("\r", "\n")), False
+
+
+def meta_charset(markup: bytes) -> str | None:
+    """The charset an HTML document names in its ``<meta>``, for parts that name none.
+
+    >>> meta_charset(b'<head><meta charset="windows-1251">'), meta_charset(b"<p>hi")
+    ('windows-1251', None)
+    """
+    match = re.search(rb"<meta[^>]*charset\s*=\s*[\"']?([\w.:-]+)", markup[:4096], re.I)
+    return match.group(1).decode("ascii") if match else None
+
+
+def _edges(text: str) -> str:
+    r"""Drop blank lines at the start and white space at the end; keep the rest as sent.
+
+    >>> _edges("  \n\n  Hello\n-- \nAnn\n\n")
+    '  Hello\n-- \nAnn'
+    """
+    return re.sub(r"\A(?:[ \t]*\n)+", "", text).rstrip()
+
+
+def _attachment(part: Part, number: int) -> Attachment:
+    """An ``Attachment`` for a leaf, named ``attachment-N.ext`` when it has no name."""
+    filename = re.sub(r"[\x00-\x1f\x7f/\\]", "_", part.filename).strip()
+    if not filename:
+        extension = _EXTENSIONS.get(part.content_type, ".txt" if part.is_text else ".bin")
+        filename = f"attachment-{number}{extension}"
+    inline = part.content_id is not None and part.disposition != "attachment"
+    return Attachment(filename, part.content_type, part.payload, part.content_id, inline)

@@ -1,0 +1,71 @@
+"""Building the web application: routes, dependencies, OpenAPI and error answers.
+
+``create_app(settings, engine)`` is the only way to get an app: nothing is built at import
+time, so tests and ``qmail serve`` each make their own with their own settings and database.
+Errors are answered in one place, ``handle_error``: handlers only raise ``NotFound``,
+``Forbidden``, ``BadRequest`` (or ``Unauthenticated`` from the dependencies).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Litestar, MediaType, Request, Response
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from sqlalchemy.engine import Engine
+
+from qmail import __version__
+from qmail.config import Settings
+from qmail.errors import BadRequest, Forbidden, NotFound
+from qmail.web.api import AttachmentApi, HealthApi, TaskApi
+from qmail.web.deps import Unauthenticated, provide_current_user, provide_db_session
+
+log = logging.getLogger(__name__)
+
+_STATUS = {NotFound: 404, Forbidden: 403, BadRequest: 400, Unauthenticated: 401}
+
+
+def create_app(settings: Settings, engine: Engine) -> Litestar:
+    """The web app for these settings and this database."""
+    return Litestar(
+        route_handlers=[HealthApi, TaskApi, AttachmentApi],
+        dependencies={
+            "session": Provide(provide_db_session),
+            "person": Provide(provide_current_user, sync_to_thread=True),
+        },
+        exception_handlers={Exception: handle_error},
+        openapi_config=OpenAPIConfig(
+            title="qmail", version=__version__, path="/schema", render_plugins=[JsonRenderPlugin()]
+        ),
+        state=State({"settings": settings, "engine": engine}),
+        # Logging is the process's business (the CLI sets it up), not the app's: Litestar's
+        # default would reconfigure the root logger each time an app is built.
+        logging_config=None,
+    )
+
+
+def error_status(error: Exception) -> tuple[int, str]:
+    """The HTTP status and the message shown to the client for ``error``."""
+    for cls, status in _STATUS.items():
+        if isinstance(error, cls):
+            return status, str(error) or cls.__name__
+    if isinstance(error, HTTPException):  # Litestar's own: unknown route, bad parameter…
+        return error.status_code, error.detail
+    log.exception("unexpected error", exc_info=error)
+    return 500, "internal error"  # never leak a traceback or SQL to the client
+
+
+def handle_error(request: Request, error: Exception) -> Response[object]:
+    """The one exception handler: JSON ``{"error": ...}`` for the API."""
+    status, message = error_status(error)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if isinstance(error, HTTPException) and error.headers:
+        headers = {**error.headers, **headers}
+    if request.url.path.startswith("/api/"):
+        return Response({"error": message}, status_code=status, headers=headers)
+    # Seam: pages (a later issue) render templates/pages/error.html here instead.
+    return Response(message, status_code=status, headers=headers, media_type=MediaType.TEXT)

@@ -1,0 +1,417 @@
+"""The parse stage: raw bytes of real-looking mail in, Mail or Reject values out."""
+
+from __future__ import annotations
+
+import email.message
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from qmail.core import html, parse
+from qmail.core.charsets import decode_text
+from qmail.core.mail import Address, Mail, Reject
+from qmail.core.parse import parse_mail, read_message_id
+from qmail.core.parts import Part, part_from_email, read_parts
+from tests.conftest import MAIL_DIR, eml_bytes, expected
+
+FIXTURES = sorted(path.stem for path in MAIL_DIR.glob("parse_*.eml"))
+
+
+def parsed(name: str) -> Mail:
+    mail = parse_mail(eml_bytes(name))
+    assert isinstance(mail, Mail), mail
+    return mail
+
+
+def check_golden(mail: Mail, golden: dict[str, Any]) -> None:
+    """Compare ``mail`` with the keys a golden file names; unnamed keys do not matter."""
+    for key in ("message_id", "subject", "text", "from_html", "in_reply_to"):
+        if key in golden:
+            assert getattr(mail, key) == golden[key], key
+    if "references" in golden:
+        assert list(mail.references) == golden["references"]
+    if "sender" in golden:
+        sender = [mail.sender.email, mail.sender.name] if mail.sender else None
+        assert sender == golden["sender"]
+    for key in ("to", "cc"):
+        if key in golden:
+            assert [[one.email, one.name] for one in getattr(mail, key)] == golden[key]
+    if "date" in golden:
+        assert (mail.date.isoformat() if mail.date else None) == golden["date"]
+    for piece in golden.get("subject_contains", []):
+        assert piece in mail.subject
+    for piece in golden.get("text_contains", []):
+        assert piece in mail.text
+    for piece in golden.get("text_excludes", []):
+        assert piece.lower() not in mail.text.lower(), piece
+    if "automatic" in golden:
+        if golden["automatic"] is None:
+            assert mail.automatic is None
+        else:
+            assert golden["automatic"] in (mail.automatic or "")
+    check_attachments(mail, golden)
+
+
+def check_attachments(mail: Mail, golden: dict[str, Any]) -> None:
+    found = mail.attachments
+    if "attachments" in golden:
+        assert [[a.filename, a.content_type, a.size] for a in found] == golden["attachments"]
+    if "inline" in golden:
+        inline = [[a.filename, a.content_id] for a in found if a.inline]
+        assert inline == golden["inline"]
+    if "attachment_names" in golden:
+        assert [a.filename for a in found] == golden["attachment_names"]
+    if "attachment_types" in golden:
+        assert [a.content_type for a in found] == golden["attachment_types"]
+    for index, piece in golden.get("attachment_contains", []):
+        assert piece.encode() in found[index].content
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_fixture_parses_as_its_golden_file_says(name: str) -> None:
+    golden = expected(name)
+    result = parse_mail(eml_bytes(name))
+    if "reject" in golden:
+        assert isinstance(result, Reject)
+        assert result.code == 554
+        assert result.reason.startswith(golden["reject"])
+    else:
+        assert isinstance(result, Mail), result
+        check_golden(result, golden)
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_fixture_has_crlf_line_endings(name: str) -> None:
+    raw = eml_bytes(name)
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+
+
+# --- Message-IDs ---------------------------------------------------------------------
+
+
+def test_read_message_id_reads_only_the_header_block() -> None:
+    raw = b"Subject: x\r\nMessage-ID:\r\n <abc@example.org>\r\n\r\nMessage-ID: <body@x>\r\n"
+    assert read_message_id(raw) == "abc@example.org"
+
+
+def test_read_message_id_matches_parse_mail() -> None:
+    for name in FIXTURES:
+        mail = parse_mail(eml_bytes(name))
+        if isinstance(mail, Mail):
+            assert read_message_id(eml_bytes(name)) == mail.message_id
+
+
+def test_bracket_style_message_id_is_repaired() -> None:
+    assert read_message_id(b"Message-ID: [x.1@legacy.example]\r\n\r\n") == "x.1@legacy.example"
+
+
+def test_short_message_id_that_flanker_rejects_is_kept() -> None:
+    assert read_message_id(b"Message-Id: <a@b>\r\n\r\nhi") == "a@b"
+
+
+def test_missing_message_id_is_generated_deterministically() -> None:
+    raw = b"From: a@example.org\r\nSubject: no id\r\n\r\nbody\r\n"
+    first, second = read_message_id(raw), read_message_id(raw)
+    assert first == second
+    assert first.endswith("@generated.qmail.invalid")
+    assert len(first.partition("@")[0]) == 32
+    assert read_message_id(raw + b"more") != first
+    assert parsed_raw(raw).message_id == first
+
+
+def test_empty_message_id_is_generated() -> None:
+    raw = b"From: a@example.org\r\nMessage-ID: <>\r\n\r\nbody\r\n"
+    assert read_message_id(raw).endswith("@generated.qmail.invalid")
+
+
+def test_references_keep_order_and_drop_duplicates() -> None:
+    raw = b"From: a@example.org\r\nReferences: <1@x> <2@x>\r\n\t<1@x> <3@x>\r\n\r\nhi\r\n"
+    assert parsed_raw(raw).references == ("1@x", "2@x", "3@x")
+
+
+def parsed_raw(raw: bytes) -> Mail:
+    mail = parse_mail(raw)
+    assert isinstance(mail, Mail), mail
+    return mail
+
+
+# --- headers ----------------------------------------------------------------------------
+
+
+def test_encoded_words_in_mixed_and_unknown_charsets_are_decoded() -> None:
+    mail = parsed("parse_bad_date_and_from")
+    # RFC 2047: white space between adjacent encoded words is not part of the text.
+    assert mail.subject == "Status caféokПривет =?utf-8?B?broken"
+
+
+def test_unreadable_date_and_sender_become_none() -> None:
+    mail = parsed("parse_bad_date_and_from")
+    assert mail.date is None
+    assert mail.sender is None
+
+
+def test_date_without_zone_is_utc() -> None:
+    mail = parsed("parse_short_message_id")
+    assert mail.date == datetime(2024, 6, 4, 8, 15, 42, tzinfo=UTC)
+
+
+def test_missing_subject_is_empty_and_missing_date_is_none() -> None:
+    mail = parsed("parse_missing_headers")
+    assert mail.subject == ""
+    assert mail.date is None
+
+
+def test_addresses_are_lower_cased_with_decoded_names() -> None:
+    mail = parsed("parse_plain_utf8")
+    assert mail.sender == Address("anna.schaefer@example.org", "Anna Schäfer")
+    assert mail.cc == (Address("bob@example.org", "Bob O'Neil"), Address("carol@example.org"))
+
+
+def test_raw_8bit_header_in_legacy_charset_is_readable() -> None:
+    raw = b"From: J\xfcrgen <j@example.de>\r\nSubject: Gr\xfc\xdfe\r\n\r\nhi\r\n"
+    mail = parsed_raw(raw)
+    assert mail.subject == "Grüße"
+    assert mail.sender == Address("j@example.de", "Jürgen")
+
+
+def test_mbox_from_line_is_skipped() -> None:
+    raw = b"From someone@example.org Tue Jun  4 10:15:42 2024\r\nSubject: hi\r\n\r\nbody\r\n"
+    assert parsed_raw(raw).subject == "hi"
+
+
+# --- bodies -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("parse_koi8r", "Добрый день"),
+        ("parse_windows1251", "«Кавычки»"),
+        ("parse_iso8859_15_euro", "450 €"),
+        ("parse_shift_jis", "①～③"),
+        ("parse_iso2022jp", "テストメール"),
+        ("parse_no_charset_8bit", "Größe"),
+    ],
+)
+def test_body_charsets_are_decoded(name: str, words: str) -> None:
+    assert words in parsed(name).text
+
+
+def test_lying_charset_degrades_to_readable_text() -> None:
+    assert "Grüße aus Köln" in parsed("parse_lying_charset").text
+    assert "voilà le résumé" in parsed("parse_lying_charset_latin1_declared").text
+    assert "Prüfung bestanden" in parsed("parse_unknown_charset").text
+
+
+def test_undecodable_bytes_become_replacement_characters() -> None:
+    assert decode_text(b"ok \x81\x8d", "no-such-charset") == "ok \ufffd\ufffd"
+
+
+def test_html_only_mail_becomes_readable_text() -> None:
+    mail = parsed("parse_html_only")
+    assert mail.from_html
+    assert "[updated spec](https://docs.example.com/spec?v=2&lang=en)" in mail.text
+    assert "Sales chart Q2" in mail.text
+
+
+def test_hostile_html_never_reaches_text() -> None:
+    text = parsed("parse_html_only").text
+    for leak in ("LEAK", "<", "javascript", "document.cookie", "SECRET-TITLE", "font-family"):
+        assert leak not in text
+
+
+def test_html_text_is_plain_not_markdown_escaped() -> None:
+    text = html.html_to_text("<p>1. first</p><p>- dash</p><table><tr><td>a</td><td>b</td></tr>")
+    assert text == "1. first\n\n- dash\n\na b"
+
+
+def test_multipart_alternative_prefers_plain_text() -> None:
+    mail = parsed("parse_alternative")
+    assert not mail.from_html
+    assert "new numbers" in mail.text
+    assert "<" not in mail.text
+
+
+def test_empty_plain_part_falls_back_to_html() -> None:
+    mail = parsed("parse_empty_plain_uses_html")
+    assert mail.from_html
+    assert mail.text == "Only the HTML part has words."
+
+
+def test_html_part_without_charset_uses_its_meta_charset() -> None:
+    markup = '<html><head><meta charset="windows-1251"></head><p>Привет</p>'.encode("cp1251")
+    raw = b"From: a@example.org\r\nContent-Type: text/html\r\n\r\n" + markup
+    assert parsed_raw(raw).text == "Привет"
+
+
+def test_text_part_with_attachment_disposition_is_an_attachment() -> None:
+    mail = parsed("parse_attachment_rfc2047")
+    assert mail.text == "Drei Dateien anbei."
+    assert mail.attachments[1].content == b"Notizen zur Besprechung\r\n"
+
+
+def test_signature_delimiter_keeps_its_trailing_space() -> None:
+    assert "\n-- \nAnna" in parsed("parse_plain_utf8").text
+
+
+# --- attachments -----------------------------------------------------------------------
+
+
+def test_inline_image_in_related_part_keeps_its_content_id() -> None:
+    image, pdf = parsed("parse_apple_mixed_related").attachments
+    assert image.inline and image.content_id == "F3A1B2C4-5D6E-4F70-8192-A3B4C5D6E7F8"
+    assert image.content.startswith(b"\x89PNG")
+    assert not pdf.inline and pdf.content.startswith(b"%PDF")
+
+
+def test_non_ascii_attachment_names_are_decoded() -> None:
+    names = [a.filename for a in parsed("parse_attachment_rfc2231").attachments]
+    assert names == ["Счёт №5.pdf", "Prüfbericht – Mai.xlsx"]
+    assert parsed("parse_outlook_nested").attachments[1].filename == "Prüfbericht.xlsx"
+
+
+def test_attachment_names_lose_paths_and_control_characters() -> None:
+    raw = (
+        b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+        b"Content-Disposition: attachment; filename*=utf-8''..%2Fetc%2Fpasswd%07X\r\n"
+        b"\r\nroot\r\n--b--\r\n"
+    )
+    assert parsed_raw(raw).attachments[0].filename == ".._etc_passwd_X"
+
+
+def test_forwarded_message_is_an_eml_attachment() -> None:
+    (forwarded,) = parsed("parse_forwarded_rfc822").attachments
+    assert forwarded.filename.endswith(".eml")
+    assert forwarded.content.startswith(b"From: Dana Scully")
+
+
+# --- malformed input --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"   \r\n",
+        b"no headers at all, just words\r\n",
+        bytes(range(256)) * 8,
+        b"\xff\xfe\x00S\x00u\x00b\x00j\x00e\x00c\x00t\x00",
+        b"Content-Type: multipart/mixed\r\n\r\nno boundary",
+    ],
+)
+def test_garbage_is_rejected_not_raised(raw: bytes) -> None:
+    result = parse_mail(raw)
+    assert isinstance(result, Reject)
+    assert result.reply.startswith("554 5.6.0 Malformed message: ")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Subject: only headers",
+        b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n",
+        b"From: a@example.org\r\nContent-Type: text/plain; charset=\r\n\r\n\xff\xfe",
+        b"From: a@example.org\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!notbase64==\r\n",
+        b"From: a@example.org\r\nContent-Type: ;;;==\r\n\r\nbody",
+    ],
+)
+def test_odd_but_readable_mail_parses(raw: bytes) -> None:
+    assert isinstance(parse_mail(raw), Mail)
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_damaged_fixture_never_raises(name: str) -> None:
+    raw = eml_bytes(name)
+    rng = random.Random(name)
+    for _ in range(15):
+        start = rng.randrange(len(raw))
+        damaged = bytearray(raw[:start] + raw[start + rng.randrange(300) :])
+        for _ in range(rng.randrange(4)):
+            if damaged:
+                damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        assert isinstance(parse_mail(bytes(damaged)), Mail | Reject)
+
+
+def test_truncated_mail_keeps_what_arrived() -> None:
+    mail = parsed("parse_truncated_boundary")
+    assert mail.text == "Photo attached (the connection dropped)."
+    assert mail.attachments[0].content.startswith(b"\xff\xd8\xff")
+
+
+def test_reject_reason_is_one_ascii_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(_: str) -> None:
+        raise parse.MimeError("Ungültige\r\nStruktur " + "x" * 500)
+
+    monkeypatch.setattr(parse.mime, "from_string", refuse)
+    result = parse_mail(eml_bytes("parse_plain_utf8"))
+    assert isinstance(result, Reject)
+    assert result.reason.startswith("5.6.0 Malformed message: Ung?ltige Struktur xxx")
+    assert result.reason.isascii() and len(result.reason) < 250
+
+
+def test_flanker_crash_falls_back_to_the_stdlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(_: str) -> None:
+        raise AttributeError("flanker bug")
+
+    monkeypatch.setattr(parse.mime, "from_string", crash)
+    mail = parsed("parse_apple_mixed_related")
+    assert mail.text.startswith("Here is the floor plan")
+    assert [a.filename for a in mail.attachments] == ["floorplan.png", "contract-signed.pdf"]
+    assert mail.attachments[0].content_id == "F3A1B2C4-5D6E-4F70-8192-A3B4C5D6E7F8"
+    forwarded = parsed("parse_forwarded_rfc822").attachments[0]
+    assert b"The case file is in the cabinet." in forwarded.content
+
+
+def test_stdlib_crash_after_flanker_crash_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(_: object) -> None:
+        raise RecursionError("too deep")
+
+    monkeypatch.setattr(parse.mime, "from_string", crash)
+    monkeypatch.setattr(parse, "part_from_email", crash)
+    result = parse_mail(eml_bytes("parse_plain_utf8"))
+    assert isinstance(result, Reject)
+    assert "RecursionError" in result.reason
+
+
+def test_broken_encoded_word_falls_back_to_stdlib_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def crash(_: str) -> None:
+        raise ValueError("flanker bug")
+
+    monkeypatch.setattr(parse, "mime_to_unicode", crash)
+    assert parse.decode_header("=?utf-8?q?caf=C3=A9?= ok") == "café ok"
+
+
+def test_html2text_crash_falls_back_to_stripping_tags(monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(_: object, __: str) -> str:
+        raise AssertionError("html2text bug")
+
+    monkeypatch.setattr(html._Reader, "handle", crash)
+    text = html.html_to_text("<p>Hi <script>evil()</script><b>there</b></p><style>x{}</style>")
+    assert text == "Hi  there"
+
+
+def test_stdlib_tree_of_unprintable_forwarded_message_is_empty() -> None:
+    outer = email.message.Message()
+    outer["Content-Type"] = "message/rfc822"
+    outer.set_payload(["not a message"])
+    assert part_from_email(outer).payload == b""
+
+
+def test_stdlib_tree_survives_a_generator_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(_: object) -> bytes:
+        raise UnicodeEncodeError("ascii", "x", 0, 1, "broken header")
+
+    monkeypatch.setattr(email.message.Message, "as_bytes", crash)
+    raw = eml_bytes("parse_forwarded_rfc822")
+    tree = part_from_email(email.message_from_bytes(raw))
+    assert tree.children[1].content_type == "message/rfc822"
+    assert tree.children[1].payload == b""
+
+
+def test_empty_leaves_are_not_attachments() -> None:
+    root = Part("multipart/mixed", children=(Part("text/plain", b"hi"), Part("image/png")))
+    assert read_parts(root) == ("hi", False, ())
