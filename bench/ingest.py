@@ -78,8 +78,13 @@ def main() -> None:
     }
     if args.database:  # start from an empty schema
         env["QMAIL_DATABASE__URL"] = args.database
-    server = subprocess.Popen([sys.executable, "-m", "qmail", "smtp"], env=env, cwd=folder,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "qmail", "smtp"],
+        env=env,
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -94,8 +99,9 @@ def main() -> None:
         mails = [unique(corpus[n % len(corpus)], n) for n in range(args.count)]
         shares = [mails[i :: args.clients] for i in range(args.clients)]
         latencies: list[float] = []
-        threads = [threading.Thread(target=send_all, args=(port, share, latencies))
-                   for share in shares]
+        threads = [
+            threading.Thread(target=send_all, args=(port, share, latencies)) for share in shares
+        ]
         start = time.perf_counter()
         for thread in threads:
             thread.start()

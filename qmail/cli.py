@@ -72,15 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(command=cmd_person_add)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(metavar="ACTION")
-    create = token.add_parser("create", help="print a bearer token for the JSON API",
-                              parents=[common])
+    create = token.add_parser(
+        "create", help="print a bearer token for the JSON API", parents=[common]
+    )
     create.add_argument("email")
     create.set_defaults(command=cmd_token_create)
 
     quarantine = sub.add_parser("quarantine", help="mail that could not be processed")
     actions = quarantine.add_subparsers(metavar="ACTION")
-    actions.add_parser("list", help="list quarantined mail with the reason",
-                       parents=[common]).set_defaults(command=cmd_quarantine_list)
+    actions.add_parser(
+        "list", help="list quarantined mail with the reason", parents=[common]
+    ).set_defaults(command=cmd_quarantine_list)
     retry = actions.add_parser("retry", help="process quarantined mail again", parents=[common])
     retry.add_argument("id", nargs="?", type=int, help="one quarantine entry (default: all)")
     retry.set_defaults(command=cmd_quarantine_retry)

@@ -218,8 +218,9 @@ def _validate(settings: Settings) -> None:
     if settings.security.magic_link_ttl <= 0:
         raise ConfigError("security.magic_link_ttl must be positive")
     if not settings.web.base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"web.base_url must start with http:// or https://, not "
-                          f"{settings.web.base_url!r}")
+        raise ConfigError(
+            f"web.base_url must start with http:// or https://, not {settings.web.base_url!r}"
+        )
     if "://" not in settings.database.url:
         raise ConfigError(f"database.url is not a database URL: {settings.database.url!r}")
 

@@ -31,7 +31,9 @@ def database_url(settings: Settings) -> str:
     try:
         url = make_url(settings.database.url)
     except ArgumentError:
-        raise ConfigError(f"database.url is not a database URL: {settings.database.url!r}") from None
+        raise ConfigError(
+            f"database.url is not a database URL: {settings.database.url!r}"
+        ) from None
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         path = settings.path(url.database)
         path.parent.mkdir(parents=True, exist_ok=True)

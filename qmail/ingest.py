@@ -43,7 +43,11 @@ class IngestHandler:
         self.accept = accept
 
     async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
         rcpt_options: list[str],
     ) -> str:
         if address.rpartition("@")[2].lower() != self.domain:
@@ -59,9 +63,7 @@ class IngestHandler:
         mail_from = (envelope.mail_from or "").strip().strip("<>")  # "<>": a bounce
         mail_envelope = MailEnvelope(mail_from, tuple(envelope.rcpt_tos))
         try:
-            outcome = await asyncio.to_thread(
-                self.accept, raw, mail_envelope, datetime.now(UTC)
-            )
+            outcome = await asyncio.to_thread(self.accept, raw, mail_envelope, datetime.now(UTC))
         except TemporaryFailure:
             return REPLY_TRY_LATER
         if outcome.reject is not None:
@@ -76,8 +78,12 @@ class IngestHandler:
 def smtp_factory(settings: Settings, handler: IngestHandler) -> Callable[[], SMTP]:
     """Makes one aiosmtpd ``SMTP`` protocol per connection, with our limits set."""
     return partial(
-        SMTP, handler, data_size_limit=settings.smtp.max_message_size,
-        enable_SMTPUTF8=True, decode_data=False, hostname=settings.mail.domain,
+        SMTP,
+        handler,
+        data_size_limit=settings.smtp.max_message_size,
+        enable_SMTPUTF8=True,
+        decode_data=False,
+        hostname=settings.mail.domain,
         ident="qmail ESMTP",
     )
 

@@ -95,8 +95,13 @@ def _process(session: Session, raw_mail_id: int, context: store.Store, now: date
     except PermissionError as error:
         log.info("<%s> refused: %s", raw_mail.message_id, error)
         return _rejected(raw_mail, REJECT_NOT_ALLOWED)
-    log.info("<%s> %s -> task %s (%s)", raw_mail.message_id, raw_mail.state,
-             posted.task_number, type(route).__name__)
+    log.info(
+        "<%s> %s -> task %s (%s)",
+        raw_mail.message_id,
+        raw_mail.state,
+        posted.task_number,
+        type(route).__name__,
+    )
     return Outcome(raw_mail_id, raw_mail.state, posted.task_number)
 
 

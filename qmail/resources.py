@@ -7,7 +7,7 @@ works from any directory.
 
 from __future__ import annotations
 
-from importlib import resources
+from importlib.util import find_spec
 from pathlib import Path
 
 _CHECKOUT = Path(__file__).resolve().parent.parent
@@ -17,7 +17,10 @@ def _folder(checkout_name: str, package: str) -> Path:
     candidate = _CHECKOUT / checkout_name
     if (_CHECKOUT / "pyproject.toml").exists() and candidate.is_dir():
         return candidate
-    return Path(str(resources.files(package)))
+    spec = find_spec(package)  # a namespace package: data only, no __init__.py
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"qmail is installed without its {checkout_name}/ folder")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def templates_dir() -> Path:

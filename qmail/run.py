@@ -102,8 +102,11 @@ async def serve(context: Store, roles: Iterable[str]) -> None:
         from qmail.web.app import create_app
 
         config = uvicorn.Config(
-            create_app(settings, context.engine), host=settings.web.host,
-            port=settings.web.port, log_level="info", lifespan="on",
+            create_app(settings, context.engine),
+            host=settings.web.host,
+            port=settings.web.port,
+            log_level="info",
+            lifespan="on",
         )
         # uvicorn captures SIGINT/SIGTERM while it serves, then re-raises them to the
         # handlers installed above, so one signal stops every role.

@@ -55,7 +55,11 @@ class Posted:
 
 
 def save_raw(
-    session: Session, raw: bytes, message_id: str, mail_from: str, rcpt_tos: tuple[str, ...],
+    session: Session,
+    raw: bytes,
+    message_id: str,
+    mail_from: str,
+    rcpt_tos: tuple[str, ...],
     now: datetime,
 ) -> tuple[models.RawMail, bool]:
     """Store the raw bytes once per Message-ID; ``(row, False)`` for a duplicate."""
@@ -65,8 +69,11 @@ def save_raw(
     if existing is not None:
         return existing, False
     row = models.RawMail(
-        message_id=message_id, raw=raw, mail_from=mail_from,
-        rcpt_tos=json.dumps(list(rcpt_tos)), received_at=now,
+        message_id=message_id,
+        raw=raw,
+        mail_from=mail_from,
+        rcpt_tos=json.dumps(list(rcpt_tos)),
+        received_at=now,
     )
     try:
         with session.begin_nested():
@@ -102,7 +109,9 @@ def get_person(
     person = session.exec(select(models.Person).where(models.Person.email == email)).first()
     if person is None:
         person = models.Person(
-            email=email, name=address.name, is_team=is_team_address(email, settings),
+            email=email,
+            name=address.name,
+            is_team=is_team_address(email, settings),
             created_at=now,
         )
         session.add(person)
@@ -202,8 +211,11 @@ def create_task(
 ) -> tuple[models.Task, models.Branch]:
     """A new task with its main branch; the author and the triage team take part."""
     task = models.Task(
-        number=next_task_number(session), title=route.title, created_by_id=author.id,
-        created_at=now, updated_at=now,
+        number=next_task_number(session),
+        title=route.title,
+        created_by_id=author.id,
+        created_at=now,
+        updated_at=now,
     )
     session.add(task)
     session.flush()
@@ -214,22 +226,36 @@ def create_task(
     add_member(session, branch.id, author.id, now)
     for person in triage_team(session, settings, now):
         add_member(session, branch.id, person.id, now)
-    session.add(models.Event(task_id=task.id, branch_id=branch.id, person_id=author.id,
-                             kind="task_created", detail=task.title, created_at=now))
+    session.add(
+        models.Event(
+            task_id=task.id,
+            branch_id=branch.id,
+            person_id=author.id,
+            kind="task_created",
+            detail=task.title,
+            created_at=now,
+        )
+    )
     return task, branch
 
 
 def triage_team(session: Session, settings: Settings, now: datetime) -> list[models.Person]:
     """``mail.triage``, or when it is empty every team member qmail knows."""
     if settings.mail.triage:
-        return [get_person(session, Address(email), settings, now)
-                for email in settings.mail.triage]
+        return [
+            get_person(session, Address(email), settings, now) for email in settings.mail.triage
+        ]
     return list(session.exec(select(models.Person).where(col(models.Person.is_team))).all())
 
 
 def apply_route(
-    session: Session, route: NewTask | Reply | Ignore, mail: Mail, trimmed: Trimmed,
-    raw_mail: models.RawMail, settings: Settings, now: datetime,
+    session: Session,
+    route: NewTask | Reply | Ignore,
+    mail: Mail,
+    trimmed: Trimmed,
+    raw_mail: models.RawMail,
+    settings: Settings,
+    now: datetime,
 ) -> Posted:
     """Write what routing decided: a new task, a message in a branch, or an event."""
     for address in (*mail.to, *mail.cc):
@@ -278,33 +304,67 @@ def team_branch(
         branch = models.Branch(task_id=task.id, hidden=True, parent_id=parent.id, created_at=now)
         session.add(branch)
         session.flush()
-        session.add(models.Event(task_id=task.id, branch_id=branch.id, person_id=author.id,
-                                 kind="branch_opened", created_at=now))
+        session.add(
+            models.Event(
+                task_id=task.id,
+                branch_id=branch.id,
+                person_id=author.id,
+                kind="branch_opened",
+                created_at=now,
+            )
+        )
     return branch
 
 
 def _add_message(
-    session: Session, task: models.Task, branch: models.Branch, author: models.Person,
-    mail: Mail, trimmed: Trimmed, raw_mail: models.RawMail, now: datetime,
+    session: Session,
+    task: models.Task,
+    branch: models.Branch,
+    author: models.Person,
+    mail: Mail,
+    trimmed: Trimmed,
+    raw_mail: models.RawMail,
+    now: datetime,
 ) -> models.Message:
     message = models.Message(
-        task_id=task.id, branch_id=branch.id, author_id=author.id, text=trimmed.text,
-        quoted=trimmed.quoted, full_text=mail.text, subject=mail.subject,
-        message_id=mail.message_id, in_reply_to=mail.in_reply_to or "",
-        references=" ".join(mail.references), source="email", raw_mail_id=raw_mail.id,
+        task_id=task.id,
+        branch_id=branch.id,
+        author_id=author.id,
+        text=trimmed.text,
+        quoted=trimmed.quoted,
+        full_text=mail.text,
+        subject=mail.subject,
+        message_id=mail.message_id,
+        in_reply_to=mail.in_reply_to or "",
+        references=" ".join(mail.references),
+        source="email",
+        raw_mail_id=raw_mail.id,
         sent_at=mail.date or now,
     )
     session.add(message)
     session.flush()
     for attachment in mail.attachments:
-        session.add(models.Attachment(
-            message_id=message.id, filename=attachment.filename,
-            content_type=attachment.content_type, size=attachment.size,
-            content_id=attachment.content_id, inline=attachment.inline,
-            content=attachment.content,
-        ))
-    session.add(models.Event(task_id=task.id, branch_id=branch.id, person_id=author.id,
-                             kind="message", detail=str(message.id), created_at=now))
+        session.add(
+            models.Attachment(
+                message_id=message.id,
+                filename=attachment.filename,
+                content_type=attachment.content_type,
+                size=attachment.size,
+                content_id=attachment.content_id,
+                inline=attachment.inline,
+                content=attachment.content,
+            )
+        )
+    session.add(
+        models.Event(
+            task_id=task.id,
+            branch_id=branch.id,
+            person_id=author.id,
+            kind="message",
+            detail=str(message.id),
+            created_at=now,
+        )
+    )
     return message
 
 
@@ -319,6 +379,14 @@ def _record_ignored(
         task = session.get(models.Task, branch.task_id) if branch else None
         if task is not None:
             task_id, task_number = task.id, task.number
-    session.add(models.Event(task_id=task_id, branch_id=route.branch_id, kind="ignored",
-                             detail=route.reason, raw_mail_id=raw_mail.id, created_at=now))
+    session.add(
+        models.Event(
+            task_id=task_id,
+            branch_id=route.branch_id,
+            kind="ignored",
+            detail=route.reason,
+            raw_mail_id=raw_mail.id,
+            created_at=now,
+        )
+    )
     return Posted(task_number)

@@ -59,7 +59,7 @@ def wait_until(check: Callable[[], Any], timeout: float = 10.0, interval: float 
     while True:
         try:
             result = check()
-        except Exception:  # noqa: BLE001 - not ready yet
+        except Exception:
             result = None
         if result:
             return result

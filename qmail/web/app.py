@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import logging
 
-from litestar import Litestar, MediaType, Request, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Template
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
 from sqlalchemy.engine import Engine
 
 from qmail import __version__
 from qmail.config import Settings
 from qmail.errors import BadRequest, Forbidden, NotFound
+from qmail.resources import static_dir, templates_dir
 from qmail.web.api import AttachmentApi, HealthApi, TaskApi
 from qmail.web.deps import Unauthenticated, provide_current_user, provide_db_session
 
@@ -32,7 +38,15 @@ _STATUS = {NotFound: 404, Forbidden: 403, BadRequest: 400, Unauthenticated: 401}
 def create_app(settings: Settings, engine: Engine) -> Litestar:
     """The web app for these settings and this database."""
     return Litestar(
-        route_handlers=[HealthApi, TaskApi, AttachmentApi],
+        route_handlers=[
+            HealthApi,
+            TaskApi,
+            AttachmentApi,
+            create_static_files_router(path="/static", directories=[static_dir()]),
+        ],
+        template_config=TemplateConfig(
+            instance=JinjaTemplateEngine.from_environment(page_environment())
+        ),
         dependencies={
             "session": Provide(provide_db_session),
             "person": Provide(provide_current_user, sync_to_thread=True),
@@ -45,6 +59,15 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
         # Logging is the process's business (the CLI sets it up), not the app's: Litestar's
         # default would reconfigure the root logger each time an app is built.
         logging_config=None,
+    )
+
+
+def page_environment() -> Environment:
+    """Jinja2 for pages: autoescaped always, so no text from mail is ever markup."""
+    return Environment(
+        loader=FileSystemLoader(templates_dir() / "pages"),
+        autoescape=True,
+        undefined=StrictUndefined,
     )
 
 
@@ -67,5 +90,16 @@ def handle_error(request: Request, error: Exception) -> Response[object]:
         headers = {**error.headers, **headers}
     if request.url.path.startswith("/api/"):
         return Response({"error": message}, status_code=status, headers=headers)
-    # Seam: pages (a later issue) render templates/pages/error.html here instead.
-    return Response(message, status_code=status, headers=headers, media_type=MediaType.TEXT)
+    return Template(  # type: ignore[return-value]
+        "error.html",
+        context={
+            "status": status,
+            "title": _TITLES.get(status, "Something went wrong"),
+            "message": message,
+        },
+        status_code=status,
+        headers=headers,
+    )
+
+
+_TITLES = {400: "Bad request", 401: "Please sign in", 403: "Not allowed", 404: "Not found"}

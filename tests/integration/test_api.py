@@ -415,3 +415,19 @@ def test_html_attachment_is_served_as_opaque_bytes(web_server: WebServer, world:
 
 def test_attachment_download_requires_authentication(web_server: WebServer, world: World) -> None:
     get_json(web_server, None, f"/api/attachments/{world.invoice_id}", status=401)
+
+
+def test_unknown_page_gets_the_escaped_error_page(web_server):
+    with web_server.client() as client:
+        answer = client.get("/nothing-<script>alert(1)</script>")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "<h1>Not found</h1>" in answer.text
+    assert "<script>" not in answer.text
+
+
+def test_static_assets_are_served(web_server):
+    with web_server.client() as client:
+        answer = client.get("/static/qmail.css")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/css")

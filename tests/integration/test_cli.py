@@ -68,12 +68,17 @@ def test_init_creates_the_database_and_is_idempotent(config, capsys):
 
 
 def test_person_add_registers_team_members_by_domain(config, capsys, store):
-    assert cli.main(["person", "add", "Alice@Example.com", "--name", "Alice", "--config",
-                     config]) == 0
+    assert (
+        cli.main(["person", "add", "Alice@Example.com", "--name", "Alice", "--config", config]) == 0
+    )
     assert cli.main(["person", "add", "carol@acme.test", "--config", config]) == 0
-    assert capsys.readouterr().out == "alice@example.com (team member)\ncarol@acme.test (external)\n"
+    assert (
+        capsys.readouterr().out == "alice@example.com (team member)\ncarol@acme.test (external)\n"
+    )
     with Session(store.engine) as session:
-        alice = session.exec(select(models.Person).where(models.Person.email == "alice@example.com")).one()
+        alice = session.exec(
+            select(models.Person).where(models.Person.email == "alice@example.com")
+        ).one()
     assert (alice.name, alice.is_team) == ("Alice", True)
 
 
@@ -90,8 +95,10 @@ def test_token_create_prints_a_working_bearer_token(config, capsys, web_server):
 def test_token_for_an_unknown_person_is_a_one_line_error(config, capsys):
     assert cli.main(["token", "create", "nobody@example.com", "--config", config]) == 1
     err = capsys.readouterr().err
-    assert err == ("qmail: error: no such person: nobody@example.com "
-                   "(add them with: qmail person add nobody@example.com)\n")
+    assert err == (
+        "qmail: error: no such person: nobody@example.com "
+        "(add them with: qmail person add nobody@example.com)\n"
+    )
 
 
 def test_bad_config_value_is_one_line_without_traceback(tmp_path):
@@ -99,7 +106,10 @@ def test_bad_config_value_is_one_line_without_traceback(tmp_path):
     path.write_text("[smtp]\nport = 'twenty-five'\n")
     result = subprocess.run(
         [sys.executable, "-m", "qmail", "init", "--config", str(path)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 1
     assert result.stderr == "qmail: error: smtp.port must be a whole number, not 'twenty-five'\n"
@@ -110,13 +120,17 @@ def serve(settings: Settings, tmp_path: Path):
     """``qmail serve`` as a real subprocess on free ports; yields (smtp_port, base_url)."""
     smtp_port, web_port = free_port(), free_port()
     config = write_config(
-        settings, tmp_path / "qmail.toml",
-        smtp={"port": smtp_port}, web={"port": web_port},
+        settings,
+        tmp_path / "qmail.toml",
+        smtp={"port": smtp_port},
+        web={"port": web_port},
         mail={"domain": "localhost", "team_domains": ["localhost"]},
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "qmail", "serve", "--config", config],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     base_url = f"http://127.0.0.1:{web_port}"
     try:
@@ -146,17 +160,33 @@ def test_serve_takes_mail_by_smtp_and_shows_it_in_the_api(serve, capsys):
     ]
 
 
-@pytest.mark.skipif(not IN_CI and shutil.which("swaks") is None,
-                    reason="swaks not installed (CI installs it and fails without it)")
+@pytest.mark.skipif(
+    not IN_CI and shutil.which("swaks") is None,
+    reason="swaks not installed (CI installs it and fails without it)",
+)
 def test_mail_sent_with_swaks_shows_up_in_the_api(serve, capsys):
     smtp_port, base_url, config = serve
     subprocess.run(
-        ["swaks", "--server", f"127.0.0.1:{smtp_port}", "--from", "carol@acme.test",
-         "--to", "tasks@localhost", "--header", "Subject: [billing] Printer on fire #urgent",
-         "--body", "It is really on fire."],
-        check=True, capture_output=True, timeout=30, env={**os.environ, "LC_ALL": "C"},
+        [
+            "swaks",
+            "--server",
+            f"127.0.0.1:{smtp_port}",
+            "--from",
+            "carol@acme.test",
+            "--to",
+            "tasks@localhost",
+            "--header",
+            "Subject: [billing] Printer on fire #urgent",
+            "--body",
+            "It is really on fire.",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+        env={**os.environ, "LC_ALL": "C"},
     )
     token = _token(config, "you@localhost", capsys)
-    answer = httpx.get(f"{base_url}/api/tasks?tag=urgent",
-                       headers={"Authorization": f"Bearer {token}"}).json()
+    answer = httpx.get(
+        f"{base_url}/api/tasks?tag=urgent", headers={"Authorization": f"Bearer {token}"}
+    ).json()
     assert [t["title"] for t in answer["items"]] == ["Printer on fire"]

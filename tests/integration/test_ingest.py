@@ -7,6 +7,8 @@ database holds: the task, the branch, the new text and what was removed as quote
 from __future__ import annotations
 
 import smtplib
+from datetime import UTC, datetime
+
 import pytest
 from sqlmodel import Session, col, select
 
@@ -27,6 +29,7 @@ from tests.conftest import MAIL_DIR, SECRET, eml_bytes, expected, free_port
 from tests.integration.conftest import SmtpServer, accept_now, close_server
 
 INTAKE = "tasks@example.com"
+NOW_FOR_PEOPLE = datetime(2024, 6, 1, tzinfo=UTC)
 FIRST = "intake_thunderbird_en"
 
 
@@ -72,8 +75,12 @@ def test_mail_to_intake_opens_a_task_with_title_tags_and_trimmed_text(smtp_serve
         tags = session.exec(
             select(models.Tag.name).join(models.TaskTag).where(models.TaskTag.task_id == task.id)
         ).all()
-        author = session.exec(select(models.Person).where(models.Person.email == "carol@acme.test")).one()
-        member = session.get(models.BranchMember, (messages(smtp_server.store)[0].branch_id, author.id))
+        author = session.exec(
+            select(models.Person).where(models.Person.email == "carol@acme.test")
+        ).one()
+        member = session.get(
+            models.BranchMember, (messages(smtp_server.store)[0].branch_id, author.id)
+        )
     assert sorted(tags) == golden["tags"]
     (message,) = messages(smtp_server.store)
     assert message.text == golden["text"]
@@ -175,8 +182,11 @@ def test_unknown_recipients_and_forged_tokens_are_refused_with_550(smtp_server, 
 
 def test_mail_over_the_size_limit_is_refused_with_552(store, loop_thread):
     settings = store.settings.replace(smtp={"port": free_port(), "max_message_size": 10_000})
-    handler = IngestHandler(settings, resolve=lambda a: pipeline.recipient_for(a, store),
-                            accept=lambda *args: accept_now(store, *args))
+    handler = IngestHandler(
+        settings,
+        resolve=lambda a: pipeline.recipient_for(a, store),
+        accept=lambda *args: accept_now(store, *args),
+    )
     server = loop_thread.run(start_smtp_server(settings, handler))
     try:
         raw = eml_bytes(FIRST) + (b"x" * 76 + b"\r\n") * 300
@@ -196,21 +206,28 @@ def test_mail_over_the_size_limit_is_refused_with_552(store, loop_thread):
     assert tasks(store) == []
 
 
-def test_database_outage_answers_451_so_the_sender_retries(settings: Settings, loop_thread,
-                                                            tmp_path):
-    broken = settings.replace(database={"url": f"sqlite:///{tmp_path}/missing/dir/x.db"},
-                              smtp={"port": free_port()})
+def test_database_outage_answers_451_so_the_sender_retries(
+    settings: Settings, loop_thread, tmp_path
+):
+    broken = settings.replace(
+        database={"url": f"sqlite:///{tmp_path}/missing/dir/x.db"}, smtp={"port": free_port()}
+    )
     engine = create_db_engine(broken)
     (tmp_path / "missing" / "dir").rmdir()  # the database vanishes after start-up
     from qmail.tokens import ReplyTokens
 
     outage = Store(engine, broken, ReplyTokens(SECRET))
-    handler = IngestHandler(broken, resolve=lambda a: pipeline.recipient_for(a, outage),
-                            accept=lambda *args: accept_now(outage, *args))
+    handler = IngestHandler(
+        broken,
+        resolve=lambda a: pipeline.recipient_for(a, outage),
+        accept=lambda *args: accept_now(outage, *args),
+    )
     server = loop_thread.run(start_smtp_server(broken, handler))
     try:
-        with pytest.raises(smtplib.SMTPDataError) as refused, \
-                smtplib.SMTP("127.0.0.1", broken.smtp.port, timeout=10) as client:
+        with (
+            pytest.raises(smtplib.SMTPDataError) as refused,
+            smtplib.SMTP("127.0.0.1", broken.smtp.port, timeout=10) as client,
+        ):
             client.sendmail("carol@acme.test", [INTAKE], eml_bytes(FIRST))
         assert f"{refused.value.smtp_code} {refused.value.smtp_error.decode()}" == REPLY_TRY_LATER
     finally:
@@ -227,8 +244,9 @@ def write_config(settings: Settings, path) -> str:
     return str(path)
 
 
-def test_mail_whose_processing_fails_is_quarantined_then_retried(smtp_server, monkeypatch,
-                                                                 tmp_path, capsys):
+def test_mail_whose_processing_fails_is_quarantined_then_retried(
+    smtp_server, monkeypatch, tmp_path, capsys
+):
     def broken_trim(text: str):
         raise RuntimeError("trimmer bug")
 

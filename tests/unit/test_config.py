@@ -46,8 +46,9 @@ def test_example_config_loads_to_the_defaults():
 def test_environment_overrides_the_file(tmp_path):
     path = tmp_path / "qmail.toml"
     path.write_text('[smtp]\nport = 2600\n[mail]\ndomain = "acme.test"\n')
-    settings = load(path, env={"QMAIL_SMTP__PORT": "2526",
-                               "QMAIL_MAIL__TEAM_DOMAINS": "acme.test, Acme.EU"})
+    settings = load(
+        path, env={"QMAIL_SMTP__PORT": "2526", "QMAIL_MAIL__TEAM_DOMAINS": "acme.test, Acme.EU"}
+    )
     assert settings.smtp.port == 2526
     assert settings.mail.domain == "acme.test"
     assert settings.mail.team_domains == ("acme.test", "acme.eu")

@@ -64,8 +64,12 @@ def test_task_numbers_stay_unique_under_concurrent_writers(store):
 def test_people_are_created_once_with_team_flag_from_the_domain(store):
     with session_scope(store.engine) as session:
         carol = qstore.get_person(session, Address("carol@acme.test", ""), store.settings, NOW)
-        alice = qstore.get_person(session, Address("alice@example.com", "Alice"), store.settings, NOW)
-        again = qstore.get_person(session, Address("carol@acme.test", "Carol C"), store.settings, NOW)
+        alice = qstore.get_person(
+            session, Address("alice@example.com", "Alice"), store.settings, NOW
+        )
+        again = qstore.get_person(
+            session, Address("carol@acme.test", "Carol C"), store.settings, NOW
+        )
         assert again.id == carol.id and again.name == "Carol C"
         assert (carol.is_team, alice.is_team) == (False, True)
     with Session(store.engine) as session:
