@@ -28,6 +28,12 @@ class Person(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     is_team: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    # Bumped by every sign-in: a magic link names the value it was made with, so it
+    # works once (single use) and every older link dies with it.
+    login_count: int = 0
+    last_login_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
 
 
 class ApiToken(SQLModel, table=True):
@@ -52,6 +58,7 @@ class Task(SQLModel, table=True):
     title: str = Field(default="", sa_column=Column(Text, nullable=False))
     status: str = Field(default="open", max_length=20, index=True)
     created_by_id: int | None = Field(default=None, foreign_key="person.id")
+    assignee_id: int | None = Field(default=None, foreign_key="person.id")
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_when(index=True))
 
@@ -149,3 +156,40 @@ class Event(SQLModel, table=True):
     detail: str = Field(default="", sa_column=Column(Text, nullable=False))
     raw_mail_id: int | None = Field(default=None, foreign_key="rawmail.id")
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when(index=True))
+
+
+class Mute(SQLModel, table=True):
+    """A person who unsubscribed from a task's notifications (List-Unsubscribe)."""
+
+    task_id: int = Field(foreign_key="task.id", primary_key=True)
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class Outbox(SQLModel, table=True):
+    """One outbound mail, written in the same transaction as the change it announces.
+
+    ``state``: ``pending`` -> ``sent``, or ``failed`` (permanent, 5xx); temporary failures
+    stay ``pending`` with a later ``next_attempt_at``.  A worker claims a row by setting
+    ``locked_until`` (a lease), so several workers never send the same mail at once.
+    ``message_id`` is the Message-ID header we gave the mail (replies name it), ``text``
+    the body as sent (so a quote of it can be recognised in replies).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)  # notification | ack | refusal
+    task_id: int | None = Field(default=None, foreign_key="task.id", index=True)
+    branch_id: int | None = Field(default=None, foreign_key="branch.id")
+    about_message_id: int | None = Field(default=None, foreign_key="message.id")
+    person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    recipient: str = Field(max_length=320, index=True)
+    message_id: str = Field(max_length=998, unique=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    state: str = Field(default="pending", max_length=20, index=True)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=_when(index=True))
+    locked_until: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when(index=True))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))

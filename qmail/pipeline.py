@@ -18,9 +18,9 @@ from sqlmodel import Session
 
 from qmail import models, store
 from qmail.core.addresses import TokenAddress, parse_recipient
-from qmail.core.mail import Envelope, Recipient, Reject
+from qmail.core.mail import Envelope, NewTask, Recipient, Reject, Trimmed
 from qmail.core.parse import parse_mail, read_message_id
-from qmail.core.route import route_mail, task_number
+from qmail.core.route import is_forward, route_mail, task_number
 from qmail.core.trim import trim_reply
 from qmail.db import session_scope
 from qmail.errors import TemporaryFailure
@@ -88,10 +88,11 @@ def _process(session: Session, raw_mail_id: int, context: store.Store, now: date
     route = route_mail(mail, recipients, known, raw_mail.mail_from)
     if isinstance(route, Reject):
         return _rejected(raw_mail, route)
+    # A forward that opens a task: the forwarded mail is the task, not history to hide.
+    forwarded = isinstance(route, NewTask) and is_forward(mail.subject)
+    trimmed = Trimmed(mail.text) if forwarded else trim_reply(mail.text)
     try:
-        posted = store.apply_route(
-            session, route, mail, trim_reply(mail.text), raw_mail, context.settings, now
-        )
+        posted = store.apply_route(session, route, mail, trimmed, raw_mail, context.settings, now)
     except PermissionError as error:
         log.info("<%s> refused: %s", raw_mail.message_id, error)
         return _rejected(raw_mail, REJECT_NOT_ALLOWED)

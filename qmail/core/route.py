@@ -106,6 +106,18 @@ def strip_reply_prefixes(subject: str) -> str:
     return _REPLY_PREFIX.sub("", subject).strip()
 
 
+_FORWARD_PREFIX = re.compile(r"^\s*(fwd?|wg|tr|enc|rv|i|doorst|vs|пересл)\s*:", re.IGNORECASE)
+
+
+def is_forward(subject: str) -> bool:
+    """Whether the subject says the mail forwards another one.
+
+    >>> is_forward("Fwd: Printer on fire"), is_forward("WG: Rechnung"), is_forward("Re: x")
+    (True, True, False)
+    """
+    return bool(_FORWARD_PREFIX.match(subject))
+
+
 def title_and_tags(subject: str) -> tuple[str, tuple[str, ...]]:
     """A task title and its tags from a subject: ``[word]`` groups and ``#word`` tokens.
 

@@ -7,12 +7,13 @@ database holds: the task, the branch, the new text and what was removed as quote
 from __future__ import annotations
 
 import smtplib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import Session, col, select
 
-from qmail import cli, models, pipeline
+from qmail import cli, models, pipeline, run
+from qmail import store as qstore
 from qmail.config import Settings
 from qmail.core.addresses import reply_address
 from qmail.core.mail import ReplyTarget
@@ -269,3 +270,28 @@ def test_mail_whose_processing_fails_is_quarantined_then_retried(
     assert [task.title for task in tasks(smtp_server.store)] == [expected(FIRST)["title"]]
     assert cli.main(["quarantine", "list", "--config", config]) == 0
     assert capsys.readouterr().out == "quarantine is empty\n"
+
+
+def test_forward_to_intake_opens_a_task_with_the_forwarded_mail_as_its_text(smtp_server):
+    raw = eml_bytes("reply_apple_mail_forward_en")
+    smtp_server.send(raw, INTAKE, sender="bob@acme.example")
+    (task,) = tasks(smtp_server.store)
+    (message,) = messages(smtp_server.store)
+    assert task.title == "Login page returns 500 after deploy"
+    assert message.text.startswith("Anna, this came in via the support inbox.")
+    for fragment in expected("reply_apple_mail_forward_en")["quoted_contains"]:
+        assert fragment in message.text
+    assert message.quoted == ""
+
+
+def test_mail_left_pending_by_a_crash_is_finished_by_the_worker(store):
+    # The process died after committing the raw mail and before processing it.
+    received = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
+    with Session(store.engine) as session:
+        qstore.save_raw(session, eml_bytes(FIRST), "crash@acme.test", "carol@acme.test",
+                        (INTAKE,), received)
+        session.commit()
+    assert run.sweep_pending(store, received + timedelta(seconds=30)) == 0  # maybe still busy
+    assert run.sweep_pending(store, received + timedelta(minutes=5)) == 1
+    assert [task.title for task in tasks(store)] == [expected(FIRST)["title"]]
+    assert run.sweep_pending(store, received + timedelta(minutes=10)) == 0
