@@ -31,9 +31,7 @@ class Person(SQLModel, table=True):
     # Bumped by every sign-in: a magic link names the value it was made with, so it
     # works once (single use) and every older link dies with it.
     login_count: int = 0
-    last_login_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True))
-    )
+    last_login_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
 class ApiToken(SQLModel, table=True):

@@ -18,7 +18,8 @@ from sqlmodel import Session
 
 from qmail import models, store
 from qmail.core.addresses import TokenAddress, parse_recipient
-from qmail.core.mail import Envelope, NewTask, Recipient, Reject, Trimmed
+from qmail.core.commands import parse_commands
+from qmail.core.mail import Content, Envelope, NewTask, Recipient, Reject, Trimmed
 from qmail.core.parse import parse_mail, read_message_id
 from qmail.core.route import is_forward, route_mail, task_number
 from qmail.core.trim import trim_reply
@@ -91,8 +92,9 @@ def _process(session: Session, raw_mail_id: int, context: store.Store, now: date
     # A forward that opens a task: the forwarded mail is the task, not history to hide.
     forwarded = isinstance(route, NewTask) and is_forward(mail.subject)
     trimmed = Trimmed(mail.text) if forwarded else trim_reply(mail.text)
+    content = Content(trimmed, *reversed(parse_commands(trimmed.text)))
     try:
-        posted = store.apply_route(session, route, mail, trimmed, raw_mail, context.settings, now)
+        posted = store.apply_route(session, route, mail, content, raw_mail, context.settings, now)
     except PermissionError as error:
         log.info("<%s> refused: %s", raw_mail.message_id, error)
         return _rejected(raw_mail, REJECT_NOT_ALLOWED)

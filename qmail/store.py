@@ -1,4 +1,4 @@
-"""The store stage: raw mail, people, tasks, branches and messages in the database.
+"""The store stage: raw mail, and applying a route: messages into task threads.
 
 Functions take the ``Session`` first and never commit: the caller owns the transaction
 (one per inbound message).  The same statements run on SQLite and PostgreSQL.
@@ -11,17 +11,16 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from qmail import models
+from qmail import models, threads
 from qmail.config import Settings
-from qmail.core.addresses import split_address
 from qmail.core.mail import (
     Address,
     BranchFacts,
+    Content,
     Ignore,
     Known,
     Mail,
@@ -29,6 +28,8 @@ from qmail.core.mail import (
     Reply,
     Trimmed,
 )
+from qmail.people import get_person, is_ours, is_team_address
+from qmail.threads import main_branch
 from qmail.tokens import ReplyTokens
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class Posted:
 
     task_number: int | None
     message_id: int | None = None
+    refused: tuple[tuple[str, str], ...] = ()  # (address, why) CC'd but not added
 
 
 # --- raw mail ---------------------------------------------------------------------------
@@ -97,34 +99,6 @@ def quarantine(session: Session, raw_mail_id: int, reason: str, now: datetime) -
 # --- people -----------------------------------------------------------------------------
 
 
-def is_team_address(email: str, settings: Settings) -> bool:
-    return split_address(email)[1] in settings.mail.team_domains
-
-
-def get_person(
-    session: Session, address: Address, settings: Settings, now: datetime
-) -> models.Person:
-    """The person with this address, created on first sight; a missing name is filled in."""
-    email = address.email.lower()
-    person = session.exec(select(models.Person).where(models.Person.email == email)).first()
-    if person is None:
-        person = models.Person(
-            email=email,
-            name=address.name,
-            is_team=is_team_address(email, settings),
-            created_at=now,
-        )
-        session.add(person)
-        session.flush()
-    elif address.name and not person.name:
-        person.name = address.name
-    return person
-
-
-def _is_ours(email: str, settings: Settings) -> bool:
-    return split_address(email)[1] == settings.mail.domain.lower()
-
-
 # --- what routing needs to know ---------------------------------------------------------
 
 
@@ -166,154 +140,79 @@ def branch_facts(session: Session, branch_id: int) -> BranchFacts:
     return BranchFacts(branch.id, branch.task_id, branch.hidden, frozenset(emails))
 
 
-def main_branch(session: Session, task_id: int | None) -> models.Branch:
-    branch = session.exec(
-        select(models.Branch)
-        .where(models.Branch.task_id == task_id, col(models.Branch.hidden).is_(False))
-        .order_by(col(models.Branch.id))
-    ).first()
-    assert branch is not None, f"task {task_id} has no main branch"
-    return branch
-
-
 # --- applying a route -------------------------------------------------------------------
-
-
-def next_task_number(session: Session) -> int:
-    """The next human task number; the row lock serializes concurrent writers."""
-    result = session.execute(
-        update(models.Counter)
-        .where(col(models.Counter.name) == "task")
-        .values(value=models.Counter.value + 1)
-        .returning(models.Counter.value)
-    )
-    return int(result.scalar_one())
-
-
-def add_member(session: Session, branch_id: int, person_id: int, now: datetime) -> None:
-    if session.get(models.BranchMember, (branch_id, person_id)) is None:
-        session.add(models.BranchMember(branch_id=branch_id, person_id=person_id, added_at=now))
-
-
-def tag_task(session: Session, task_id: int, names: tuple[str, ...]) -> None:
-    for name in names:
-        tag = session.exec(select(models.Tag).where(models.Tag.name == name)).first()
-        if tag is None:
-            tag = models.Tag(name=name)
-            session.add(tag)
-            session.flush()
-        if session.get(models.TaskTag, (task_id, tag.id)) is None:
-            session.add(models.TaskTag(task_id=task_id, tag_id=tag.id))
-
-
-def create_task(
-    session: Session, route: NewTask, author: models.Person, settings: Settings, now: datetime
-) -> tuple[models.Task, models.Branch]:
-    """A new task with its main branch; the author and the triage team take part."""
-    task = models.Task(
-        number=next_task_number(session),
-        title=route.title,
-        created_by_id=author.id,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(task)
-    session.flush()
-    branch = models.Branch(task_id=task.id, hidden=False, created_at=now)
-    session.add(branch)
-    session.flush()
-    tag_task(session, task.id, route.tags)
-    add_member(session, branch.id, author.id, now)
-    for person in triage_team(session, settings, now):
-        add_member(session, branch.id, person.id, now)
-    session.add(
-        models.Event(
-            task_id=task.id,
-            branch_id=branch.id,
-            person_id=author.id,
-            kind="task_created",
-            detail=task.title,
-            created_at=now,
-        )
-    )
-    return task, branch
-
-
-def triage_team(session: Session, settings: Settings, now: datetime) -> list[models.Person]:
-    """``mail.triage``, or when it is empty every team member qmail knows."""
-    if settings.mail.triage:
-        return [
-            get_person(session, Address(email), settings, now) for email in settings.mail.triage
-        ]
-    return list(session.exec(select(models.Person).where(col(models.Person.is_team))).all())
 
 
 def apply_route(
     session: Session,
     route: NewTask | Reply | Ignore,
     mail: Mail,
-    trimmed: Trimmed,
+    content: Content,
     raw_mail: models.RawMail,
     settings: Settings,
     now: datetime,
 ) -> Posted:
     """Write what routing decided: a new task, a message in a branch, or an event."""
     for address in (*mail.to, *mail.cc):
-        if not _is_ours(address.email, settings):
+        if not is_ours(address.email, settings):
             get_person(session, address, settings, now)
     if isinstance(route, Ignore):
         return _record_ignored(session, route, raw_mail, now)
+    task, branch, author = _thread_for(session, route, mail, settings, now)
+    if author.is_team and content.commands:
+        threads.apply_commands(session, task, author, content.commands, settings, now)
+    refused: tuple[tuple[str, str], ...] = ()
+    if author.is_team:
+        refused = threads.add_copied(
+            session, branch, author, copied(mail, author, settings), settings, now
+        )
+    text = content.text_for(author.is_team)
+    message_id = None
+    if text or not content.commands:  # a mail of commands alone posts no empty message
+        message = _add_message(
+            session, task, branch, author, mail, content.trimmed, text, raw_mail, now
+        )
+        message_id = message.id
+    task.updated_at = now
+    raw_mail.state = "done"
+    return Posted(task.number, message_id, refused)
+
+
+def copied(mail: Mail, author: models.Person, settings: Settings) -> list[Address]:
+    """The people a mail was also sent to, apart from us and the author."""
+    return [
+        address
+        for address in (*mail.to, *mail.cc)
+        if not is_ours(address.email, settings) and address.email != author.email
+    ]
+
+
+def _thread_for(
+    session: Session, route: NewTask | Reply, mail: Mail, settings: Settings, now: datetime
+) -> tuple[models.Task, models.Branch, models.Person]:
+    """The task, branch and author a route names; a new task is created here."""
     sender = mail.sender or Address(f"unknown@{settings.mail.domain}")
     if isinstance(route, NewTask):
         author = get_person(session, sender, settings, now)
-        task, branch = create_task(session, route, author, settings, now)
-    else:
-        branch = session.get(models.Branch, route.branch_id)
-        if branch is None:
-            raise LookupError(f"branch {route.branch_id} does not exist")
-        task = session.get(models.Task, branch.task_id)
-        assert task is not None
-        if route.author_id is not None:
-            author = session.get(models.Person, route.author_id)
-            if author is None:
-                raise LookupError(f"person {route.author_id} does not exist")
-        else:
-            author = get_person(session, sender, settings, now)
-        if route.via == "private":
-            branch = team_branch(session, task, author, now)
-        add_member(session, branch.id, author.id, now)
-        task.updated_at = now
-    message = _add_message(session, task, branch, author, mail, trimmed, raw_mail, now)
-    raw_mail.state = "done"
-    return Posted(task.number, message.id)
-
-
-def team_branch(
-    session: Session, task: models.Task, author: models.Person, now: datetime
-) -> models.Branch:
-    """The task's hidden team branch, opened on first use; only team members may."""
-    if not author.is_team:
-        raise PermissionError(f"{author.email} is not a team member")
-    branch = session.exec(
-        select(models.Branch)
-        .where(models.Branch.task_id == task.id, col(models.Branch.hidden).is_(True))
-        .order_by(col(models.Branch.id))
-    ).first()
+        task, branch = threads.create_task(session, route, author, settings, now)
+        return task, branch, author
+    branch = session.get(models.Branch, route.branch_id)
     if branch is None:
-        parent = main_branch(session, task.id)
-        branch = models.Branch(task_id=task.id, hidden=True, parent_id=parent.id, created_at=now)
-        session.add(branch)
-        session.flush()
-        session.add(
-            models.Event(
-                task_id=task.id,
-                branch_id=branch.id,
-                person_id=author.id,
-                kind="branch_opened",
-                created_at=now,
-            )
-        )
-    return branch
+        raise LookupError(f"branch {route.branch_id} does not exist")
+    task = session.get(models.Task, branch.task_id)
+    assert task is not None
+    if route.author_id is not None:
+        author = session.get(models.Person, route.author_id)
+        if author is None:
+            raise LookupError(f"person {route.author_id} does not exist")
+    else:
+        author = get_person(session, sender, settings, now)
+    if route.via == "private":
+        branch = threads.team_branch(session, task, author, now)
+    if branch.hidden and not author.is_team:
+        raise PermissionError(f"{author.email} may not post to a hidden branch")
+    threads.add_member(session, branch.id, author.id, now)
+    return task, branch, author
 
 
 def _add_message(
@@ -323,6 +222,7 @@ def _add_message(
     author: models.Person,
     mail: Mail,
     trimmed: Trimmed,
+    text: str,
     raw_mail: models.RawMail,
     now: datetime,
 ) -> models.Message:
@@ -330,7 +230,7 @@ def _add_message(
         task_id=task.id,
         branch_id=branch.id,
         author_id=author.id,
-        text=trimmed.text,
+        text=text,
         quoted=trimmed.quoted,
         full_text=mail.text,
         subject=mail.subject,

@@ -175,3 +175,29 @@ class Envelope:
 
     mail_from: str
     rcpt_tos: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command line from the top of a team member's reply: ``#tag billing`` ->
+    ``Command("tag", "billing")``; ``#close`` -> ``Command("close")``."""
+
+    name: str
+    argument: str = ""
+
+
+@dataclass(frozen=True)
+class Content:
+    """What a mail says: its trimmed text and the command lines that head it.
+
+    Commands count only when the author turns out to be a team member, which is known
+    only once the route is applied; ``text_for`` gives the text to post either way.
+    """
+
+    trimmed: Trimmed
+    commands: tuple[Command, ...] = ()
+    text_without_commands: str = ""
+
+    def text_for(self, is_team: bool) -> str:
+        """The text to post: without the command lines for team members."""
+        return self.text_without_commands if is_team and self.commands else self.trimmed.text

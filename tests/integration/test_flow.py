@@ -7,7 +7,7 @@ from sqlmodel import Session
 
 from qmail.apitokens import create_api_token
 from qmail.core.mail import Address
-from qmail.store import get_person
+from qmail.people import get_person
 from tests.conftest import eml_bytes, expected
 from tests.integration.test_ingest import INTAKE, NOW_FOR_PEOPLE
 

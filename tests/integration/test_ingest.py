@@ -288,8 +288,9 @@ def test_mail_left_pending_by_a_crash_is_finished_by_the_worker(store):
     # The process died after committing the raw mail and before processing it.
     received = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
     with Session(store.engine) as session:
-        qstore.save_raw(session, eml_bytes(FIRST), "crash@acme.test", "carol@acme.test",
-                        (INTAKE,), received)
+        qstore.save_raw(
+            session, eml_bytes(FIRST), "crash@acme.test", "carol@acme.test", (INTAKE,), received
+        )
         session.commit()
     assert run.sweep_pending(store, received + timedelta(seconds=30)) == 0  # maybe still busy
     assert run.sweep_pending(store, received + timedelta(minutes=5)) == 1

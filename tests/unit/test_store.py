@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlmodel import Session, SQLModel, select
 
-from qmail import models
+from qmail import models, people, threads
 from qmail import store as qstore
 from qmail.core.mail import Address
 from qmail.db import migrate, session_scope
@@ -54,7 +54,7 @@ def store_raw(session):
 def test_task_numbers_stay_unique_under_concurrent_writers(store):
     def number(_: int) -> int:
         with session_scope(store.engine) as session:
-            return qstore.next_task_number(session)
+            return threads.next_task_number(session)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         numbers = list(pool.map(number, range(40)))
@@ -63,11 +63,11 @@ def test_task_numbers_stay_unique_under_concurrent_writers(store):
 
 def test_people_are_created_once_with_team_flag_from_the_domain(store):
     with session_scope(store.engine) as session:
-        carol = qstore.get_person(session, Address("carol@acme.test", ""), store.settings, NOW)
-        alice = qstore.get_person(
+        carol = people.get_person(session, Address("carol@acme.test", ""), store.settings, NOW)
+        alice = people.get_person(
             session, Address("alice@example.com", "Alice"), store.settings, NOW
         )
-        again = qstore.get_person(
+        again = people.get_person(
             session, Address("carol@acme.test", "Carol C"), store.settings, NOW
         )
         assert again.id == carol.id and again.name == "Carol C"

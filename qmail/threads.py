@@ -1,0 +1,222 @@
+"""Task threads: tasks, their branches and members, tags, and the commands that change them.
+
+Functions take the ``Session`` first and never commit; every change is also an ``Event``,
+so a task's history and a person's activity can be shown.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from qmail import models
+from qmail.config import Settings
+from qmail.core.mail import Address, Command, NewTask
+from qmail.people import get_person
+
+
+def record_event(
+    session: Session,
+    task: models.Task,
+    kind: str,
+    person: models.Person | None = None,
+    now: datetime | None = None,
+    branch_id: int | None = None,
+    detail: str = "",
+) -> None:
+    """Note a change on a task, for its history and the activity stream."""
+    session.add(
+        models.Event(
+            task_id=task.id,
+            branch_id=branch_id,
+            person_id=person.id if person else None,
+            kind=kind,
+            detail=detail,
+            created_at=now or models.utcnow(),
+        )
+    )
+
+
+def main_branch(session: Session, task_id: int | None) -> models.Branch:
+    branch = session.exec(
+        select(models.Branch)
+        .where(models.Branch.task_id == task_id, col(models.Branch.hidden).is_(False))
+        .order_by(col(models.Branch.id))
+    ).first()
+    assert branch is not None, f"task {task_id} has no main branch"
+    return branch
+
+
+def next_task_number(session: Session) -> int:
+    """The next human task number; the row lock serializes concurrent writers."""
+    result = session.execute(
+        update(models.Counter)
+        .where(col(models.Counter.name) == "task")
+        .values(value=models.Counter.value + 1)
+        .returning(models.Counter.value)
+    )
+    return int(result.scalar_one())
+
+
+def add_member(session: Session, branch_id: int, person_id: int, now: datetime) -> None:
+    if session.get(models.BranchMember, (branch_id, person_id)) is None:
+        session.add(models.BranchMember(branch_id=branch_id, person_id=person_id, added_at=now))
+
+
+def tag_task(session: Session, task_id: int | None, names: tuple[str, ...]) -> None:
+    for name in names:
+        tag = session.exec(select(models.Tag).where(models.Tag.name == name)).first()
+        if tag is None:
+            tag = models.Tag(name=name)
+            session.add(tag)
+            session.flush()
+        if session.get(models.TaskTag, (task_id, tag.id)) is None:
+            session.add(models.TaskTag(task_id=task_id, tag_id=tag.id))
+
+
+def create_task(
+    session: Session, route: NewTask, author: models.Person, settings: Settings, now: datetime
+) -> tuple[models.Task, models.Branch]:
+    """A new task with its main branch; the author and the triage team take part."""
+    task = models.Task(
+        number=next_task_number(session),
+        title=route.title,
+        created_by_id=author.id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(task)
+    session.flush()
+    branch = models.Branch(task_id=task.id, hidden=False, created_at=now)
+    session.add(branch)
+    session.flush()
+    tag_task(session, task.id, route.tags)
+    add_member(session, branch.id, author.id, now)
+    for person in triage_team(session, settings, now):
+        add_member(session, branch.id, person.id, now)
+    record_event(session, task, "task_created", author, now, branch.id, task.title)
+    return task, branch
+
+
+def triage_team(session: Session, settings: Settings, now: datetime) -> list[models.Person]:
+    """``mail.triage``, or when it is empty every team member qmail knows."""
+    if settings.mail.triage:
+        return [
+            get_person(session, Address(email), settings, now) for email in settings.mail.triage
+        ]
+    return list(session.exec(select(models.Person).where(col(models.Person.is_team))).all())
+
+
+def team_branch(
+    session: Session, task: models.Task, author: models.Person, now: datetime
+) -> models.Branch:
+    """The task's hidden team branch, opened on first use; only team members may.
+
+    Its members are the author and the team members who take part in the main branch,
+    never an external person.
+    """
+    if not author.is_team:
+        raise PermissionError(f"{author.email} is not a team member")
+    branch = session.exec(
+        select(models.Branch)
+        .where(models.Branch.task_id == task.id, col(models.Branch.hidden).is_(True))
+        .order_by(col(models.Branch.id))
+    ).first()
+    if branch is None:
+        parent = main_branch(session, task.id)
+        branch = models.Branch(task_id=task.id, hidden=True, parent_id=parent.id, created_at=now)
+        session.add(branch)
+        session.flush()
+        assert branch.id is not None
+        for person in members(session, parent.id):
+            if person.is_team:
+                add_member(session, branch.id, person.id, now)
+        record_event(session, task, "branch_opened", author, now, branch.id)
+    return branch
+
+
+def members(session: Session, branch_id: int | None) -> list[models.Person]:
+    return list(
+        session.exec(
+            select(models.Person)
+            .join(models.BranchMember, col(models.BranchMember.person_id) == models.Person.id)
+            .where(models.BranchMember.branch_id == branch_id)
+            .order_by(col(models.Person.id))
+        ).all()
+    )
+
+
+def add_copied(
+    session: Session,
+    branch: models.Branch,
+    author: models.Person,
+    addresses: list[Address],
+    settings: Settings,
+    now: datetime,
+) -> tuple[tuple[str, str], ...]:
+    """Make the people a team member copied participants of ``branch``.
+
+    A hidden branch takes only team members: the others are returned with the reason,
+    so the author can be told.  Never adds anyone to a hidden branch by accident.
+    """
+    refused: list[tuple[str, str]] = []
+    task = session.get(models.Task, branch.task_id)
+    assert task is not None and branch.id is not None
+    for address in addresses:
+        person = get_person(session, address, settings, now)
+        assert person.id is not None
+        if branch.hidden and not person.is_team:
+            refused.append((person.email, "not a team member: hidden discussions are team-only"))
+            continue
+        if session.get(models.BranchMember, (branch.id, person.id)) is None:
+            add_member(session, branch.id, person.id, now)
+            record_event(session, task, "participant_added", author, now, branch.id, person.email)
+    return tuple(refused)
+
+
+def apply_commands(
+    session: Session,
+    task: models.Task,
+    author: models.Person,
+    commands: tuple[Command, ...],
+    settings: Settings,
+    now: datetime,
+) -> None:
+    """Carry out a team member's command lines, each one an event on the task."""
+    assert task.id is not None
+    for command in commands:
+        if command.name == "tag":
+            tag_task(session, task.id, (command.argument,))
+        elif command.name == "untag":
+            untag_task(session, task.id, command.argument)
+        elif command.name in ("close", "reopen"):
+            task.status = "closed" if command.name == "close" else "open"
+        elif command.name == "assign" and not _assign(
+            session, task, command.argument, settings, now
+        ):
+            record_event(session, task, "assign_refused", author, now, detail=command.argument)
+            continue
+        record_event(session, task, command.name, author, now, detail=command.argument)
+
+
+def _assign(
+    session: Session, task: models.Task, email: str, settings: Settings, now: datetime
+) -> bool:
+    """Assign ``task`` to a team member (who then takes part); others cannot be assignees."""
+    person = get_person(session, Address(email), settings, now)
+    if not person.is_team:
+        return False
+    task.assignee_id = person.id
+    branch = main_branch(session, task.id)
+    assert branch.id is not None and person.id is not None
+    add_member(session, branch.id, person.id, now)
+    return True
+
+
+def untag_task(session: Session, task_id: int, name: str) -> None:
+    tag = session.exec(select(models.Tag).where(models.Tag.name == name)).first()
+    link = session.get(models.TaskTag, (task_id, tag.id)) if tag else None
+    if link is not None:
+        session.delete(link)
