@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, Dialect, LargeBinary, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -16,8 +16,31 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _when(index: bool = False) -> Column:  # type: ignore[type-arg]
-    return Column(DateTime(timezone=True), nullable=False, index=index)
+class UTCDateTime(TypeDecorator[datetime]):
+    """A moment in time, stored in UTC and read back timezone-aware on every database.
+
+    SQLite keeps no offset: a ``Date: … +0200`` stored as is would come back two hours
+    off.  So every value is converted to UTC on the way in and marked UTC on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: qmail stores aware times only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _when(index: bool = False, nullable: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(UTCDateTime(), nullable=nullable, index=index)
 
 
 class Person(SQLModel, table=True):
@@ -31,7 +54,7 @@ class Person(SQLModel, table=True):
     # Bumped by every sign-in: a magic link names the value it was made with, so it
     # works once (single use) and every older link dies with it.
     login_count: int = 0
-    last_login_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    last_login_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
 class ApiToken(SQLModel, table=True):
@@ -100,7 +123,7 @@ class Quarantine(SQLModel, table=True):
     raw_mail_id: int = Field(foreign_key="rawmail.id", index=True)
     reason: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
-    resolved_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    resolved_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
 class Message(SQLModel, table=True):
@@ -187,7 +210,7 @@ class Outbox(SQLModel, table=True):
     state: str = Field(default="pending", max_length=20, index=True)
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=_when(index=True))
-    locked_until: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    locked_until: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when(index=True))
-    sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    sent_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))

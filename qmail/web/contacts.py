@@ -1,0 +1,54 @@
+"""The address book over JSON: ``GET /api/contacts`` (CONTRACT.md, "Web and JSON API").
+
+An edge only: ``qmail.contacts`` decides who is a contact (through ``qmail.permissions``);
+this module turns the caller's book into JSON.  Sync handlers in worker threads: the
+database work is blocking.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+from sqlmodel import Session
+
+from qmail import models
+from qmail.contacts import Contact, address_book
+
+
+class ContactOut(msgspec.Struct):
+    email: str
+    name: str
+    company: str | None
+    tasks_in_common: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+def contact_out(contact: Contact) -> ContactOut:
+    return ContactOut(
+        email=contact.email,
+        name=contact.name,
+        company=contact.company,
+        tasks_in_common=contact.tasks_in_common,
+        first_seen=contact.first_seen,
+        last_seen=contact.last_seen,
+    )
+
+
+class ContactApi(Controller):
+    path = "/api/contacts"
+
+    @get("/", sync_to_thread=True)
+    def list_contacts(
+        self,
+        session: NamedDependency[Session],
+        person: NamedDependency[models.Person],
+        q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    ) -> list[ContactOut]:
+        """The caller's address book: the people they have discussed a task with."""
+        return [contact_out(contact) for contact in address_book(session, person, q)]
