@@ -29,6 +29,7 @@ class MailSettings:
     team_domains: tuple[str, ...] = ()
     team_name: str = "qmail"
     triage: tuple[str, ...] = ()
+    acknowledge: bool = True
 
     @property
     def intake_addresses(self) -> tuple[str, ...]:

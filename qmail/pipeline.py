@@ -16,10 +16,11 @@ from datetime import datetime
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
-from qmail import models, store
+from qmail import models, notifications, store
 from qmail.core.addresses import TokenAddress, parse_recipient
 from qmail.core.commands import parse_commands
-from qmail.core.mail import Content, Envelope, NewTask, Recipient, Reject, Trimmed
+from qmail.core.known_quotes import remove_known_quotes
+from qmail.core.mail import Content, Envelope, Ignore, NewTask, Recipient, Reject, Trimmed
 from qmail.core.parse import parse_mail, read_message_id
 from qmail.core.route import is_forward, route_mail, task_number
 from qmail.core.trim import trim_reply
@@ -92,12 +93,17 @@ def _process(session: Session, raw_mail_id: int, context: store.Store, now: date
     # A forward that opens a task: the forwarded mail is the task, not history to hide.
     forwarded = isinstance(route, NewTask) and is_forward(mail.subject)
     trimmed = Trimmed(mail.text) if forwarded else trim_reply(mail.text)
+    trimmed = remove_known_quotes(trimmed, store.sent_texts(session, mail))
     content = Content(trimmed, *reversed(parse_commands(trimmed.text)))
     try:
         posted = store.apply_route(session, route, mail, content, raw_mail, context.settings, now)
     except PermissionError as error:
         log.info("<%s> refused: %s", raw_mail.message_id, error)
         return _rejected(raw_mail, REJECT_NOT_ALLOWED)
+    if not isinstance(route, Ignore):  # automatic mail never sets anything off
+        notifications.after_post(
+            session, context, posted.message_id, isinstance(route, NewTask), posted.refused, now
+        )
     log.info(
         "<%s> %s -> task %s (%s)",
         raw_mail.message_id,

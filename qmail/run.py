@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import signal
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -17,13 +18,13 @@ from functools import partial
 import uvicorn
 from sqlmodel import col, select
 
-from qmail import models, pipeline
+from qmail import models, notify, pipeline
 from qmail.config import Settings, secret_key
 from qmail.core.mail import Envelope
 from qmail.db import create_db_engine, migrate, session_scope
 from qmail.ingest import IngestHandler, start_smtp_server
 from qmail.store import Store
-from qmail.tokens import ReplyTokens
+from qmail.tokens import LinkTokens, ReplyTokens
 
 log = logging.getLogger(__name__)
 ROLES = ("smtp", "web", "worker")
@@ -35,7 +36,9 @@ def open_store(settings: Settings, create: bool = True) -> Store:
     engine = create_db_engine(settings)
     if create:
         migrate(engine)
-    return Store(engine, settings, ReplyTokens(secret_key(settings)))
+    key = secret_key(settings)
+    links = LinkTokens(key, settings.security.magic_link_ttl)
+    return Store(engine, settings, ReplyTokens(key), links)
 
 
 @contextmanager
@@ -75,14 +78,25 @@ def sweep_pending(context: Store, now: datetime) -> int:
     return len(ids)
 
 
-async def worker(context: Store, interval: float = 5.0) -> None:
-    """The background worker: for now it finishes mail a crash left half-processed."""
+async def worker(context: Store, interval: float = 1.0) -> None:
+    """The background worker: finishes mail a crash left half-processed, delivers the outbox.
+
+    A short interval keeps notifications prompt; a full batch is followed at once by the next.
+    """
+    transport = notify.transport_for(context.settings)
+    rng = random.Random()
     while True:
         try:
             await asyncio.to_thread(sweep_pending, context, datetime.now(UTC))
         except Exception:
             log.exception("worker sweep failed; trying again in %ss", interval)
-        await asyncio.sleep(interval)
+        counts = notify.Counts()
+        try:
+            counts = await notify.send_pending(context.engine, context.settings, transport, rng=rng)
+        except Exception:
+            log.exception("outbox delivery failed; trying again in %ss", interval)
+        if counts.total < notify.BATCH:
+            await asyncio.sleep(interval)
 
 
 async def serve(context: Store, roles: Iterable[str]) -> None:

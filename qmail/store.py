@@ -28,9 +28,10 @@ from qmail.core.mail import (
     Reply,
     Trimmed,
 )
+from qmail.outbox import new_message_id
 from qmail.people import get_person, is_ours, is_team_address
 from qmail.threads import main_branch
-from qmail.tokens import ReplyTokens
+from qmail.tokens import LinkTokens, ReplyTokens
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Store:
     engine: Engine
     settings: Settings
     tokens: ReplyTokens
+    links: LinkTokens
 
 
 @dataclass(frozen=True)
@@ -96,9 +98,6 @@ def quarantine(session: Session, raw_mail_id: int, reason: str, now: datetime) -
     session.add(models.Quarantine(raw_mail_id=raw_mail_id, reason=reason, created_at=now))
 
 
-# --- people -----------------------------------------------------------------------------
-
-
 # --- what routing needs to know ---------------------------------------------------------
 
 
@@ -107,12 +106,22 @@ def known_for(session: Session, mail: Mail, number: int | None, settings: Settin
     ids = [i for i in (mail.in_reply_to, *mail.references) if i]
     by_message_id: dict[str, BranchFacts] = {}
     if ids:
-        rows = session.exec(
-            select(models.Message.message_id, models.Message.branch_id).where(
-                col(models.Message.message_id).in_(ids)
-            )
-        ).all()
+        # Mail we received, and the notifications we sent (one Message-ID per recipient).
+        rows = [
+            *session.exec(
+                select(models.Message.message_id, models.Message.branch_id).where(
+                    col(models.Message.message_id).in_(ids)
+                )
+            ).all(),
+            *session.exec(
+                select(models.Outbox.message_id, models.Outbox.branch_id).where(
+                    col(models.Outbox.message_id).in_(ids),
+                    col(models.Outbox.branch_id).is_not(None),
+                )
+            ).all(),
+        ]
         for message_id, branch_id in rows:
+            assert branch_id is not None
             by_message_id[message_id] = branch_facts(session, branch_id)
     by_number: dict[int, BranchFacts] = {}
     if number is not None:
@@ -126,7 +135,31 @@ def known_for(session: Session, mail: Mail, number: int | None, settings: Settin
         ).first()
         if (person and person.is_team) or is_team_address(mail.sender.email, settings):
             team.add(mail.sender.email)
-    return Known(by_message_id, by_number, frozenset(team))
+    domain = settings.mail.domain.lower()
+    return Known(
+        by_message_id,
+        by_number,
+        frozenset(team),
+        own_domain=domain,
+        own_addresses=frozenset(own_addresses(settings)),
+        loop_marker=domain,
+    )
+
+
+def sent_texts(session: Session, mail: Mail) -> list[str]:
+    """The bodies of our notifications this mail answers (each went to one person only)."""
+    ids = [i for i in (mail.in_reply_to, *mail.references) if i]
+    if not ids:
+        return []
+    return list(
+        session.exec(select(models.Outbox.text).where(col(models.Outbox.message_id).in_(ids))).all()
+    )
+
+
+def own_addresses(settings: Settings) -> tuple[str, ...]:
+    """The addresses our own mail comes from (besides ``reply+TOKEN``)."""
+    domain = settings.mail.domain.lower()
+    return (*settings.mail.intake_addresses, f"noreply@{domain}", f"bounces@{domain}")
 
 
 def branch_facts(session: Session, branch_id: int) -> BranchFacts:
@@ -255,16 +288,7 @@ def _add_message(
                 content=attachment.content,
             )
         )
-    session.add(
-        models.Event(
-            task_id=task.id,
-            branch_id=branch.id,
-            person_id=author.id,
-            kind="message",
-            detail=str(message.id),
-            created_at=now,
-        )
-    )
+    threads.record_event(session, task, "message", author, now, branch.id, str(message.id))
     return message
 
 
@@ -290,3 +314,38 @@ def _record_ignored(
         )
     )
     return Posted(task_number)
+
+
+def post_from_web(
+    session: Session,
+    task: models.Task,
+    branch: models.Branch,
+    author: models.Person,
+    text: str,
+    source: str,
+    settings: Settings,
+    now: datetime,
+) -> models.Message:
+    """A message written in the web UI or through the API, as ``author``.
+
+    The caller has checked that ``author`` may see ``branch`` (``permissions``); posting
+    makes them a member, so they are told about what follows.
+    """
+    assert branch.id is not None and author.id is not None
+    threads.add_member(session, branch.id, author.id, now)
+    message = models.Message(
+        task_id=task.id,
+        branch_id=branch.id,
+        author_id=author.id,
+        text=text,
+        full_text=text,
+        subject=task.title,
+        message_id=new_message_id(settings.mail.domain),
+        source=source,
+        sent_at=now,
+    )
+    session.add(message)
+    session.flush()
+    threads.record_event(session, task, "message", author, now, branch.id, str(message.id))
+    task.updated_at = now
+    return message

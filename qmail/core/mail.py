@@ -59,6 +59,7 @@ class Mail:
     from_html: bool = False
     attachments: tuple[Attachment, ...] = ()
     automatic: str | None = None
+    loop_marker: str = ""
 
 
 @dataclass(frozen=True)
@@ -162,11 +163,15 @@ class Known:
     ``by_message_id`` maps stored Message-IDs (of our messages and of notifications we
     sent) to their branch; ``by_number`` maps task numbers named in the subject to the
     task's main branch; ``team_emails`` says which addresses belong to team members.
+    ``own_addresses`` and ``loop_marker`` recognise our own mail coming back.
     """
 
     by_message_id: dict[str, BranchFacts] = field(default_factory=dict)
     by_number: dict[int, BranchFacts] = field(default_factory=dict)
     team_emails: frozenset[str] = frozenset()
+    own_domain: str = ""
+    own_addresses: frozenset[str] = frozenset()
+    loop_marker: str = ""
 
 
 @dataclass(frozen=True)

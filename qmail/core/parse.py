@@ -68,6 +68,7 @@ def parse_mail(raw: bytes) -> Mail | Reject:
         from_html=from_html,
         attachments=attachments,
         automatic=detect_automatic(fields, subject, _first(fields, "content-type") or ""),
+        loop_marker=(_first(fields, "x-qmail-loop") or "").strip(),
     )
 
 

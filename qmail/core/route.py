@@ -46,8 +46,8 @@ def route_mail(
     mail: Mail, recipients: tuple[Recipient, ...], known: Known, mail_from: str = "x"
 ) -> Route:
     """Where ``mail``, sent to ``recipients`` by envelope sender ``mail_from``, goes."""
-    if mail.automatic or not mail_from:
-        reason = mail.automatic or "null envelope sender"
+    if mail.automatic or not mail_from or _is_loop(mail, known):
+        reason = mail.automatic or ("null envelope sender" if not mail_from else "our own mail")
         thread = _thread_branch(mail, known)
         return Ignore(f"automatic mail: {reason}", thread.branch_id if thread else None)
     for recipient in recipients:
@@ -67,6 +67,16 @@ def route_mail(
         title, tags = title_and_tags(mail.subject)
         return NewTask(title, tags)
     return REJECT_NO_ROUTE
+
+
+def _is_loop(mail: Mail, known: Known) -> bool:
+    """Our own mail coming back: it carries our loop marker or is from one of our addresses."""
+    if known.loop_marker and mail.loop_marker == known.loop_marker:
+        return True
+    sender = mail.sender.email if mail.sender else ""
+    local, _, domain = sender.rpartition("@")
+    ours = bool(known.own_domain) and domain == known.own_domain
+    return sender in known.own_addresses or (ours and local.startswith("reply+"))
 
 
 def _thread_branch(mail: Mail, known: Known) -> BranchFacts | None:

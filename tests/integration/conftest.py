@@ -17,10 +17,13 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sqlmodel import Session
 
 from qmail import pipeline
 from qmail.config import Settings
+from qmail.core.mail import Address
 from qmail.ingest import IngestHandler, start_smtp_server
+from qmail.people import get_person
 from qmail.store import Store
 from tests.conftest import free_port, wait_until
 
@@ -118,3 +121,17 @@ def web_server(store: Store) -> Iterator[WebServer]:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@pytest.fixture
+def team(store: Store) -> dict[str, int]:
+    """Alice and Bob, team members known before the client writes (so both triage it)."""
+    with Session(store.engine) as session:
+        ids = {}
+        for email, name in (("alice@example.com", "Alice Admin"), ("bob@example.com", "Bob")):
+            person = get_person(
+                session, Address(email, name), store.settings, datetime(2024, 6, 1, tzinfo=UTC)
+            )
+            ids[email] = person.id
+        session.commit()
+    return ids

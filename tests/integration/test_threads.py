@@ -4,32 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 from sqlmodel import Session, col, select
 
 from qmail import models
 from qmail.apitokens import create_api_token
 from qmail.core.addresses import reply_address
-from qmail.core.mail import Address, ReplyTarget
-from qmail.people import get_person
+from qmail.core.mail import ReplyTarget
 from qmail.store import Store
 from tests.conftest import eml_bytes, expected
 from tests.integration.conftest import SmtpServer
 from tests.integration.test_ingest import FIRST, INTAKE, messages
 
 EARLIER = datetime(2024, 6, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def team(store: Store) -> dict[str, int]:
-    """Alice and Bob, team members known before the client writes (so both triage it)."""
-    with Session(store.engine) as session:
-        ids = {}
-        for email, name in (("alice@example.com", "Alice Admin"), ("bob@example.com", "Bob")):
-            person = get_person(session, Address(email, name), store.settings, EARLIER)
-            ids[email] = person.id
-        session.commit()
-    return ids
 
 
 def person_id(store: Store, email: str) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from qmail.core.mail import (
     Address,
     BranchFacts,
@@ -108,3 +110,26 @@ def test_reply_prefixes_in_many_languages_are_ignored():
 
 def test_unicode_hash_tags_and_empty_groups():
     assert title_and_tags("[] Счёт #срочно #Срочно") == ("[] Счёт", ("срочно",))
+
+
+OWN = Known(
+    own_domain="example.com",
+    loop_marker="example.com",
+    own_addresses=frozenset({"tasks@example.com", "noreply@example.com"}),
+)
+
+
+def test_our_own_notification_coming_back_is_not_posted():
+    route = route_mail(mail(loop_marker="example.com"), INTAKE, OWN)
+    assert route == Ignore("automatic mail: our own mail")
+
+
+@pytest.mark.parametrize(
+    "sender", ["reply+1-2-b-abc@example.com", "noreply@example.com", "tasks@example.com"]
+)
+def test_mail_from_our_own_addresses_is_not_posted(sender):
+    assert route_mail(mail(sender=sender), INTAKE, OWN) == Ignore("automatic mail: our own mail")
+
+
+def test_another_installation_loop_marker_is_fine():
+    assert isinstance(route_mail(mail(loop_marker="other.org"), INTAKE, OWN), NewTask)

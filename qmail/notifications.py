@@ -1,0 +1,272 @@
+"""The notify stage: who is told about a posted message, and what each of them gets.
+
+Called in the transaction that posted the message, so the message and its notifications
+commit together (the worker in ``qmail.notify`` delivers them later).  Each recipient
+gets their own mail: their own signed reply address, their own Message-ID, their own
+magic link.  Confidentiality rests on one rule, enforced here and again in the query:
+a notification goes only to members of the message's branch, and a hidden branch has
+only team members; quoted context comes from the same branch only.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+from jinja2 import Environment
+from sqlmodel import Session, col, select
+
+from qmail import models
+from qmail.config import Settings
+from qmail.core.addresses import reply_address
+from qmail.core.compose import (
+    Acknowledgement,
+    AttachmentNote,
+    Notification,
+    Refusal,
+    Refused,
+    compose_acknowledgement,
+    compose_notification,
+    compose_refusal,
+    mail_environment,
+)
+from qmail.core.mail import Address, ReplyTarget
+from qmail.outbox import enqueue, new_message_id
+from qmail.resources import templates_dir
+from qmail.store import Store
+from qmail.threads import members
+
+CONTEXT_LINES = 10
+THREAD_DEPTH = 10  # earlier notifications named in References
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What the notify stage needs around the store: signing keys and mail templates."""
+
+    context: Store
+    env: Environment
+
+    @classmethod
+    @functools.lru_cache(maxsize=16)  # the templates compile once per store
+    def for_store(cls, context: Store) -> Outgoing:
+        return cls(context, mail_environment(templates_dir() / "mail"))
+
+    @property
+    def settings(self) -> Settings:
+        return self.context.settings
+
+    def reply_address(self, branch_id: int, person_id: int, private: bool = False) -> str:
+        token = self.context.tokens.make(ReplyTarget(branch_id, person_id, private))
+        return reply_address(token, self.settings.mail.domain)
+
+    def magic_link(self, person: models.Person) -> str:
+        assert person.id is not None
+        token = self.context.links.make_login(person.id, person.login_count)
+        return f"{self.settings.web.base_url}/auth/magic/{token}"
+
+    def unsubscribe_url(self, task_id: int, person_id: int) -> str:
+        token = self.context.links.make_unsubscribe(task_id, person_id)
+        return f"{self.settings.web.base_url}/unsubscribe/{token}"
+
+
+def root_id(task: models.Task, domain: str) -> str:
+    """A Message-ID every notification of a task names first, so clients keep one thread."""
+    return f"task-{task.number}@{domain}"
+
+
+def notify_message(session: Session, out: Outgoing, message: models.Message, now: datetime) -> int:
+    """Queue a notification of ``message`` to every other member of its branch."""
+    branch = session.get(models.Branch, message.branch_id)
+    task = session.get(models.Task, message.task_id)
+    author = session.get(models.Person, message.author_id)
+    assert branch is not None and task is not None and author is not None
+    recipients = [
+        person
+        for person in members(session, branch.id)
+        if person.id != author.id
+        and (person.is_team or not branch.hidden)  # never an outsider on a hidden branch
+        and session.get(models.Mute, (task.id, person.id)) is None
+    ]
+    facts = _task_facts(session, task, message)
+    for person in recipients:
+        mail = compose_notification(_notification(session, out, facts, person, author), out.env)
+        enqueue(session, mail, "notification", person, now, task.id, branch.id, message.id)
+    return len(recipients)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    task: models.Task
+    branch: models.Branch
+    message: models.Message
+    tags: tuple[str, ...]
+    context: str
+    attachments: tuple[AttachmentNote, ...]
+    opening_id: str
+
+
+def _task_facts(session: Session, task: models.Task, message: models.Message) -> _Facts:
+    branch = session.get(models.Branch, message.branch_id)
+    assert branch is not None
+    tags = session.exec(
+        select(models.Tag.name)
+        .join(models.TaskTag, col(models.TaskTag.tag_id) == models.Tag.id)
+        .where(models.TaskTag.task_id == task.id)
+        .order_by(col(models.Tag.name))
+    ).all()
+    previous = session.exec(
+        select(models.Message.text)
+        .where(models.Message.branch_id == branch.id, col(models.Message.id) < message.id)
+        .order_by(col(models.Message.id).desc())
+    ).first()
+    attachments = session.exec(
+        select(models.Attachment.filename, models.Attachment.content_type, models.Attachment.size)
+        .where(models.Attachment.message_id == message.id, col(models.Attachment.inline).is_(False))
+        .order_by(col(models.Attachment.id))
+    ).all()
+    opening = session.exec(
+        select(models.Message.message_id)
+        .where(models.Message.task_id == task.id)
+        .order_by(col(models.Message.id))
+    ).first()
+    return _Facts(
+        task,
+        branch,
+        message,
+        tuple(tags),
+        "\n".join((previous or "").splitlines()[:CONTEXT_LINES]),
+        tuple(AttachmentNote(*row) for row in attachments),
+        opening or "",
+    )
+
+
+def _notification(
+    session: Session, out: Outgoing, facts: _Facts, person: models.Person, author: models.Person
+) -> Notification:
+    task, branch = facts.task, facts.branch
+    assert task.id is not None and branch.id is not None and person.id is not None
+    earlier = _earlier_ids(session, task.id, person.id)
+    domain = out.settings.mail.domain
+    return Notification(
+        number=task.number,
+        title=task.title,
+        status=task.status,
+        tags=facts.tags,
+        hidden=branch.hidden,
+        author=Address(author.email, author.name or author.email),
+        text=facts.message.text,
+        context=facts.context,
+        recipient=Address(person.email, person.name),
+        recipient_is_team=person.is_team,
+        reply_address=out.reply_address(branch.id, person.id),
+        private_address=out.reply_address(branch.id, person.id, True) if person.is_team else None,
+        magic_link=out.magic_link(person),
+        unsubscribe_url=out.unsubscribe_url(task.id, person.id),
+        message_id=new_message_id(domain),
+        in_reply_to=earlier[-1] if earlier else (facts.opening_id or root_id(task, domain)),
+        references=tuple(
+            dict.fromkeys(i for i in (root_id(task, domain), facts.opening_id, *earlier) if i)
+        ),
+        domain=domain,
+        team_name=out.settings.mail.team_name,
+        loop_marker=domain,
+        attachments=facts.attachments,
+    )
+
+
+def _earlier_ids(session: Session, task_id: int, person_id: int) -> list[str]:
+    """Message-IDs of the last notifications this person got about this task, oldest first."""
+    rows = session.exec(
+        select(models.Outbox.message_id)
+        .where(models.Outbox.task_id == task_id, models.Outbox.person_id == person_id)
+        .order_by(col(models.Outbox.id).desc())
+        .limit(THREAD_DEPTH)
+    ).all()
+    return list(reversed(rows))
+
+
+def acknowledge(
+    session: Session, out: Outgoing, message: models.Message, now: datetime
+) -> models.Outbox | None:
+    """Tell an external sender who opened a task its number (RFC 3834: once a day at most)."""
+    author = session.get(models.Person, message.author_id)
+    task = session.get(models.Task, message.task_id)
+    assert author is not None and task is not None and author.id is not None
+    if author.is_team or not out.settings.mail.acknowledge:
+        return None
+    recent = session.exec(
+        select(models.Outbox.id).where(
+            models.Outbox.kind == "ack",
+            models.Outbox.recipient == author.email,
+            col(models.Outbox.created_at) > now - timedelta(days=1),
+        )
+    ).first()
+    if recent is not None:
+        return None
+    domain = out.settings.mail.domain
+    ack = Acknowledgement(
+        number=task.number,
+        title=task.title,
+        recipient=Address(author.email, author.name),
+        reply_address=out.reply_address(message.branch_id, author.id),
+        magic_link=out.magic_link(author),
+        message_id=new_message_id(domain),
+        in_reply_to=message.message_id,
+        domain=domain,
+        team_name=out.settings.mail.team_name,
+        loop_marker=domain,
+    )
+    mail: EmailMessage = compose_acknowledgement(ack, out.env)
+    return enqueue(session, mail, "ack", author, now, task.id, message.branch_id, message.id)
+
+
+def after_post(
+    session: Session,
+    context: Store,
+    message_id: int | None,
+    new_task: bool,
+    refused: tuple[tuple[str, str], ...],
+    now: datetime,
+) -> None:
+    """Everything a posted message sets off by mail, queued in the posting transaction."""
+    if message_id is None:
+        return
+    out = Outgoing.for_store(context)
+    message = session.get(models.Message, message_id)
+    assert message is not None
+    notify_message(session, out, message, now)
+    if new_task:
+        acknowledge(session, out, message, now)
+    if refused:
+        report_refused(session, out, message, refused, now)
+
+
+def report_refused(
+    session: Session,
+    out: Outgoing,
+    message: models.Message,
+    refused: tuple[tuple[str, str], ...],
+    now: datetime,
+) -> None:
+    """Tell a team member which copied addresses were not added to a hidden branch."""
+    author = session.get(models.Person, message.author_id)
+    task = session.get(models.Task, message.task_id)
+    assert author is not None and task is not None and author.id is not None
+    domain = out.settings.mail.domain
+    refusal = Refusal(
+        number=task.number,
+        title=task.title,
+        recipient=Address(author.email, author.name),
+        refused=tuple(Refused(email, reason) for email, reason in refused),
+        reply_address=out.reply_address(message.branch_id, author.id),
+        message_id=new_message_id(domain),
+        in_reply_to=message.message_id,
+        domain=domain,
+        team_name=out.settings.mail.team_name,
+        loop_marker=domain,
+    )
+    mail = compose_refusal(refusal, out.env)
+    enqueue(session, mail, "refusal", author, now, task.id, message.branch_id, message.id)

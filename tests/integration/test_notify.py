@@ -1,0 +1,402 @@
+"""Notify: Outbox rows delivered to a real Maildir and through a local aiosmtpd relay.
+
+Rows are inserted directly (the store writes them in real use); every test reads back what
+the transport produced (the Maildir files, the envelopes the relay recorded) and the rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mailbox
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from sqlmodel import Session, col, select
+
+from qmail import cli, models, notify, run
+from qmail.config import OutboundSettings, Settings
+from qmail.db import create_db_engine
+from qmail.store import Store
+from tests.conftest import free_port, wait_until
+from tests.integration.conftest import LoopThread, close_server
+from tests.integration.test_cli import write_config
+
+NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def queue(
+    store: Store,
+    recipient: str = "carol@acme.test",
+    subject: str = "[#1] Printer",
+    created_at: datetime = NOW,
+) -> int:
+    """Insert a pending Outbox row as the store would; returns its id."""
+    mail = EmailMessage()
+    mail["From"] = "Alice (via qmail) <reply+abc@example.com>"
+    mail["To"] = recipient
+    mail["Subject"] = subject
+    mail["Message-ID"] = message_id = f"<{uuid.uuid4().hex}@example.com>"
+    mail.set_content("The printer is fixed.\n")
+    row = models.Outbox(
+        kind="notification",
+        recipient=recipient,
+        message_id=message_id,
+        raw=mail.as_bytes(),
+        state="pending",
+        next_attempt_at=created_at,
+        created_at=created_at,
+    )
+    with Session(store.engine, expire_on_commit=False) as session:
+        session.add(row)
+        session.commit()
+    assert row.id is not None
+    return row.id
+
+
+def outbox_row(store: Store, outbox_id: int) -> models.Outbox:
+    with Session(store.engine) as session:
+        row = session.get(models.Outbox, outbox_id)
+        assert row is not None
+        return row
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """SQLite returns timestamps without a zone (stored in UTC)."""
+    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
+
+
+def send(store: Store, transport: notify.Transport, now: datetime = NOW) -> notify.Counts:
+    return asyncio.run(notify.send_pending(store.engine, store.settings, transport, lambda: now))
+
+
+# --- Maildir ------------------------------------------------------------------------------
+
+
+def test_maildir_delivery_writes_the_raw_bytes_to_new_and_marks_sent(store, tmp_path):
+    outbox_id = queue(store)
+    counts = send(store, notify.MaildirTransport(tmp_path / "outbox"))
+    assert counts == notify.Counts(sent=1)
+    files = list((tmp_path / "outbox" / "new").iterdir())
+    assert [path.read_bytes() for path in files] == [outbox_row(store, outbox_id).raw]
+    assert len(mailbox.Maildir(tmp_path / "outbox", create=False)) == 1
+    row = outbox_row(store, outbox_id)
+    assert (row.state, row.attempts, row.locked_until) == ("sent", 1, None)
+    assert aware(row.sent_at) == NOW
+
+
+def test_maildir_redelivery_after_a_crash_leaves_one_file(store, tmp_path):
+    outbox_id = queue(store)
+    transport = notify.MaildirTransport(tmp_path / "outbox")
+    send(store, transport)
+    with Session(store.engine) as session:  # crash between sending and recording
+        row = session.get(models.Outbox, outbox_id)
+        assert row is not None
+        row.state, row.locked_until = "pending", NOW - timedelta(seconds=1)
+        session.commit()
+    assert send(store, transport, NOW + timedelta(minutes=10)) == notify.Counts(sent=1)
+    assert len(list((tmp_path / "outbox" / "new").iterdir())) == 1
+    assert list((tmp_path / "outbox" / "tmp").iterdir()) == []
+
+
+def test_transport_for_the_default_settings_is_the_configured_maildir(settings):
+    transport = notify.transport_for(settings)
+    assert isinstance(transport, notify.MaildirTransport)
+    assert transport.path == Path(settings.root, "var/outbox")
+    smtp = settings.replace(outbound={"transport": "smtp", "host": "relay.test"})
+    assert isinstance(notify.transport_for(smtp), notify.SmtpTransport)
+
+
+# --- a local relay ------------------------------------------------------------------------
+
+
+class ScriptedRelay:
+    """An aiosmtpd handler answering RCPT and DATA from scripts (then 250), recording mail."""
+
+    def __init__(self, rcpt: tuple[str, ...] = (), data: tuple[str, ...] = ()) -> None:
+        self.rcpt, self.data = list(rcpt), list(data)
+        self.received: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        reply = self.rcpt.pop(0) if self.rcpt else "250 2.1.5 OK"
+        if reply.startswith("250"):
+            envelope.rcpt_tos.append(address)
+        return reply
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        reply = self.data.pop(0) if self.data else "250 2.0.0 Queued"
+        if reply.startswith("250"):
+            received = (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+            self.received.append(received)
+        return reply
+
+
+@pytest.fixture
+def relay(loop_thread: LoopThread):
+    """Starts a ScriptedRelay on a free loopback port; returns the transport's settings."""
+    servers = []
+
+    def start(handler: ScriptedRelay, **smtp_options: object) -> OutboundSettings:
+        port = free_port()
+
+        async def listen():
+            loop = asyncio.get_running_loop()
+            factory = lambda: SMTP(handler, hostname="relay.test", **smtp_options)  # noqa: E731
+            return await loop.create_server(factory, "127.0.0.1", port)
+
+        servers.append(loop_thread.run(listen()))
+        return OutboundSettings(transport="smtp", host="127.0.0.1", port=port)
+
+    yield start
+    for server in servers:
+        loop_thread.run(close_server(server))
+
+
+def test_relay_451_is_retried_after_30_seconds_then_sent_once(store, relay):
+    handler = ScriptedRelay(data=("451 4.3.0 try later",))
+    transport = notify.SmtpTransport(relay(handler), timeout=10)
+    outbox_id = queue(store)
+    assert send(store, transport) == notify.Counts(retried=1)
+    row = outbox_row(store, outbox_id)
+    assert (row.state, row.attempts, row.locked_until) == ("pending", 1, None)
+    assert aware(row.next_attempt_at) == NOW + timedelta(seconds=30)
+    assert "451" in row.last_error
+    assert send(store, transport, NOW + timedelta(seconds=29)) == notify.Counts()
+    assert send(store, transport, NOW + timedelta(seconds=31)) == notify.Counts(sent=1)
+    row = outbox_row(store, outbox_id)
+    assert (row.state, row.attempts, row.last_error) == ("sent", 2, "")
+    on_the_wire = row.raw.replace(b"\n", b"\r\n")  # SMTP ends lines with CRLF
+    assert handler.received == [("bounces@example.com", ["carol@acme.test"], on_the_wire)]
+
+
+def test_relay_550_fails_for_good_and_outbox_list_shows_why(
+    store, relay, settings, tmp_path, capsys
+):
+    handler = ScriptedRelay(rcpt=("550 5.1.1 no such user",))
+    outbox_id = queue(store, subject="=?utf-8?q?[#1]_Drucker_repariert_=E2=9C=93?=")
+    assert send(store, notify.SmtpTransport(relay(handler))) == notify.Counts(failed=1)
+    row = outbox_row(store, outbox_id)
+    assert (row.state, row.attempts) == ("failed", 1)
+    assert send(store, notify.SmtpTransport(relay(ScriptedRelay())), NOW + timedelta(days=1)) == (
+        notify.Counts()
+    )
+    config = write_config(settings, tmp_path / "qmail.toml")
+    assert cli.main(["outbox", "list", "--config", config]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.split("\t")[:4] == [str(outbox_id), "failed", "1", "carol@acme.test"]
+    assert "[#1] Drucker repariert ✓" in line
+    assert line.endswith("550 5.1.1 no such user")
+    assert cli.main(["outbox", "list", "--state", "sent", "--config", config]) == 0
+    assert capsys.readouterr().out == "outbox is empty\n"
+
+
+def test_outbox_list_is_newest_first(store, settings, tmp_path, capsys):
+    first, second = queue(store, subject="one"), queue(store, subject="two")
+    config = write_config(settings, tmp_path / "qmail.toml")
+    assert cli.main(["outbox", "list", "--state", "pending", "--config", config]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(second), str(first)]
+    assert lines[0].split("\t")[4] == "two"
+
+
+def test_connection_refused_is_a_temporary_failure(store):
+    outbox = OutboundSettings(transport="smtp", host="127.0.0.1", port=free_port())
+    outbox_id = queue(store)
+    assert send(store, notify.SmtpTransport(outbox, timeout=5)) == notify.Counts(retried=1)
+    row = outbox_row(store, outbox_id)
+    assert (row.state, row.attempts) == ("pending", 1)
+    assert row.last_error
+
+
+def test_a_mail_still_failing_after_two_days_is_given_up(store):
+    outbox = OutboundSettings(transport="smtp", host="127.0.0.1", port=free_port())
+    outbox_id = queue(store, created_at=NOW - timedelta(days=2, minutes=1))
+    assert send(store, notify.SmtpTransport(outbox, timeout=5)) == notify.Counts(failed=1)
+    assert outbox_row(store, outbox_id).last_error.startswith("gave up after 1 attempts")
+
+
+def test_smtp_transport_logs_in_over_starttls_when_configured(monkeypatch):
+    calls = []
+
+    async def fake_send(raw, **options):
+        calls.append((raw, options))
+
+    monkeypatch.setattr(aiosmtplib, "send", fake_send)
+    outbound = OutboundSettings("smtp", "", "relay.test", 587, "qmail", "s3cret", starttls=True)
+    asyncio.run(notify.SmtpTransport(outbound, timeout=7).send("c@acme.test", "b@x.test", b"M"))
+    asyncio.run(
+        notify.SmtpTransport(OutboundSettings("smtp", host="relay.test")).send(
+            "c@acme.test", "b@x.test", b"M"
+        )
+    )
+    assert calls[0] == (
+        b"M",
+        {
+            "sender": "b@x.test",
+            "recipients": ["c@acme.test"],
+            "hostname": "relay.test",
+            "port": 587,
+            "start_tls": True,
+            "username": "qmail",
+            "password": "s3cret",
+            "timeout": 7,
+        },
+    )
+    assert calls[1][1]["start_tls"] is False
+    assert calls[1][1]["username"] is None and calls[1][1]["password"] is None
+
+
+def test_smtp_transport_authenticates_with_a_real_relay(store, relay):
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
+        assert isinstance(auth_data, LoginPassword)
+        logins.append((auth_data.login, auth_data.password))
+        # handled=False: aiosmtpd answers 535 itself (with True it waits for us to answer)
+        return AuthResult(success=auth_data.password == b"s3cret", handled=False)
+
+    handler = ScriptedRelay()
+    outbound = relay(handler, authenticator=authenticator, auth_require_tls=False)
+    outbox_id = queue(store)
+    wrong = notify.SmtpTransport(
+        OutboundSettings(**{**vars(outbound), "username": "qmail", "password": "wrong"})
+    )
+    assert send(store, wrong) == notify.Counts(retried=1)  # our config, not the mail's fault
+    assert "535" in outbox_row(store, outbox_id).last_error
+    right = notify.SmtpTransport(
+        OutboundSettings(**{**vars(outbound), "username": "qmail", "password": "s3cret"})
+    )
+    assert send(store, right, NOW + timedelta(minutes=1)) == notify.Counts(sent=1)
+    assert set(logins) == {(b"qmail", b"wrong"), (b"qmail", b"s3cret")}
+    assert logins[-1] == (b"qmail", b"s3cret")
+    assert len(handler.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (
+            aiosmtplib.SMTPRecipientsRefused(
+                [aiosmtplib.SMTPRecipientRefused(550, "5.1.1 no such user", "c@acme.test")]
+            ),
+            notify.PermanentDeliveryError,
+        ),
+        (
+            aiosmtplib.SMTPRecipientsRefused(
+                [aiosmtplib.SMTPRecipientRefused(452, "4.2.2 mailbox full", "c@acme.test")]
+            ),
+            notify.TemporaryDeliveryError,
+        ),
+        (aiosmtplib.SMTPDataError(554, "5.7.1 spam"), notify.PermanentDeliveryError),
+        (aiosmtplib.SMTPDataError(421, "4.4.2 timeout"), notify.TemporaryDeliveryError),
+        (aiosmtplib.SMTPServerDisconnected("gone"), notify.TemporaryDeliveryError),
+        (aiosmtplib.SMTPConnectTimeoutError("slow"), notify.TemporaryDeliveryError),
+        (aiosmtplib.SMTPAuthenticationError(535, "bad password"), notify.TemporaryDeliveryError),
+        (ConnectionRefusedError(111, "refused"), notify.TemporaryDeliveryError),
+    ],
+)
+def test_relay_errors_are_classified_by_their_code(error, kind):
+    assert type(notify.classify(error)) is kind
+
+
+def test_backoff_doubles_from_30_seconds_up_to_an_hour_with_a_little_jitter():
+    seconds = [notify.backoff(n).total_seconds() for n in range(1, 10)]
+    assert seconds == [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
+    assert notify.backoff(1, jitter=0.99).total_seconds() == pytest.approx(32.97)
+    assert notify.backoff(10_000) == timedelta(hours=1)
+
+
+# --- claims and workers -------------------------------------------------------------------
+
+
+def test_a_claimed_row_is_not_claimed_again_until_its_lease_expires(store):
+    outbox_id = queue(store)
+    lease = timedelta(minutes=5)
+    with Session(store.engine) as first, Session(store.engine) as second:
+        assert [row.id for row in notify.claim_due(first, NOW, lease, 10)] == [outbox_id]
+        assert notify.claim_due(second, NOW + timedelta(minutes=4), lease, 10) == []
+        later = notify.claim_due(second, NOW + timedelta(minutes=6), lease, 10)
+        assert [row.id for row in later] == [outbox_id]
+
+
+def test_rows_left_when_half_the_lease_has_passed_are_released_unsent(store, tmp_path):
+    first, second = queue(store), queue(store)
+    minutes = iter(range(100))
+    clock = lambda: NOW + timedelta(minutes=next(minutes))  # noqa: E731  one minute per look
+    transport = notify.MaildirTransport(tmp_path / "outbox")
+    counts = asyncio.run(notify.send_pending(store.engine, store.settings, transport, clock))
+    assert counts == notify.Counts(sent=1)
+    assert outbox_row(store, first).state == "sent"
+    row = outbox_row(store, second)
+    assert (row.state, row.attempts, row.locked_until) == ("pending", 0, None)
+
+
+class RecordingMaildir(notify.MaildirTransport):
+    """A Maildir transport that also notes every call, across threads."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.calls: list[str] = []
+        self.lock = threading.Lock()
+
+    async def send(self, recipient: str, mail_from: str, raw: bytes) -> None:
+        with self.lock:
+            self.calls.append(recipient)
+        await asyncio.sleep(0.001)  # let the other workers interleave
+        await super().send(recipient, mail_from, raw)
+
+
+def pending_count(engine) -> int:
+    with Session(engine) as session:
+        query = select(models.Outbox.id).where(col(models.Outbox.state) == "pending")
+        return len(session.exec(query).all())
+
+
+def test_four_workers_at_once_deliver_every_row_exactly_once(store, tmp_path):
+    recipients = [f"person{n}@acme.test" for n in range(100)]
+    for recipient in recipients:
+        queue(store, recipient)
+    transport = RecordingMaildir(tmp_path / "outbox")
+    errors: list[BaseException] = []
+
+    def work(settings: Settings) -> None:
+        engine = create_db_engine(settings)  # each worker its own pool, as separate processes
+        try:
+            while pending_count(engine):
+                asyncio.run(notify.send_pending(engine, settings, transport, lambda: NOW, limit=7))
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=work, args=(store.settings,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    assert sorted(transport.calls) == sorted(recipients)
+    assert len(list((tmp_path / "outbox" / "new").iterdir())) == 100
+    with Session(store.engine) as session:
+        rows = session.exec(select(models.Outbox)).all()
+    assert {(row.state, row.attempts) for row in rows} == {("sent", 1)}
+
+
+def test_the_worker_loop_delivers_a_pending_row_within_seconds(store, loop_thread):
+    outbox_id = queue(store, created_at=datetime.now(UTC))
+
+    async def start():
+        return asyncio.create_task(run.worker(store, interval=0.05))
+
+    task = loop_thread.run(start())
+    try:
+        wait_until(lambda: outbox_row(store, outbox_id).state == "sent", timeout=10)
+    finally:
+        loop_thread.loop.call_soon_threadsafe(task.cancel)
+    maildir = Path(store.settings.root, store.settings.outbound.maildir, "new")
+    assert [path.read_bytes() for path in maildir.iterdir()] == [outbox_row(store, outbox_id).raw]
