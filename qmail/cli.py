@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 
-from qmail import __version__, models, pipeline
+from qmail import __version__, models, notify, pipeline
 from qmail.apitokens import create_api_token
 from qmail.config import Settings, load
 from qmail.core.mail import Address
@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name", default="")
     add.set_defaults(command=cmd_person_add)
 
+    login_link = sub.add_parser(
+        "login-link", help="print a magic sign-in link for a person", parents=[common]
+    )
+    login_link.add_argument("email")
+    login_link.set_defaults(command=cmd_login_link)
+
     token = sub.add_parser("token", help="API tokens").add_subparsers(metavar="ACTION")
     create = token.add_parser(
         "create", help="print a bearer token for the JSON API", parents=[common]
@@ -86,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     retry = actions.add_parser("retry", help="process quarantined mail again", parents=[common])
     retry.add_argument("id", nargs="?", type=int, help="one quarantine entry (default: all)")
     retry.set_defaults(command=cmd_quarantine_retry)
+
+    outbox = sub.add_parser("outbox", help="outbound mail").add_subparsers(metavar="ACTION")
+    listing = outbox.add_parser(
+        "list", help="outbound mail with its delivery state, newest first", parents=[common]
+    )
+    listing.add_argument("--state", choices=("pending", "sent", "failed"), help="only this state")
+    listing.set_defaults(command=cmd_outbox_list)
     return parser
 
 
@@ -144,6 +157,15 @@ def _find_person(context: Store, email: str) -> models.Person:
     return person
 
 
+def cmd_login_link(args: argparse.Namespace, settings: Settings) -> int:
+    with opened_store(settings) as context:
+        person = _find_person(context, args.email)
+        assert person.id is not None
+        token = context.links.make_login(person.id, person.login_count)
+        print(f"{settings.web.base_url.rstrip('/')}/auth/magic/{token}")
+    return 0
+
+
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     with opened_store(settings) as context:
         person = _find_person(context, args.email)
@@ -165,6 +187,20 @@ def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{entry.id}\t{when}\t<{raw_mail.message_id}>\t{entry.reason}")
     if not rows:
         print("quarantine is empty")
+    return 0
+
+
+def cmd_outbox_list(args: argparse.Namespace, settings: Settings) -> int:
+    with opened_store(settings) as context, session_scope(context.engine) as session:
+        rows = notify.list_outbox(session, args.state)
+        for row in rows:
+            subject = notify.outbox_subject(row.raw)
+            print(
+                f"{row.id}\t{row.state}\t{row.attempts}\t{row.recipient}\t{subject}"
+                f"\t{row.last_error}"
+            )
+    if not rows:
+        print("outbox is empty")
     return 0
 
 

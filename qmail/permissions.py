@@ -11,13 +11,16 @@ a page or an API answer can only ever contain what the reader may see.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from qmail import models
 
 
-def _member(branch_id: ColumnElement[int], person: models.Person) -> ColumnElement[bool]:
+def _member(branch_id: Any, person: models.Person) -> ColumnElement[bool]:
     return exists(
         select(models.BranchMember.branch_id).where(
             models.BranchMember.branch_id == branch_id,
@@ -26,14 +29,16 @@ def _member(branch_id: ColumnElement[int], person: models.Person) -> ColumnEleme
     )
 
 
-def branch_visible(person: models.Person | None) -> ColumnElement[bool]:
-    """A condition on ``Branch``: true for the branches ``person`` may read."""
+def branch_visible(
+    person: models.Person | None, branch: Any = models.Branch
+) -> ColumnElement[bool]:
+    """A condition on ``Branch`` (or an alias of it): true for branches ``person`` may read."""
     if person is None:
         return false()
-    branch_id = col(models.Branch.id)
+    hidden = col(branch.hidden).is_(True)
     if person.is_team:
-        return or_(col(models.Branch.hidden).is_(False), _member(branch_id, person))
-    return and_(col(models.Branch.hidden).is_(False), _member(branch_id, person))
+        return or_(~hidden, _member(branch.id, person))
+    return and_(~hidden, _member(branch.id, person))
 
 
 def task_visible(person: models.Person | None) -> ColumnElement[bool]:
@@ -42,8 +47,8 @@ def task_visible(person: models.Person | None) -> ColumnElement[bool]:
         return false()
     if person.is_team:
         return col(models.Task.id).is_not(None)
+    # An alias, so that a query that also selects from Branch is not correlated with it.
+    branch = aliased(models.Branch)
     return exists(
-        select(models.Branch.id).where(
-            models.Branch.task_id == models.Task.id, branch_visible(person)
-        )
+        select(branch.id).where(branch.task_id == models.Task.id, branch_visible(person, branch))
     )

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 from qmail import store as store_module
 from qmail.config import Settings, load
 from qmail.db import create_db_engine, migrate
-from qmail.tokens import ReplyTokens
+from qmail.tokens import LinkTokens, ReplyTokens
 
 MAIL_DIR = Path(__file__).parent / "mail"
 TEST_DATABASE_URL = os.environ.get("QMAIL_TEST_DATABASE_URL", "")
@@ -104,5 +104,6 @@ def store(settings: Settings) -> Iterator[store_module.Store]:
     """A migrated database and what the pipeline needs around it."""
     engine = create_db_engine(settings)
     migrate(engine)
-    yield store_module.Store(engine, settings, ReplyTokens(SECRET))
+    links = LinkTokens(SECRET, settings.security.magic_link_ttl)
+    yield store_module.Store(engine, settings, ReplyTokens(SECRET), links)
     engine.dispose()

@@ -12,23 +12,29 @@ import logging
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from litestar import Litestar, Request, Response
+from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Template
+from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from sqlalchemy.engine import Engine
 
 from qmail import __version__
-from qmail.config import Settings
+from qmail.config import Settings, secret_key
 from qmail.errors import BadRequest, Forbidden, NotFound
 from qmail.resources import static_dir, templates_dir
+from qmail.store import Store
+from qmail.tokens import LinkTokens, ReplyTokens, SessionTokens
 from qmail.web.api import AttachmentApi, HealthApi, TaskApi
+from qmail.web.auth import AuthController
+from qmail.web.contacts import ContactApi
 from qmail.web.deps import Unauthenticated, provide_current_user, provide_db_session
+from qmail.web.inbox import InboxPage
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +43,16 @@ _STATUS = {NotFound: 404, Forbidden: 403, BadRequest: 400, Unauthenticated: 401}
 
 def create_app(settings: Settings, engine: Engine) -> Litestar:
     """The web app for these settings and this database."""
+    key = secret_key(settings)
+    links = LinkTokens(key, settings.security.magic_link_ttl)
     return Litestar(
         route_handlers=[
+            AuthController,
+            InboxPage,
             HealthApi,
             TaskApi,
             AttachmentApi,
+            ContactApi,
             create_static_files_router(path="/static", directories=[static_dir()]),
         ],
         template_config=TemplateConfig(
@@ -52,13 +63,40 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
             "person": Provide(provide_current_user, sync_to_thread=True),
         },
         exception_handlers={Exception: handle_error},
+        csrf_config=csrf_config(settings, key),
         openapi_config=OpenAPIConfig(
             title="qmail", version=__version__, path="/schema", render_plugins=[JsonRenderPlugin()]
         ),
-        state=State({"settings": settings, "engine": engine}),
+        state=State(
+            {
+                "settings": settings,
+                "engine": engine,
+                "links": links,
+                "sessions": SessionTokens(key),
+                # what posting from the web needs to notify by mail, as ingest does
+                "store": Store(engine, settings, ReplyTokens(key), links),
+            }
+        ),
         # Logging is the process's business (the CLI sets it up), not the app's: Litestar's
         # default would reconfigure the root logger each time an app is built.
         logging_config=None,
+    )
+
+
+def csrf_config(settings: Settings, key: str) -> CSRFConfig:
+    """CSRF tokens on every form (double-submit cookie ``qmail_csrf``).
+
+    ``/api/`` is excluded: API clients send a bearer token, which a browser never adds on
+    its own.  A browser's session cookie is ``SameSite=Lax``, so it does not ride along on
+    another site's POST to the API either.
+    """
+    return CSRFConfig(
+        secret=key,
+        cookie_name="qmail_csrf",
+        cookie_httponly=True,
+        cookie_samesite="lax",
+        cookie_secure=settings.web.base_url.startswith("https://"),
+        exclude=["^/api/"],
     )
 
 
@@ -85,6 +123,8 @@ def error_status(error: Exception) -> tuple[int, str]:
 def handle_error(request: Request, error: Exception) -> Response[object]:
     """The one exception handler: JSON ``{"error": ...}`` for the API."""
     status, message = error_status(error)
+    if status == 401 and not request.url.path.startswith("/api/"):
+        return Redirect("/login", status_code=303)  # a page: go and sign in
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     if isinstance(error, HTTPException) and error.headers:
         headers = {**error.headers, **headers}

@@ -1,8 +1,9 @@
 """Dependencies of the web handlers: a database session and the signed-in person.
 
 Handlers never open sessions or read credentials themselves; they ask for ``session`` and
-``person`` by name and get them from here.  Who may see what is decided afterwards, in the
-queries, by ``qmail.permissions``.
+``person`` by name and get them from here.  Credentials are a bearer token (API clients)
+or the session cookie a magic-link sign-in sets (browsers).  Who may see what is decided
+afterwards, in the queries, by ``qmail.permissions``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from sqlmodel import Session
 from qmail import models
 from qmail.apitokens import person_for_api_token
 from qmail.errors import QmailError
+from qmail.tokens import SessionTokens
+
+SESSION_COOKIE = "qmail_session"
 
 
 class Unauthenticated(QmailError):
@@ -52,6 +56,17 @@ def provide_current_user(request: Request, session: NamedDependency[Session]) ->
         person = person_for_api_token(session, token)
         if person is not None:
             return person
-    # Seam: the session cookie set by a magic-link sign-in is read here (later issue),
-    # e.g. ``person = person_for_session_cookie(session, request.cookies.get(...))``.
+    person = person_for_session_cookie(request, session)
+    if person is not None:
+        return person
     raise Unauthenticated("authentication required")
+
+
+def person_for_session_cookie(request: Request, session: Session) -> models.Person | None:
+    """The person named by a valid session cookie (set by a magic-link sign-in), if any."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    sessions: SessionTokens = request.app.state.sessions
+    person_id = sessions.read(cookie)
+    return None if person_id is None else session.get(models.Person, person_id)

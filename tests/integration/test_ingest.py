@@ -215,9 +215,9 @@ def test_database_outage_answers_451_so_the_sender_retries(
     )
     engine = create_db_engine(broken)
     (tmp_path / "missing" / "dir").rmdir()  # the database vanishes after start-up
-    from qmail.tokens import ReplyTokens
+    from qmail.tokens import LinkTokens, ReplyTokens
 
-    outage = Store(engine, broken, ReplyTokens(SECRET))
+    outage = Store(engine, broken, ReplyTokens(SECRET), LinkTokens(SECRET, 60))
     handler = IngestHandler(
         broken,
         resolve=lambda a: pipeline.recipient_for(a, outage),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from qmail.core.addresses import reply_address
 from qmail.core.mail import ReplyTarget
-from qmail.tokens import ReplyTokens
+from qmail.tokens import LinkTokens, ReplyTokens
 
 TOKENS = ReplyTokens("secret")
 
@@ -52,3 +54,38 @@ def test_forged_or_damaged_tokens_are_refused(forge):
 def test_token_from_another_secret_is_refused():
     token = ReplyTokens("other secret").make(ReplyTarget(12, 345))
     assert TOKENS.read(token) is None
+
+
+LINKS = LinkTokens("secret", login_ttl=3600)
+
+
+def test_magic_link_names_the_person_and_their_sign_in_count():
+    assert LINKS.read_login(LINKS.make_login(7, 3)) == (7, 3)
+
+
+def test_magic_link_expires(monkeypatch):
+    token = LINKS.make_login(7, 3)
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3601)
+    assert LINKS.read_login(token) is None
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        LinkTokens("other", 3600).make_login(7, 3),  # another secret
+        LINKS.make_unsubscribe(7, 3).replace("un_", "ml_"),  # another purpose
+        "ml_" + "x" * 40,
+        "",
+        "7.3",
+    ],
+)
+def test_forged_magic_links_are_refused(token):
+    assert LINKS.read_login(token) is None
+
+
+def test_unsubscribe_link_round_trips_and_is_not_a_login():
+    token = LINKS.make_unsubscribe(12, 345)
+    assert LINKS.read_unsubscribe(token) == (12, 345)
+    assert LINKS.read_login(token) is None
+    assert LINKS.read_unsubscribe(token[:-2]) is None
