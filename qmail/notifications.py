@@ -4,8 +4,9 @@ Called in the transaction that posted the message, so the message and its notifi
 commit together (the worker in ``qmail.notify`` delivers them later).  Each recipient
 gets their own mail: their own signed reply address, their own Message-ID, their own
 magic link.  Confidentiality rests on one rule, enforced here and again in the query:
-a notification goes only to members of the message's branch, and a hidden branch has
-only team members; quoted context comes from the same branch only.
+a notification goes only to the readers of the message's branch
+(``permissions.branch_readers``: its members, and on a hidden branch only its team
+members); quoted context comes from the same branch only.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ from qmail.core.compose import (
 )
 from qmail.core.mail import Address, ReplyTarget
 from qmail.outbox import enqueue, new_message_id
+from qmail.permissions import branch_readers
 from qmail.resources import templates_dir
 from qmail.store import Store
-from qmail.threads import members
 
 CONTEXT_LINES = 10
 THREAD_DEPTH = 10  # earlier notifications named in References
@@ -83,13 +84,16 @@ def notify_message(session: Session, out: Outgoing, message: models.Message, now
     task = session.get(models.Task, message.task_id)
     author = session.get(models.Person, message.author_id)
     assert branch is not None and task is not None and author is not None
-    recipients = [
-        person
-        for person in members(session, branch.id)
-        if person.id != author.id
-        and (person.is_team or not branch.hidden)  # never an outsider on a hidden branch
-        and session.get(models.Mute, (task.id, person.id)) is None
-    ]
+    muted = select(models.Mute.person_id).where(models.Mute.task_id == task.id)
+    recipients = session.exec(
+        select(models.Person)
+        .where(
+            branch_readers(branch),
+            models.Person.id != author.id,
+            col(models.Person.id).not_in(muted),
+        )
+        .order_by(col(models.Person.id))
+    ).all()
     facts = _task_facts(session, task, message)
     for person in recipients:
         mail = compose_notification(_notification(session, out, facts, person, author), out.env)

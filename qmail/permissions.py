@@ -52,3 +52,25 @@ def task_visible(person: models.Person | None) -> ColumnElement[bool]:
     return exists(
         select(branch.id).where(branch.task_id == models.Task.id, branch_visible(person, branch))
     )
+
+
+def branch_readers(branch: models.Branch) -> ColumnElement[bool]:
+    """A condition on ``Person``: the members of ``branch`` who may read it.
+
+    These are the people told about its messages by mail.  A hidden branch is read only
+    by its team members: should an outsider ever become a member by mistake, they still
+    see nothing and are sent nothing.
+    """
+    member = _member_of(branch.id)
+    if branch.hidden:
+        return and_(member, col(models.Person.is_team).is_(True))
+    return member
+
+
+def _member_of(branch_id: int | None) -> ColumnElement[bool]:
+    return exists(
+        select(models.BranchMember.person_id).where(
+            models.BranchMember.branch_id == branch_id,
+            models.BranchMember.person_id == models.Person.id,
+        )
+    )

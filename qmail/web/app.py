@@ -35,6 +35,7 @@ from qmail.web.auth import AuthController
 from qmail.web.contacts import ContactApi
 from qmail.web.deps import Unauthenticated, provide_current_user, provide_db_session
 from qmail.web.inbox import InboxPage
+from qmail.web.unsubscribe import UnsubscribeController
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
         route_handlers=[
             AuthController,
             InboxPage,
+            UnsubscribeController,
             HealthApi,
             TaskApi,
             AttachmentApi,
@@ -96,7 +98,9 @@ def csrf_config(settings: Settings, key: str) -> CSRFConfig:
         cookie_httponly=True,
         cookie_samesite="lax",
         cookie_secure=settings.web.base_url.startswith("https://"),
-        exclude=["^/api/"],
+        # RFC 8058: mail programs POST one-click unsubscribes with no cookie or token;
+        # the signed link itself is the authorization there.
+        exclude=["^/api/", "^/unsubscribe/"],
     )
 
 

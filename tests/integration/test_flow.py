@@ -95,3 +95,71 @@ def test_client_reply_by_token_shows_in_the_api_with_its_quote_removed(
     assert reply["text"] == golden["text"]
     assert all(fragment in reply["quoted"] for fragment in golden["quoted_contains"])
     assert reply["source"] == "email"
+
+
+def test_notification_in_the_maildir_is_answered_and_the_answer_lands_in_the_thread(
+    smtp_server, web_server, team, tmp_path
+):
+    """The whole loop: a client's mail, the team's notification delivered by the worker to
+    the real Maildir, a reply to its Reply-To through the real SMTP server, the magic link
+    in it signing the team member in."""
+    import asyncio
+    import email
+    import email.policy
+    import re
+    from email.message import EmailMessage
+
+    import httpx
+
+    from qmail import notify
+
+    store = smtp_server.store
+    smtp_server.send(eml_bytes("intake_thunderbird_en"), INTAKE, sender="carol@acme.test")
+    maildir = tmp_path / "outbox"
+    counts = asyncio.run(notify.send_pending(store.engine, store.settings,
+                                             notify.MaildirTransport(maildir)))
+    assert counts.sent == 3  # Alice, Bob, and Carol's acknowledgement
+    delivered = [email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+                 for path in sorted((maildir / "new").iterdir())]
+    (to_bob,) = [mail for mail in delivered if mail["To"].addresses[0].addr_spec
+                 == "bob@example.com"]
+    # Bob answers from his mail program.
+    answer = EmailMessage()
+    answer["From"] = "Bob <bob@example.com>"
+    answer["To"] = to_bob["Reply-To"]
+    answer["Subject"] = "Re: " + to_bob["Subject"]
+    answer["Message-ID"] = "<bob-answer-1@example.com>"
+    answer["In-Reply-To"] = to_bob["Message-ID"]
+    answer["References"] = f"{to_bob['References']} {to_bob['Message-ID']}"
+    quoted = "\n".join("> " + line for line in
+                       to_bob.get_body(("plain",)).get_content().splitlines())
+    answer.set_content(f"I'll send the corrected invoice today.\n\n{quoted}\n")
+    raw = answer.as_bytes(policy=email.policy.SMTP)  # CRLF line ends, as on the wire
+    smtp_server.send(raw, to_bob["Reply-To"].addresses[0].addr_spec,
+                     sender="bob@example.com")
+    with web_server.client(alice_token_for(store)) as client:
+        thread = client.get("/api/tasks/1").json()["branches"][0]["messages"]
+    assert [(m["author"]["email"], m["text"]) for m in thread] == [
+        ("carol@acme.test", expected("intake_thunderbird_en")["text"]),
+        ("bob@example.com", "I'll send the corrected invoice today."),
+    ]
+    # The magic link in Bob's mail signs him in (GET shows a form, POST spends it).
+    link = re.search(r"http://127\.0\.0\.1:8000(/auth/magic/\S+)",
+                     to_bob.get_body(("plain",)).get_content())
+    assert link is not None
+    with httpx.Client(base_url=web_server.base_url) as browser:
+        form = browser.get(link.group(1))
+        csrf = re.search(r'name="_csrf_token" value="([^"]+)"', form.text)
+        assert csrf is not None
+        signed_in = browser.post(link.group(1), data={"_csrf_token": csrf.group(1)})
+        assert signed_in.status_code == 303
+        inbox = browser.get("/")
+    assert "Invoice 2024-17 is missing a line" in inbox.text
+
+
+def alice_token_for(store) -> str:
+    with Session(store.engine) as session:
+        alice = get_person(session, Address("alice@example.com"), store.settings, NOW_FOR_PEOPLE)
+        token = create_api_token(session, alice)
+        session.commit()
+    return token
