@@ -2,8 +2,8 @@
 
 Eight real mails (``tests/mail/thread_*.eml``) go through the real SMTP server, among five
 people at three companies: Alice and Bob are the team (example.com); Carol and her
-colleague Dan (writing from a sub-domain, eu.acme.test) are ACME; Erin, a contractor for
-Globex, writes from Gmail, which names no company.
+colleague Dan (writing from a sub-domain, eu.acme.test) are ACME; Erin is Globex.
+(Webmail addresses name no company: tests/unit/test_companies.py.)
 
 1. Carol opens task 1 (the team is made a member of it).
 2. Alice answers through her reply address.
@@ -37,7 +37,7 @@ from tests.integration.conftest import SmtpServer, WebServer
 from tests.integration.test_ingest import INTAKE, token_for
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
-CAROL, DAN, ERIN = "carol@acme.test", "dan@eu.acme.test", "erin@gmail.com"
+CAROL, DAN, ERIN = "carol@acme.test", "dan@eu.acme.test", "erin@globex.test"
 NAMES = {
     ALICE: "Alice Martin",
     BOB: "Bob Keller",
@@ -68,13 +68,13 @@ BOOKS = {
         (BOB, "example.com", 2, 1, 8),
         (CAROL, "acme.test", 1, 1, 6),
         (DAN, "acme.test", 1, 1, 6),
-        (ERIN, None, 1, 3, 5),
+        (ERIN, "globex.test", 1, 3, 5),
     ],
     BOB: [
         (ALICE, "example.com", 2, 1, 8),
         (CAROL, "acme.test", 1, 1, 6),
         (DAN, "acme.test", 1, 1, 6),
-        (ERIN, None, 1, 3, 5),
+        (ERIN, "globex.test", 1, 3, 5),
     ],
     CAROL: [
         (ALICE, "example.com", 1, 1, 6),
