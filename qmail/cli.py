@@ -12,11 +12,14 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 
-from qmail import __version__, models, notify, pipeline
+from qmail import __version__, importer, models, notify, pipeline
 from qmail.apitokens import create_api_token
 from qmail.config import Settings, load
 from qmail.core.mail import Address
@@ -83,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("email")
     create.set_defaults(command=cmd_token_create)
+
+    importing = sub.add_parser("import", help="bring an existing mailbox in as task threads")
+    kinds = importing.add_subparsers(metavar="KIND")
+    for kind in ("mbox", "maildir"):
+        one = kinds.add_parser(kind, help=f"import a {kind}", parents=[common])
+        one.add_argument("path", metavar="PATH")
+        one.set_defaults(command=cmd_import, kind=kind)
 
     quarantine = sub.add_parser("quarantine", help="mail that could not be processed")
     actions = quarantine.add_subparsers(metavar="ACTION")
@@ -171,6 +181,29 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
         person = _find_person(context, args.email)
         with session_scope(context.engine) as session:
             print(create_api_token(session, person))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    raws = importer.read_mailbox(args.kind, Path(args.path))
+    with (
+        opened_store(settings) as context,
+        Progress(
+            TextColumn("importing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as progress,
+    ):
+        bar = progress.add_task("import", total=len(raws))
+        counts = importer.import_messages(context, raws, lambda: progress.advance(bar))
+    states = ", ".join(f"{count} {state}" for state, count in sorted(counts.states.items()))
+    print(
+        f"imported {counts.total} messages: {states or 'none new'}"
+        f"{f', {counts.duplicates} already there' if counts.duplicates else ''}"
+    )
     return 0
 
 

@@ -43,8 +43,13 @@ class Outcome:
     reject: Reject | None = None
 
 
-def accept(raw: bytes, envelope: Envelope, context: store.Store, now: datetime) -> Outcome:
-    """Store ``raw`` durably, then process it; raises ``TemporaryFailure`` on an outage."""
+def accept(
+    raw: bytes, envelope: Envelope, context: store.Store, now: datetime, notify: bool = True
+) -> Outcome:
+    """Store ``raw`` durably, then process it; raises ``TemporaryFailure`` on an outage.
+
+    ``notify=False`` files the mail without telling anyone (importing old mail).
+    """
     message_id = read_message_id(raw)
     try:
         with session_scope(context.engine) as session:
@@ -59,14 +64,14 @@ def accept(raw: bytes, envelope: Envelope, context: store.Store, now: datetime) 
     if not is_new:
         log.info("<%s> duplicate of raw mail %s, stored once", message_id, raw_mail_id)
         return Outcome(raw_mail_id, raw_mail.state, duplicate=True)
-    return process(raw_mail_id, context, now)
+    return process(raw_mail_id, context, now, notify)
 
 
-def process(raw_mail_id: int, context: store.Store, now: datetime) -> Outcome:
+def process(raw_mail_id: int, context: store.Store, now: datetime, notify: bool = True) -> Outcome:
     """Parse, trim, route and store one raw mail; a crash quarantines it."""
     try:
         with session_scope(context.engine) as session:
-            outcome = _process(session, raw_mail_id, context, now)
+            outcome = _process(session, raw_mail_id, context, now, notify)
     except Exception as error:
         log.exception("raw mail %s quarantined", raw_mail_id)
         reason = f"{type(error).__name__}: {error}"
@@ -79,7 +84,9 @@ def process(raw_mail_id: int, context: store.Store, now: datetime) -> Outcome:
     return outcome
 
 
-def _process(session: Session, raw_mail_id: int, context: store.Store, now: datetime) -> Outcome:
+def _process(
+    session: Session, raw_mail_id: int, context: store.Store, now: datetime, notify: bool
+) -> Outcome:
     raw_mail = session.get(models.RawMail, raw_mail_id)
     assert raw_mail is not None
     mail = parse_mail(raw_mail.raw)
@@ -100,7 +107,7 @@ def _process(session: Session, raw_mail_id: int, context: store.Store, now: date
     except PermissionError as error:
         log.info("<%s> refused: %s", raw_mail.message_id, error)
         return _rejected(raw_mail, REJECT_NOT_ALLOWED)
-    if not isinstance(route, Ignore):  # automatic mail never sets anything off
+    if notify and not isinstance(route, Ignore):  # automatic mail never sets anything off
         notifications.after_post(
             session, context, posted.message_id, isinstance(route, NewTask), posted.refused, now
         )
