@@ -35,6 +35,8 @@ from qmail.web.auth import AuthController
 from qmail.web.contacts import ContactApi
 from qmail.web.deps import Unauthenticated, provide_current_user, provide_db_session
 from qmail.web.inbox import InboxPage
+from qmail.web.pages import ReaderPages
+from qmail.web.task_page import TaskPage
 from qmail.web.unsubscribe import UnsubscribeController
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,8 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
         route_handlers=[
             AuthController,
             InboxPage,
+            TaskPage,
+            ReaderPages,
             UnsubscribeController,
             HealthApi,
             TaskApi,

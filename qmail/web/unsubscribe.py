@@ -76,7 +76,10 @@ def _page(context: dict[str, object]) -> Response[bytes]:
 def _invalid() -> Response[bytes]:
     return Template(  # type: ignore[return-value]
         "error.html",
-        context={"status": 400, "title": "This link does not work",
-                 "message": "The unsubscribe link is damaged. Use the link in a recent mail."},
+        context={
+            "status": 400,
+            "title": "This link does not work",
+            "message": "The unsubscribe link is damaged. Use the link in a recent mail.",
+        },
         status_code=400,
     )

@@ -116,13 +116,17 @@ def test_notification_in_the_maildir_is_answered_and_the_answer_lands_in_the_thr
     store = smtp_server.store
     smtp_server.send(eml_bytes("intake_thunderbird_en"), INTAKE, sender="carol@acme.test")
     maildir = tmp_path / "outbox"
-    counts = asyncio.run(notify.send_pending(store.engine, store.settings,
-                                             notify.MaildirTransport(maildir)))
+    counts = asyncio.run(
+        notify.send_pending(store.engine, store.settings, notify.MaildirTransport(maildir))
+    )
     assert counts.sent == 3  # Alice, Bob, and Carol's acknowledgement
-    delivered = [email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-                 for path in sorted((maildir / "new").iterdir())]
-    (to_bob,) = [mail for mail in delivered if mail["To"].addresses[0].addr_spec
-                 == "bob@example.com"]
+    delivered = [
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        for path in sorted((maildir / "new").iterdir())
+    ]
+    (to_bob,) = [
+        mail for mail in delivered if mail["To"].addresses[0].addr_spec == "bob@example.com"
+    ]
     # Bob answers from his mail program.
     answer = EmailMessage()
     answer["From"] = "Bob <bob@example.com>"
@@ -131,12 +135,12 @@ def test_notification_in_the_maildir_is_answered_and_the_answer_lands_in_the_thr
     answer["Message-ID"] = "<bob-answer-1@example.com>"
     answer["In-Reply-To"] = to_bob["Message-ID"]
     answer["References"] = f"{to_bob['References']} {to_bob['Message-ID']}"
-    quoted = "\n".join("> " + line for line in
-                       to_bob.get_body(("plain",)).get_content().splitlines())
+    quoted = "\n".join(
+        "> " + line for line in to_bob.get_body(("plain",)).get_content().splitlines()
+    )
     answer.set_content(f"I'll send the corrected invoice today.\n\n{quoted}\n")
     raw = answer.as_bytes(policy=email.policy.SMTP)  # CRLF line ends, as on the wire
-    smtp_server.send(raw, to_bob["Reply-To"].addresses[0].addr_spec,
-                     sender="bob@example.com")
+    smtp_server.send(raw, to_bob["Reply-To"].addresses[0].addr_spec, sender="bob@example.com")
     with web_server.client(alice_token_for(store)) as client:
         thread = client.get("/api/tasks/1").json()["branches"][0]["messages"]
     assert [(m["author"]["email"], m["text"]) for m in thread] == [
@@ -144,8 +148,9 @@ def test_notification_in_the_maildir_is_answered_and_the_answer_lands_in_the_thr
         ("bob@example.com", "I'll send the corrected invoice today."),
     ]
     # The magic link in Bob's mail signs him in (GET shows a form, POST spends it).
-    link = re.search(r"http://127\.0\.0\.1:8000(/auth/magic/\S+)",
-                     to_bob.get_body(("plain",)).get_content())
+    link = re.search(
+        r"http://127\.0\.0\.1:8000(/auth/magic/\S+)", to_bob.get_body(("plain",)).get_content()
+    )
     assert link is not None
     with httpx.Client(base_url=web_server.base_url) as browser:
         form = browser.get(link.group(1))

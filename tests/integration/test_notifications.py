@@ -322,8 +322,17 @@ def test_a_reply_quoting_our_notification_loses_exactly_the_quote(smtp_server, t
     middle = len(ours) // 2
     pasted = " ".join(ours[:middle]).split()
     rewrapped = [" ".join(pasted[i : i + 9]) for i in range(0, len(pasted), 9)]
-    body = "\r\n".join(["Great, thank you both!", "", *rewrapped,
-                        "", "Dan is right, Erin too.", "", *ours[middle:]])
+    body = "\r\n".join(
+        [
+            "Great, thank you both!",
+            "",
+            *rewrapped,
+            "",
+            "Dan is right, Erin too.",
+            "",
+            *ours[middle:],
+        ]
+    )
     raw = (
         "From: Carol Client <carol@acme.test>\r\nTo: tasks@example.com\r\n"
         "Subject: Re: [#1] Invoice 2024-17 is missing a line\r\n"

@@ -38,8 +38,9 @@ def test_one_click_unsubscribe_mutes_the_task_for_that_person(smtp_server, web_s
     assert httpx.post(url, data={"List-Unsubscribe": "One-Click"}).status_code == 200
     assert len(mutes(store)) == 1
     main = branches(store)[0]
-    smtp_server.send(eml_bytes("intake_followup_in_reply_to"),
-                     address(store, main.id, "carol@acme.test"))
+    smtp_server.send(
+        eml_bytes("intake_followup_in_reply_to"), address(store, main.id, "carol@acme.test")
+    )
     assert len(to(store, "bob@example.com")) == 1
     assert len(to(store, "alice@example.com")) == 2
 
