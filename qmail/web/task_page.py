@@ -1,0 +1,280 @@
+"""The task page, ``/tasks/{number}``, and its forms: reply, hidden branch, tags, status.
+
+An edge only.  The task is read by ``task_queries.read_task``, the same permission-checked
+query as ``GET /api/tasks/{number}``, so the page never shows a branch the API would not;
+a task the reader may not see is a 404, like one that does not exist.  Posting goes
+through ``store.post_from_web`` and ``notifications.after_post``, as the API does, and
+tags and status through ``threads.apply_commands``, as mail commands do.
+
+Every rule is enforced here, in the handlers, never only by what the template offers:
+only the team changes tags and status or opens hidden branches, and a hidden branch only
+ever takes team members who already take part in the task (a client's id in the form is
+refused, whatever the page showed).  Forms carry Litestar's CSRF token (``app.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from litestar import Controller, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from qmail import models, notifications, store
+from qmail.core.mail import Command
+from qmail.core.route import normalize_tag
+from qmail.errors import BadRequest, Forbidden, NotFound
+from qmail.permissions import branch_visible, task_visible
+from qmail.threads import add_member, apply_commands, main_branch, record_event
+from qmail.web.forms import Form, form_id, form_ids, form_value, message_text
+from qmail.web.pages import task_history
+from qmail.web.task_queries import read_task, tags_of, visible_branch
+
+_STATUS_COMMANDS = {"closed": "close", "open": "reopen"}
+
+
+def visible_task(session: Session, person: models.Person, number: int) -> models.Task:
+    """Task ``number`` if ``person`` may see it; else 404, as if it did not exist."""
+    task = session.exec(
+        select(models.Task).where(models.Task.number == number, task_visible(person))
+    ).first()
+    if task is None or task.id is None:
+        raise NotFound(f"no task #{number}")
+    return task
+
+
+def require_team(person: models.Person, action: str) -> None:
+    """403 for clients: checked after the task's visibility, so outsiders still get 404."""
+    if not person.is_team:
+        raise Forbidden(f"only team members {action}")
+
+
+def team_candidates(session: Session, person: models.Person, task_id: int) -> list[models.Person]:
+    """Who may join a hidden branch ``person`` opens: team members in a branch they see."""
+    # An alias, so that branch_visible's own BranchMember subquery is not correlated with it.
+    member = aliased(models.BranchMember)
+    statement = (
+        select(models.Person)
+        .join(member, col(member.person_id) == models.Person.id)
+        .join(models.Branch, col(models.Branch.id) == member.branch_id)
+        .where(models.Branch.task_id == task_id, branch_visible(person))
+        .where(col(models.Person.is_team).is_(True), models.Person.id != person.id)
+        .distinct()
+        .order_by(col(models.Person.email))
+    )
+    return list(session.exec(statement).all())
+
+
+def fork_points(session: Session, branch_ids: list[int]) -> dict[int, int]:
+    """The message each branch was opened from (kept in its ``branch_opened`` event)."""
+    rows = session.exec(
+        select(models.Event.branch_id, models.Event.detail).where(
+            models.Event.kind == "branch_opened", col(models.Event.branch_id).in_(branch_ids)
+        )
+    )
+    return {branch_id: int(detail) for branch_id, detail in rows if branch_id and detail.isdigit()}
+
+
+def fork_parent(
+    session: Session, person: models.Person, task: models.Task, message_id: int | None
+) -> models.Branch:
+    """The branch a new one forks from: that of ``message_id``, or the main branch."""
+    if message_id is None:
+        return main_branch(session, task.id)
+    branch = session.exec(
+        select(models.Branch)
+        .join(models.Message, col(models.Message.branch_id) == models.Branch.id)
+        .where(models.Message.id == message_id, models.Message.task_id == task.id)
+        .where(branch_visible(person))
+    ).first()
+    if branch is None:
+        raise NotFound(f"no message {message_id} in task #{task.number}")
+    return branch
+
+
+def open_hidden_branch(
+    session: Session,
+    task: models.Task,
+    opener: models.Person,
+    chosen: list[int],
+    message_id: int | None,
+    now: datetime,
+) -> models.Branch:
+    """A new hidden branch of the opener and the chosen team members; never anyone else."""
+    assert task.id is not None and opener.id is not None
+    allowed = {candidate.id for candidate in team_candidates(session, opener, task.id)}
+    refused = sorted(set(chosen) - allowed - {opener.id})
+    if refused:
+        raise BadRequest("a hidden branch takes only team members who take part in the task")
+    parent = fork_parent(session, opener, task, message_id)
+    branch = models.Branch(task_id=task.id, hidden=True, parent_id=parent.id, created_at=now)
+    session.add(branch)
+    session.flush()
+    assert branch.id is not None
+    for person_id in [opener.id, *sorted(set(chosen) - {opener.id})]:
+        add_member(session, branch.id, person_id, now)
+    detail = "" if message_id is None else str(message_id)  # no column for the fork point
+    record_event(session, task, "branch_opened", opener, now, branch.id, detail)
+    return branch
+
+
+def post_and_notify(
+    session: Session,
+    state: State,
+    task: models.Task,
+    branch: models.Branch,
+    person: models.Person,
+    text: str,
+    now: datetime,
+) -> models.Message:
+    """Post as ``person`` and queue the mail to the branch's other readers (uncommitted)."""
+    message = store.post_from_web(session, task, branch, person, text, "web", state.settings, now)
+    notifications.after_post(session, state.store, message.id, False, (), now)
+    return message
+
+
+def tag_commands(
+    session: Session, task: models.Task, form: dict[str, str | list[str]]
+) -> list[Command]:
+    """The ``tag``/``untag`` commands a tag form asks for, leaving out what changes nothing."""
+    add, remove = (
+        normalize_tag(form_value(form, name).strip().lstrip("#")) for name in ("add", "remove")
+    )
+    if not add and not remove:
+        raise BadRequest("name a tag to add or remove")
+    assert task.id is not None
+    current = set(tags_of(session, [task.id])[task.id])
+    commands = [Command("tag", add)] if add and add not in current else []
+    if remove and remove in current:
+        commands.append(Command("untag", remove))
+    return commands
+
+
+def see_task(number: int, anchor: str = "") -> Redirect:
+    """Back to the task page after a form (303: the browser then GETs it)."""
+    return Redirect(f"/tasks/{number}{anchor}", status_code=303)
+
+
+class TaskPage(Controller):
+    path = "/tasks/{number:int}"
+
+    @get("/", sync_to_thread=True)
+    def show(
+        self,
+        session: NamedDependency[Session],
+        person: NamedDependency[models.Person],
+        number: FromPath[int],
+    ) -> Template:
+        """The task with the branches the reader may see, its history, and its forms."""
+        detail = read_task(session, person, number)
+        task = session.get(models.Task, detail.id)
+        assert task is not None
+        assignee = session.get(models.Person, task.assignee_id) if task.assignee_id else None
+        context = {
+            "person": person,
+            "task": detail,
+            "assignee": assignee,
+            "forks": fork_points(session, [branch.id for branch in detail.branches]),
+            "history": task_history(session, person, detail.id),
+            "candidates": team_candidates(session, person, detail.id) if person.is_team else [],
+        }
+        return Template("task.html", context=context)
+
+    @post("/messages", sync_to_thread=True)
+    def reply(
+        self,
+        session: NamedDependency[Session],
+        person: NamedDependency[models.Person],
+        state: State,
+        number: FromPath[int],
+        data: Form,
+    ) -> Redirect:
+        """Post to a branch the reader may see; its other readers are told by mail."""
+        branch_id = form_id(data, "branch_id")
+        if branch_id is None:
+            raise BadRequest("branch_id is missing")
+        text = message_text(data)
+        task, branch = visible_branch(session, person, number, branch_id)
+        message = post_and_notify(session, state, task, branch, person, text, datetime.now(UTC))
+        session.commit()
+        return see_task(number, f"#message-{message.id}")
+
+    @post("/branches", sync_to_thread=True)
+    def open_branch(
+        self,
+        session: NamedDependency[Session],
+        person: NamedDependency[models.Person],
+        state: State,
+        number: FromPath[int],
+        data: Form,
+    ) -> Redirect:
+        """Open a hidden branch for the team, from the task or one of its messages."""
+        task = visible_task(session, person, number)
+        require_team(person, "open hidden branches")
+        chosen, message_id, text = (
+            form_ids(data, "member"),
+            form_id(data, "message_id"),
+            message_text(data, required=False),
+        )
+        now = datetime.now(UTC)
+        branch = open_hidden_branch(session, task, person, chosen, message_id, now)
+        if text:
+            post_and_notify(session, state, task, branch, person, text, now)
+        task.updated_at = now
+        session.commit()
+        return see_task(number, f"#branch-{branch.id}")
+
+    @post("/tags", sync_to_thread=True)
+    def change_tags(
+        self,
+        session: NamedDependency[Session],
+        person: NamedDependency[models.Person],
+        state: State,
+        number: FromPath[int],
+        data: Form,
+    ) -> Redirect:
+        """Add or remove a tag (``add``/``remove``), each change an event."""
+        task = visible_task(session, person, number)
+        require_team(person, "change tags")
+        commands = tag_commands(session, task, data)
+        self.apply(session, state, task, person, commands)
+        return see_task(number)
+
+    @post("/status", sync_to_thread=True)
+    def change_status(
+        self,
+        session: NamedDependency[Session],
+        person: NamedDependency[models.Person],
+        state: State,
+        number: FromPath[int],
+        data: Form,
+    ) -> Redirect:
+        """Close or reopen the task (``status`` = ``closed``/``open``), an event."""
+        task = visible_task(session, person, number)
+        require_team(person, "close or reopen tasks")
+        status = form_value(data, "status")
+        if status not in _STATUS_COMMANDS:
+            raise BadRequest("status must be open or closed")
+        commands = [] if task.status == status else [Command(_STATUS_COMMANDS[status])]
+        self.apply(session, state, task, person, commands)
+        return see_task(number)
+
+    @staticmethod
+    def apply(
+        session: Session,
+        state: State,
+        task: models.Task,
+        person: models.Person,
+        commands: list[Command],
+    ) -> None:
+        """Carry out commands as mail commands are, and commit; nothing to do, no event."""
+        if not commands:
+            return
+        now = datetime.now(UTC)
+        apply_commands(session, task, person, tuple(commands), state.settings, now)
+        task.updated_at = now
+        session.commit()
