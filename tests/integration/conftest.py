@@ -17,10 +17,11 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from aiosmtpd.smtp import SMTP
 from sqlmodel import Session
 
 from qmail import pipeline
-from qmail.config import Settings
+from qmail.config import OutboundSettings, Settings
 from qmail.core.mail import Address
 from qmail.ingest import IngestHandler, start_smtp_server
 from qmail.people import get_person
@@ -135,3 +136,48 @@ def team(store: Store) -> dict[str, int]:
             ids[email] = person.id
         session.commit()
     return ids
+
+
+# --- a relay for outbound mail --------------------------------------------------------
+
+
+class ScriptedRelay:
+    """An aiosmtpd handler answering RCPT and DATA from scripts (then 250), recording mail."""
+
+    def __init__(self, rcpt: tuple[str, ...] = (), data: tuple[str, ...] = ()) -> None:
+        self.rcpt, self.data = list(rcpt), list(data)
+        self.received: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        reply = self.rcpt.pop(0) if self.rcpt else "250 2.1.5 OK"
+        if reply.startswith("250"):
+            envelope.rcpt_tos.append(address)
+        return reply
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        reply = self.data.pop(0) if self.data else "250 2.0.0 Queued"
+        if reply.startswith("250"):
+            received = (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+            self.received.append(received)
+        return reply
+
+
+@pytest.fixture
+def relay(loop_thread: LoopThread):
+    """Starts a ScriptedRelay on a free loopback port; returns the transport's settings."""
+    servers = []
+
+    def start(handler: ScriptedRelay, **smtp_options: object) -> OutboundSettings:
+        port = free_port()
+
+        async def listen():
+            loop = asyncio.get_running_loop()
+            factory = lambda: SMTP(handler, hostname="relay.test", **smtp_options)  # noqa: E731
+            return await loop.create_server(factory, "127.0.0.1", port)
+
+        servers.append(loop_thread.run(listen()))
+        return OutboundSettings(transport="smtp", host="127.0.0.1", port=port)
+
+    yield start
+    for server in servers:
+        loop_thread.run(close_server(server))

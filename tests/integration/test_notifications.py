@@ -6,6 +6,7 @@ queued in the outbox (what the worker hands to the relay or the Maildir).
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import re
@@ -13,10 +14,11 @@ from email.message import EmailMessage
 
 from sqlmodel import Session, col, select
 
-from qmail import models
+from qmail import models, notify
 from qmail.apitokens import create_api_token
 from qmail.store import Store
 from tests.conftest import eml_bytes, expected
+from tests.integration.conftest import ScriptedRelay
 from tests.integration.test_ingest import FIRST, INTAKE, messages
 from tests.integration.test_threads import address, branches
 
@@ -137,7 +139,9 @@ def test_team_members_get_the_private_address_and_clients_do_not(smtp_server, te
     assert "mailto:reply+" not in full_text(to_carol)
 
 
-def test_hidden_branch_never_reaches_an_external_address_over_a_long_exchange(smtp_server, team):
+def test_hidden_branch_never_reaches_an_external_address_over_a_long_exchange(
+    smtp_server, team, relay
+):
     store = smtp_server.store
     smtp_server.send(eml_bytes(FIRST), INTAKE, sender="carol@acme.test")
     main = branches(store)[0]
@@ -154,8 +158,19 @@ def test_hidden_branch_never_reaches_an_external_address_over_a_long_exchange(sm
     smtp_server.send(
         eml_bytes("client_reply_hash_lines"), address(store, main.id, "carol@acme.test")
     )
+    # The worker delivers everything through a real (local) relay, which records it.
+    sink = ScriptedRelay()
+    transport = notify.SmtpTransport(relay(sink), timeout=10)
+    counts = asyncio.run(notify.send_pending(store.engine, store.settings, transport))
+    assert counts.sent == len(sent(store))
     externals = {"carol@acme.test", "dan@acme.test", "erin@gmail.com"}
-    reached = [(rcpt, mail) for rcpt, mail in sent(store) if rcpt in externals]
+    delivered = [
+        (rcpt, email.message_from_bytes(raw, policy=email.policy.default))
+        for _, rcpts, raw in sink.received
+        for rcpt in rcpts
+    ]
+    assert len(delivered) == len(sent(store))
+    reached = [(rcpt, mail) for rcpt, mail in delivered if rcpt in externals]
     assert {rcpt for rcpt, _ in reached} == externals
     for rcpt, mail in reached:
         text = full_text(mail)

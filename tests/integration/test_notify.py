@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aiosmtplib
 import pytest
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlmodel import Session, col, select
 
 from qmail import cli, models, notify, run
@@ -24,7 +24,7 @@ from qmail.config import OutboundSettings, Settings
 from qmail.db import create_db_engine
 from qmail.store import Store
 from tests.conftest import free_port, wait_until
-from tests.integration.conftest import LoopThread, close_server
+from tests.integration.conftest import ScriptedRelay
 from tests.integration.test_cli import write_config
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -113,48 +113,6 @@ def test_transport_for_the_default_settings_is_the_configured_maildir(settings):
 
 
 # --- a local relay ------------------------------------------------------------------------
-
-
-class ScriptedRelay:
-    """An aiosmtpd handler answering RCPT and DATA from scripts (then 250), recording mail."""
-
-    def __init__(self, rcpt: tuple[str, ...] = (), data: tuple[str, ...] = ()) -> None:
-        self.rcpt, self.data = list(rcpt), list(data)
-        self.received: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
-        reply = self.rcpt.pop(0) if self.rcpt else "250 2.1.5 OK"
-        if reply.startswith("250"):
-            envelope.rcpt_tos.append(address)
-        return reply
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        reply = self.data.pop(0) if self.data else "250 2.0.0 Queued"
-        if reply.startswith("250"):
-            received = (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
-            self.received.append(received)
-        return reply
-
-
-@pytest.fixture
-def relay(loop_thread: LoopThread):
-    """Starts a ScriptedRelay on a free loopback port; returns the transport's settings."""
-    servers = []
-
-    def start(handler: ScriptedRelay, **smtp_options: object) -> OutboundSettings:
-        port = free_port()
-
-        async def listen():
-            loop = asyncio.get_running_loop()
-            factory = lambda: SMTP(handler, hostname="relay.test", **smtp_options)  # noqa: E731
-            return await loop.create_server(factory, "127.0.0.1", port)
-
-        servers.append(loop_thread.run(listen()))
-        return OutboundSettings(transport="smtp", host="127.0.0.1", port=port)
-
-    yield start
-    for server in servers:
-        loop_thread.run(close_server(server))
 
 
 def test_relay_451_is_retried_after_30_seconds_then_sent_once(store, relay):
