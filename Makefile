@@ -27,7 +27,7 @@ run: $(VENV)/.installed
 test: test-sqlite test-postgres
 
 test-sqlite: $(VENV)/.dev
-	$(PY) -m pytest
+	$(PY) -m pytest --cov=qmail.core --cov-report=term:skip-covered --cov-fail-under=95
 
 test-postgres: $(VENV)/.dev
 	@if $(PY) .ci/postgres_available.py "$(PG_URL)"; then \
