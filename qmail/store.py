@@ -240,8 +240,9 @@ def _thread_for(
             raise LookupError(f"person {route.author_id} does not exist")
     else:
         author = get_person(session, sender, settings, now)
-    if route.via == "private":
+    if route.via == "private" and not branch.hidden:
         branch = threads.team_branch(session, task, author, now)
+    # (privately from a hidden branch's notification: that branch, it is the team's already)
     if branch.hidden and not author.is_team:
         raise PermissionError(f"{author.email} may not post to a hidden branch")
     threads.add_member(session, branch.id, author.id, now)

@@ -109,19 +109,30 @@ def triage_team(session: Session, settings: Settings, now: datetime) -> list[mod
     return list(session.exec(select(models.Person).where(col(models.Person.is_team))).all())
 
 
+TEAM_BRANCH = "team"  # the detail of the branch_opened event of a task's team branch
+
+
 def team_branch(
     session: Session, task: models.Task, author: models.Person, now: datetime
 ) -> models.Branch:
     """The task's hidden team branch, opened on first use; only team members may.
 
-    Its members are the author and the team members who take part in the main branch,
-    never an external person.
+    This is the branch "reply privately to the team" addresses lead to.  Its members are
+    the author and the team members who take part in the main branch, never an external
+    person.  Hidden branches opened from the web, with members of their own choosing,
+    are not it: a private reply never lands in (and so never joins anyone to) them.
     """
     if not author.is_team:
         raise PermissionError(f"{author.email} is not a team member")
     branch = session.exec(
         select(models.Branch)
-        .where(models.Branch.task_id == task.id, col(models.Branch.hidden).is_(True))
+        .join(models.Event, col(models.Event.branch_id) == models.Branch.id)
+        .where(
+            models.Branch.task_id == task.id,
+            col(models.Branch.hidden).is_(True),
+            models.Event.kind == "branch_opened",
+            models.Event.detail == TEAM_BRANCH,
+        )
         .order_by(col(models.Branch.id))
     ).first()
     if branch is None:
@@ -133,7 +144,7 @@ def team_branch(
         for person in members(session, parent.id):
             if person.is_team:
                 add_member(session, branch.id, person.id, now)
-        record_event(session, task, "branch_opened", author, now, branch.id)
+        record_event(session, task, "branch_opened", author, now, branch.id, TEAM_BRANCH)
     return branch
 
 

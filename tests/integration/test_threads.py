@@ -251,3 +251,43 @@ def test_assigning_a_client_is_refused(smtp_server, team):
     )
     smtp_server.send(raw, address(store, main.id, "alice@example.com"))
     assert task_row(store).assignee_id is None
+
+
+def test_private_reply_never_lands_in_a_hidden_branch_opened_from_the_web(smtp_server, team):
+    """A web-opened hidden branch has members of its own choosing: a private reply by mail
+    goes to the task's team branch instead, and joins nobody to the other one."""
+    store = smtp_server.store
+    main = start(smtp_server)
+    with Session(store.engine) as session:
+        task = session.exec(select(models.Task)).one()
+        alice = session.get(models.Person, team["alice@example.com"])
+        assert alice is not None and task.id is not None
+        chosen = models.Branch(task_id=task.id, hidden=True, parent_id=main.id)
+        session.add(chosen)
+        session.flush()
+        assert chosen.id is not None
+        session.add(models.BranchMember(branch_id=chosen.id, person_id=alice.id))
+        session.add(models.Event(task_id=task.id, branch_id=chosen.id, kind="branch_opened"))
+        session.commit()
+        chosen_id = chosen.id
+    smtp_server.send(
+        eml_bytes("team_private_answer"), address(store, main.id, "bob@example.com", private=True)
+    )
+    _, web_branch, team_branch = branches(store)
+    assert web_branch.id == chosen_id
+    assert member_emails(store, chosen_id) == {"alice@example.com"}
+    assert messages(store)[-1].branch_id == team_branch.id
+
+
+def test_private_reply_from_a_hidden_branch_notification_stays_in_that_branch(smtp_server, team):
+    store = smtp_server.store
+    main = start(smtp_server)
+    smtp_server.send(
+        eml_bytes("team_private_reply"), address(store, main.id, "alice@example.com", private=True)
+    )
+    hidden = branches(store)[1]
+    smtp_server.send(
+        eml_bytes("team_private_answer"), address(store, hidden.id, "bob@example.com", private=True)
+    )
+    assert len(branches(store)) == 2
+    assert messages(store)[-1].branch_id == hidden.id
