@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session
 
 from qmail import models, notifications, store
@@ -30,6 +30,7 @@ from qmail.errors import TemporaryFailure
 log = logging.getLogger(__name__)
 
 REJECT_NOT_ALLOWED = Reject(550, "5.7.1 You may not post to this discussion")
+RACE_RETRIES = 5
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,14 @@ def accept(
 
 
 def process(raw_mail_id: int, context: store.Store, now: datetime, notify: bool = True) -> Outcome:
-    """Parse, trim, route and store one raw mail; a crash quarantines it."""
+    """Parse, trim, route and store one raw mail; a crash quarantines it.
+
+    Several ingest processes on one PostgreSQL can race (two first mails from the same new
+    address both create the person): the loser's transaction fails on a unique constraint
+    and is simply run again, seeing the winner's rows.
+    """
     try:
-        with session_scope(context.engine) as session:
-            outcome = _process(session, raw_mail_id, context, now, notify)
+        return _process_with_retries(raw_mail_id, context, now, notify)
     except Exception as error:
         log.exception("raw mail %s quarantined", raw_mail_id)
         reason = f"{type(error).__name__}: {error}"
@@ -81,7 +86,20 @@ def process(raw_mail_id: int, context: store.Store, now: datetime, notify: bool 
         except Exception:  # the raw mail stays "pending": the worker's sweep retries it
             log.exception("raw mail %s left pending: quarantine not writable", raw_mail_id)
         return Outcome(raw_mail_id, "quarantined")
-    return outcome
+
+
+def _process_with_retries(
+    raw_mail_id: int, context: store.Store, now: datetime, notify: bool
+) -> Outcome:
+    for attempt in range(1, RACE_RETRIES + 1):
+        try:
+            with session_scope(context.engine) as session:
+                return _process(session, raw_mail_id, context, now, notify)
+        except IntegrityError:
+            if attempt == RACE_RETRIES:
+                raise
+            log.info("raw mail %s raced another writer; processing it again", raw_mail_id)
+    raise AssertionError("unreachable")
 
 
 def _process(

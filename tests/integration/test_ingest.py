@@ -296,3 +296,23 @@ def test_mail_left_pending_by_a_crash_is_finished_by_the_worker(store):
     assert run.sweep_pending(store, received + timedelta(minutes=5)) == 1
     assert [task.title for task in tasks(store)] == [expected(FIRST)["title"]]
     assert run.sweep_pending(store, received + timedelta(minutes=10)) == 0
+
+
+def test_simultaneous_first_mails_from_one_new_sender_all_become_tasks(smtp_server):
+    """Several SMTP sessions at once (several ingest processes on PostgreSQL race the
+    same way): the sender, new to us, is created once and no mail is quarantined."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def deliver(n: int) -> dict:
+        raw = eml_bytes(FIRST).replace(
+            b"Message-ID: <5c1f0e2a", f"Message-ID: <{n}-5c1f0e2a".encode()
+        )
+        return smtp_server.send(raw, INTAKE, sender="carol@acme.test")
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        assert list(pool.map(deliver, range(12))) == [{}] * 12
+    assert len(tasks(smtp_server.store)) == 12
+    with Session(smtp_server.store.engine) as session:
+        assert session.exec(select(models.Quarantine)).all() == []
+        carols = session.exec(select(models.Person).where(models.Person.email == "carol@acme.test"))
+        assert len(carols.all()) == 1
