@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import smtplib
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +191,59 @@ def test_mail_sent_with_swaks_shows_up_in_the_api(serve, capsys):
         f"{base_url}/api/tasks?tag=urgent", headers={"Authorization": f"Bearer {token}"}
     ).json()
     assert [t["title"] for t in answer["items"]] == ["Printer on fire"]
+
+
+def test_smtp_web_and_worker_run_as_separate_processes_on_one_database(
+    settings: Settings, tmp_path: Path, capsys
+):
+    """The scale-out shape: one process per role (two ingest servers), one database."""
+    ports = {"smtp_a": free_port(), "smtp_b": free_port(), "web": free_port()}
+    outbox = tmp_path / "outbox"
+    config = write_config(
+        settings,
+        tmp_path / "qmail.toml",
+        mail={"domain": "localhost", "team_domains": ["localhost"]},
+        web={"port": ports["web"]},
+        outbound={"maildir": str(outbox)},
+    )
+    assert cli.main(["init", "--config", config]) == 0
+    cli.main(["person", "add", "you@localhost", "--config", config])
+    roles = [
+        ("smtp", {"QMAIL_SMTP__PORT": str(ports["smtp_a"])}),
+        ("smtp", {"QMAIL_SMTP__PORT": str(ports["smtp_b"])}),
+        ("web", {}),
+        ("worker", {}),
+    ]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "qmail", role, "--config", config],
+            cwd=tmp_path,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for role, env in roles
+    ]
+    try:
+        base_url = f"http://127.0.0.1:{ports['web']}"
+        wait_until(lambda: httpx.get(f"{base_url}/api/health").status_code == 200, timeout=30)
+        for port, name in (
+            (ports["smtp_a"], "intake_thunderbird_en"),
+            (ports["smtp_b"], "parse_koi8r"),
+        ):
+            wait_until(
+                lambda port=port: socket.create_connection(("127.0.0.1", port)).close() or True,
+                timeout=30,
+            )
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                client.sendmail("someone@acme.test", ["tasks@localhost"], eml_bytes(name))
+        token = _token(config, "you@localhost", capsys)
+        answer = httpx.get(f"{base_url}/api/tasks", headers={"Authorization": f"Bearer {token}"})
+        assert answer.json()["total"] == 2
+        # The worker delivers the team's notifications to the Maildir.
+        wait_until(lambda: len(list((outbox / "new").glob("*"))) >= 2, timeout=30)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            assert process.wait(timeout=20) == 0
