@@ -175,10 +175,22 @@ class OutboxLine:
     last_error: str
 
 
-def outbox_lines(session: Session) -> list[OutboxLine]:
-    """The newest outbound mails; ``notify.list_outbox`` has no limit, a page needs one."""
+def outbox_lines(session: Session, person: models.Person) -> list[OutboxLine]:
+    """The newest outbound mails; ``notify.list_outbox`` has no limit, a page needs one.
+
+    Mail about a hidden branch is listed only to its members: a team member outside it
+    must not learn from the outbox that it exists.
+    """
+    about_visible = exists(
+        select(models.Branch.id).where(
+            models.Branch.id == models.Outbox.branch_id, branch_visible(person)
+        )
+    )
     rows = session.exec(
-        select(models.Outbox).order_by(col(models.Outbox.id).desc()).limit(OUTBOX_SIZE)
+        select(models.Outbox)
+        .where(or_(col(models.Outbox.branch_id).is_(None), about_visible))
+        .order_by(col(models.Outbox.id).desc())
+        .limit(OUTBOX_SIZE)
     ).all()
     return [
         OutboxLine(
@@ -233,5 +245,5 @@ class ReaderPages(Controller):
         """Outbound mail and its delivery state, for the team (it names every recipient)."""
         if not person.is_team:
             raise Forbidden("the outbox is for the team")
-        rows = outbox_lines(session)
+        rows = outbox_lines(session, person)
         return Template("outbox.html", context={"person": person, "rows": rows})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import httpx
@@ -16,7 +17,9 @@ import pytest
 from sqlmodel import Session, col, select
 
 from qmail import models
+from qmail.core.mail import Address
 from qmail.db import session_scope
+from qmail.people import get_person
 from qmail.store import Store
 from tests.conftest import eml_bytes, expected
 from tests.integration.conftest import SmtpServer, WebServer
@@ -336,3 +339,19 @@ def test_task_page_in_a_real_browser(world, web_server, tmp_path):
             page.screenshot(path=str(tmp_path / "task.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_outbox_page_hides_mail_about_a_hidden_branch_from_team_members_outside_it(
+    world, web_server
+):
+    with signed_in(world, web_server, ALICE) as alice:
+        assert open_hidden_branch(alice, world).status_code == 303  # with Bob
+    (hidden,) = [branch for branch in branches(world) if branch.hidden]
+    assert [row.recipient for row in outbox_rows(world) if row.branch_id == hidden.id] == [BOB]
+    with session_scope(world.engine) as session:  # Cara joins the team afterwards
+        get_person(session, Address("cara@example.com", "Cara"), world.settings, datetime.now(UTC))
+    with signed_in(world, web_server, "cara@example.com") as cara:
+        listed_for_cara = cara.get("/outbox").text.count(BOB)
+    with signed_in(world, web_server, ALICE) as alice:
+        listed_for_alice = alice.get("/outbox").text.count(BOB)
+    assert (listed_for_cara, listed_for_alice) == (1, 2)  # Carol's first mail; + the hidden one
