@@ -206,7 +206,9 @@ def apply_route(
             session, task, branch, author, mail, content.trimmed, text, raw_mail, now
         )
         message_id = message.id
-    task.updated_at = now
+    if author.is_team and content.commands:
+        task.updated_at = now  # tags and status are the task's, seen by all its readers
+    threads.touch(task, branch, now)
     raw_mail.state = "done"
     return Posted(task.number, message_id, refused)
 
@@ -348,5 +350,5 @@ def post_from_web(
     session.add(message)
     session.flush()
     threads.record_event(session, task, "message", author, now, branch.id, str(message.id))
-    task.updated_at = now
+    threads.touch(task, branch, now)
     return message

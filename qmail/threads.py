@@ -39,6 +39,17 @@ def record_event(
     )
 
 
+def touch(task: models.Task, branch: models.Branch, now: datetime) -> None:
+    """Move the task's ``updated_at`` for activity in ``branch``.
+
+    Activity in a hidden branch leaves it alone: everyone who sees the task sees
+    ``updated_at`` (and the inbox order it gives), so moving it would tell a client that
+    something happened where they cannot look.
+    """
+    if not branch.hidden:
+        task.updated_at = now
+
+
 def main_branch(session: Session, task_id: int | None) -> models.Branch:
     branch = session.exec(
         select(models.Branch)

@@ -224,8 +224,7 @@ class TaskPage(Controller):
         branch = open_hidden_branch(session, task, person, chosen, message_id, now)
         if text:
             post_and_notify(session, state, task, branch, person, text, now)
-        task.updated_at = now
-        session.commit()
+        session.commit()  # the task's updated_at stays: the branch is hidden
         return see_task(number, f"#branch-{branch.id}")
 
     @post("/tags", sync_to_thread=True)

@@ -291,3 +291,21 @@ def test_private_reply_from_a_hidden_branch_notification_stays_in_that_branch(sm
     )
     assert len(branches(store)) == 2
     assert messages(store)[-1].branch_id == hidden.id
+
+
+def test_activity_in_a_hidden_branch_does_not_move_the_task_for_the_client(
+    smtp_server, web_server, team
+):
+    store = smtp_server.store
+    main = start(smtp_server)
+    before = api_task(web_server, store, "carol@acme.test").json()["updated_at"]
+    smtp_server.send(
+        eml_bytes("team_private_reply"), address(store, main.id, "alice@example.com", private=True)
+    )
+    hidden = branches(store)[1]
+    smtp_server.send(eml_bytes("team_private_answer"), address(store, hidden.id, "bob@example.com"))
+    assert api_task(web_server, store, "carol@acme.test").json()["updated_at"] == before
+    smtp_server.send(
+        eml_bytes("intake_followup_in_reply_to"), address(store, main.id, "carol@acme.test")
+    )
+    assert api_task(web_server, store, "carol@acme.test").json()["updated_at"] > before
