@@ -64,46 +64,60 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
+def start_servers(count: int, database: str, folder: Path) -> list[tuple[int, subprocess.Popen]]:
+    """``count`` ``qmail smtp`` processes on free ports, all on one database."""
+    servers = []
+    for _ in range(count):
+        port = free_port()
+        env = {
+            **os.environ,
+            "QMAIL_SMTP__PORT": str(port),
+            "QMAIL_DATABASE__URL": database or f"sqlite:///{folder}/bench.db",
+            "QMAIL_SECURITY__SECRET_KEY": "bench",
+        }
+        command = [sys.executable, "-m", "qmail", "smtp"]
+        process = subprocess.Popen(
+            command, env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        servers.append((port, process))
+        wait_for_port(port)  # one at a time: the first one creates the schema
+    return servers
+
+
+def wait_for_port(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit("qmail smtp did not start") from None
+            time.sleep(0.1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--servers", type=int, default=1, help="qmail smtp processes")
     parser.add_argument("--database", default="")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="qmail-bench-"))
-    port = free_port()
-    env = {
-        **os.environ,
-        "QMAIL_SMTP__PORT": str(port),
-        "QMAIL_DATABASE__URL": args.database or f"sqlite:///{folder}/bench.db",
-        "QMAIL_SECURITY__SECRET_KEY": "bench",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "qmail", "smtp"],
-        env=env,
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    servers = start_servers(args.servers, args.database, folder)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("qmail smtp did not start") from None
-                time.sleep(0.1)
         corpus = fixtures()
         mails = [unique(corpus[n % len(corpus)], n) for n in range(args.count)]
         shares = [mails[i :: args.clients] for i in range(args.clients)]
         latencies: list[float] = []
         refused: list[int] = []
         threads = [
-            threading.Thread(target=send_all, args=(port, share, latencies, refused))
-            for share in shares
+            threading.Thread(
+                target=send_all,
+                args=(servers[i % len(servers)][0], share, latencies, refused),
+            )
+            for i, share in enumerate(shares)
         ]
         start = time.perf_counter()
         for thread in threads:
@@ -111,20 +125,25 @@ def main() -> None:
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - start
-        rss = peak_rss_kib(server.pid)
+        rss = sum(peak_rss_kib(process.pid) for _, process in servers)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
+        for _, process in servers:
+            process.send_signal(signal.SIGTERM)
+        for _, process in servers:
+            process.wait(30)
 
     latencies.sort()
     database = "PostgreSQL" if args.database else "SQLite"
-    print(f"ingest: {args.count} mails, {args.clients} SMTP clients, {database}")
+    print(
+        f"ingest: {args.count} mails, {args.clients} SMTP clients, "
+        f"{args.servers} qmail smtp, {database}"
+    )
     print(f"  refused      {len(refused):8d} (malformed fixtures, 554)")
     print(f"  throughput   {args.count / elapsed:8.1f} mails/s ({elapsed:.1f} s)")
     print(f"  latency p50  {statistics.median(latencies) * 1000:8.1f} ms")
     print(f"  latency p95  {latencies[int(len(latencies) * 0.95)] * 1000:8.1f} ms")
     print(f"  latency max  {latencies[-1] * 1000:8.1f} ms")
-    print(f"  server peak RSS {rss / 1024:6.1f} MiB")
+    print(f"  servers' peak RSS {rss / 1024:6.1f} MiB (sum)")
 
 
 if __name__ == "__main__":
