@@ -1,9 +1,13 @@
-"""The mail flow on one screen: ingest -> parse -> trim -> route -> store.
+"""The mail flow on one screen: ingest -> parse -> route -> trim -> store -> notify.
 
-``accept()`` is the single way in for the SMTP handler, ``qmail quarantine retry`` and the
-tests.  It stores the raw bytes first and commits, so that ``250`` means "durably kept";
-everything after that either posts the mail or quarantines it with the reason.  Nothing
-accepted is dropped.  One log line per message, Message-ID first, never a body.
+(Routing comes before trimming because what to trim depends on it: a forward that opens
+a task keeps the forwarded mail, and a reply loses exactly the notification it quotes.)
+
+``accept()`` is the single way in for the SMTP handler, ``qmail import``, ``qmail
+quarantine retry`` and the tests.  It stores the raw bytes first and commits, so that
+``250`` means "durably kept"; everything after that either posts the mail or quarantines
+it with the reason.  Nothing accepted is dropped.  One log line per message, Message-ID
+first, never a body.
 """
 
 from __future__ import annotations
@@ -119,8 +123,9 @@ def _process(
     forwarded = isinstance(route, NewTask) and is_forward(mail.subject)
     trimmed = Trimmed(mail.text) if forwarded else trim_reply(mail.text)
     trimmed = remove_known_quotes(trimmed, store.sent_texts(session, mail))
-    content = Content(trimmed, *reversed(parse_commands(trimmed.text)))
-    try:
+    rest, commands = parse_commands(trimmed.text)
+    content = Content(trimmed, commands, rest)
+    try:  # a refusal keeps only the people seen (a person per address, as ever)
         posted = store.apply_route(session, route, mail, content, raw_mail, context.settings, now)
     except PermissionError as error:
         log.info("<%s> refused: %s", raw_mail.message_id, error)
