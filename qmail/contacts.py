@@ -14,7 +14,7 @@ person, on SQLite and PostgreSQL alike.  Never loop over contacts with a query e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, distinct, func, or_
@@ -92,12 +92,7 @@ def _book_statement(person: models.Person) -> Any:
 def _contact(
     email: str, name: str, tasks: int, first_seen: datetime, last_seen: datetime
 ) -> Contact:
-    return Contact(email, name, company_for(email), tasks, _aware(first_seen), _aware(last_seen))
-
-
-def _aware(moment: datetime) -> datetime:
-    """``moment`` in UTC; SQLite hands back naive datetimes, which are stored as UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return Contact(email, name, company_for(email), tasks, first_seen, last_seen)
 
 
 def _like_pattern(text: str) -> str:

@@ -43,13 +43,14 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import aiosmtplib
-from sqlalchemy import or_, update
+from sqlalchemy import exists, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from qmail.config import OutboundSettings, Settings
 from qmail.db import session_scope
-from qmail.models import Outbox, utcnow
+from qmail.models import Branch, Outbox, Person, utcnow
+from qmail.permissions import branch_visible
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -284,11 +285,26 @@ def release(session: Session, rows: list[Outbox]) -> None:
     )
 
 
-def list_outbox(session: Session, state: str | None = None) -> list[Outbox]:
-    """Outbound mail, newest first, optionally in one ``state``."""
-    query = select(Outbox).order_by(col(Outbox.id).desc())
+def list_outbox(
+    session: Session,
+    state: str | None = None,
+    limit: int | None = None,
+    reader: Person | None = None,
+) -> list[Outbox]:
+    """Outbound mail, newest first, optionally in one ``state``.
+
+    With a ``reader`` (the web page), mail about a hidden branch is listed only to its
+    members: a team member outside it must not learn from the outbox that it exists.
+    The operator's CLI lists everything.
+    """
+    query = select(Outbox).order_by(col(Outbox.id).desc()).limit(limit)
     if state:
         query = query.where(Outbox.state == state)
+    if reader is not None:
+        about_visible = exists(
+            select(Branch.id).where(Branch.id == Outbox.branch_id, branch_visible(reader))
+        )
+        query = query.where(or_(col(Outbox.branch_id).is_(None), about_visible))
     return list(session.exec(query).all())
 
 

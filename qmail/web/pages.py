@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from qmail import models
 from qmail.contacts import Contact, address_book, contact
 from qmail.errors import Forbidden, NotFound
-from qmail.notify import outbox_subject
+from qmail.notify import list_outbox, outbox_subject
 from qmail.permissions import branch_visible, task_visible
 
 ACTIVITY_SIZE = 100
@@ -176,22 +176,8 @@ class OutboxLine:
 
 
 def outbox_lines(session: Session, person: models.Person) -> list[OutboxLine]:
-    """The newest outbound mails; ``notify.list_outbox`` has no limit, a page needs one.
-
-    Mail about a hidden branch is listed only to its members: a team member outside it
-    must not learn from the outbox that it exists.
-    """
-    about_visible = exists(
-        select(models.Branch.id).where(
-            models.Branch.id == models.Outbox.branch_id, branch_visible(person)
-        )
-    )
-    rows = session.exec(
-        select(models.Outbox)
-        .where(or_(col(models.Outbox.branch_id).is_(None), about_visible))
-        .order_by(col(models.Outbox.id).desc())
-        .limit(OUTBOX_SIZE)
-    ).all()
+    """The newest outbound mails ``person`` may know of."""
+    rows = list_outbox(session, limit=OUTBOX_SIZE, reader=person)
     return [
         OutboxLine(
             row.created_at,

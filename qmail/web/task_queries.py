@@ -7,7 +7,7 @@ shapes are msgspec structs, so the OpenAPI schema describes the answers exactly.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import msgspec
 from sqlalchemy import func
@@ -67,11 +67,6 @@ class TaskDetail(TaskSummary):
     branches: list[BranchOut]
 
 
-def aware(moment: datetime) -> datetime:
-    """``moment`` in UTC; SQLite hands back naive datetimes, which are stored as UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def like_pattern(text: str) -> str:
     """A LIKE pattern matching ``text`` anywhere, with its ``%``, ``_`` and ``\\`` escaped."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -94,8 +89,9 @@ def tags_of(session: Session, task_ids: list[int]) -> dict[int, list[str]]:
 
 def summarize(task: models.Task, tags: list[str]) -> TaskSummary:
     assert task.id is not None
-    created_at, updated_at = aware(task.created_at), aware(task.updated_at)
-    return TaskSummary(task.id, task.number, task.title, task.status, tags, created_at, updated_at)
+    return TaskSummary(
+        task.id, task.number, task.title, task.status, tags, task.created_at, task.updated_at
+    )
 
 
 def search_tasks(
@@ -200,7 +196,7 @@ def messages_of(
     attachments = attachments_of(session, [row[0] for row in rows if row[0] is not None])
     messages: dict[int, list[MessageOut]] = {branch_id: [] for branch_id in branch_ids}
     for message_id, branch_id, text, quoted, sent_at, source, email, name in rows:
-        author, sent_at = Author(email, name), aware(sent_at)
+        author = Author(email, name)
         found = attachments[message_id or 0]
         message = MessageOut(message_id or 0, author, text, quoted, sent_at, source, found)
         messages[branch_id].append(message)

@@ -11,7 +11,6 @@ import smtplib
 import threading
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import httpx
@@ -20,10 +19,10 @@ import uvicorn
 from aiosmtpd.smtp import SMTP
 from sqlmodel import Session
 
-from qmail import pipeline
+from qmail import run
 from qmail.config import OutboundSettings, Settings
 from qmail.core.mail import Address
-from qmail.ingest import IngestHandler, start_smtp_server
+from qmail.ingest import start_smtp_server
 from qmail.people import get_person
 from qmail.store import Store
 from tests.conftest import free_port, wait_until
@@ -68,19 +67,11 @@ class SmtpServer:
             return client.sendmail(sender, to, raw)
 
 
-def accept_now(store: Store, raw: bytes, envelope: Any, now: datetime) -> pipeline.Outcome:
-    return pipeline.accept(raw, envelope, store, now)
-
-
 @pytest.fixture
 def smtp_server(store: Store, loop_thread: LoopThread) -> Iterator[SmtpServer]:
     """The ingest server on an ephemeral loopback port, backed by the test's store."""
     settings = store.settings.replace(smtp={"host": "127.0.0.1", "port": free_port()})
-    handler = IngestHandler(
-        settings,
-        resolve=partial(pipeline.recipient_for, context=store),
-        accept=partial(accept_now, store),
-    )
+    handler = run.ingest_handler(store)
     server = loop_thread.run(start_smtp_server(settings, handler))
     yield SmtpServer(settings.smtp.host, settings.smtp.port, store)
     loop_thread.run(close_server(server))

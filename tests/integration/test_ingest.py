@@ -22,12 +22,12 @@ from qmail.ingest import (
     REPLY_BAD_TOKEN,
     REPLY_TRY_LATER,
     REPLY_UNKNOWN_RECIPIENT,
-    IngestHandler,
     start_smtp_server,
 )
 from qmail.store import Store
 from tests.conftest import MAIL_DIR, SECRET, eml_bytes, expected, free_port
-from tests.integration.conftest import SmtpServer, accept_now, close_server
+from tests.integration.conftest import SmtpServer, close_server
+from tests.integration.test_cli import write_config
 
 INTAKE = "tasks@example.com"
 NOW_FOR_PEOPLE = datetime(2024, 6, 1, tzinfo=UTC)
@@ -183,11 +183,7 @@ def test_unknown_recipients_and_forged_tokens_are_refused_with_550(smtp_server, 
 
 def test_mail_over_the_size_limit_is_refused_with_552(store, loop_thread):
     settings = store.settings.replace(smtp={"port": free_port(), "max_message_size": 10_000})
-    handler = IngestHandler(
-        settings,
-        resolve=lambda a: pipeline.recipient_for(a, store),
-        accept=lambda *args: accept_now(store, *args),
-    )
+    handler = run.ingest_handler(store)
     server = loop_thread.run(start_smtp_server(settings, handler))
     try:
         raw = eml_bytes(FIRST) + (b"x" * 76 + b"\r\n") * 300
@@ -218,11 +214,7 @@ def test_database_outage_answers_451_so_the_sender_retries(
     from qmail.tokens import LinkTokens, ReplyTokens
 
     outage = Store(engine, broken, ReplyTokens(SECRET), LinkTokens(SECRET, 60))
-    handler = IngestHandler(
-        broken,
-        resolve=lambda a: pipeline.recipient_for(a, outage),
-        accept=lambda *args: accept_now(outage, *args),
-    )
+    handler = run.ingest_handler(outage)
     server = loop_thread.run(start_smtp_server(broken, handler))
     try:
         with (
@@ -233,16 +225,6 @@ def test_database_outage_answers_451_so_the_sender_retries(
         assert f"{refused.value.smtp_code} {refused.value.smtp_error.decode()}" == REPLY_TRY_LATER
     finally:
         loop_thread.run(close_server(server))
-
-
-def write_config(settings: Settings, path) -> str:
-    """A TOML file for the CLI that names the test's database and secret."""
-    path.write_text(
-        f'[mail]\ndomain = "{settings.mail.domain}"\nteam_domains = ["example.com"]\n'
-        f'[database]\nurl = "{settings.database.url}"\n'
-        f'[security]\nsecret_key = "{SECRET}"\n'
-    )
-    return str(path)
 
 
 def test_mail_whose_processing_fails_is_quarantined_then_retried(
