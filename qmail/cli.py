@@ -25,8 +25,9 @@ from qmail.config import Settings, load
 from qmail.core.mail import Address
 from qmail.db import session_scope
 from qmail.errors import QmailError
+from qmail.people import EXTERNAL, TEAM, Team, find_person, get_person
 from qmail.run import ROLES, opened_store, serve
-from qmail.store import Store, get_person
+from qmail.store import Store
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -72,7 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
     add = person.add_parser("add", help="register a person", parents=[common])
     add.add_argument("email")
     add.add_argument("--name", default="")
+    _role_options(add, required=False)
     add.set_defaults(command=cmd_person_add)
+    change = person.add_parser(
+        "set", help="make a person a team member or external", parents=[common]
+    )
+    change.add_argument("email")
+    _role_options(change, required=True)
+    change.set_defaults(command=cmd_person_set)
+    person.add_parser(
+        "list", help="everyone qmail knows, with their role", parents=[common]
+    ).set_defaults(command=cmd_person_list)
 
     login_link = sub.add_parser(
         "login-link", help="print a magic sign-in link for a person", parents=[common]
@@ -146,14 +157,57 @@ def _address(email: str) -> str:
     return email
 
 
+def _role_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    roles = parser.add_mutually_exclusive_group(required=required)
+    roles.add_argument("--team", dest="role", action="store_const", const=TEAM)
+    roles.add_argument("--external", dest="role", action="store_const", const=EXTERNAL)
+    if required:
+        roles.add_argument(
+            "--by-config",
+            dest="role",
+            action="store_const",
+            const="",
+            help="follow mail.team_domains again",
+        )
+
+
+def _describe(person: models.Person, team: Team) -> str:
+    role = "team member" if team.includes(person) else "external"
+    why = "set explicitly" if person.role else "by mail.team_domains"
+    return f"{person.email}\t{person.name}\t{role} ({why})"
+
+
 def cmd_person_add(args: argparse.Namespace, settings: Settings) -> int:
     address = Address(_address(args.email), args.name)
     with opened_store(settings) as context, session_scope(context.engine) as session:
-        person = get_person(session, address, settings, datetime.now(UTC))
+        person = get_person(session, address, datetime.now(UTC))
         if args.name:
             person.name = args.name
-        role = "team member" if person.is_team else "external"
-        print(f"{person.email} ({role})")
+        if args.role:
+            person.role = args.role
+        print(_describe(person, Team.of(settings)))
+    return 0
+
+
+def cmd_person_set(args: argparse.Namespace, settings: Settings) -> int:
+    email = _address(args.email)
+    with opened_store(settings) as context, session_scope(context.engine) as session:
+        person = find_person(session, email)
+        if person is None:
+            raise QmailError(f"no such person: {email} (add them with: qmail person add {email})")
+        person.role = args.role or None
+        print(_describe(person, Team.of(settings)))
+    return 0
+
+
+def cmd_person_list(args: argparse.Namespace, settings: Settings) -> int:
+    team = Team.of(settings)
+    with opened_store(settings) as context, session_scope(context.engine) as session:
+        people = session.exec(select(models.Person).order_by(col(models.Person.email))).all()
+        for person in people:
+            print(_describe(person, team))
+    if not people:
+        print("nobody yet")
     return 0
 
 

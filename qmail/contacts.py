@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 
 from qmail import models
 from qmail.core.companies import company_for
-from qmail.permissions import branch_visible
+from qmail.permissions import Reader, branch_visible
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Contact:
     last_seen: datetime
 
 
-def address_book(session: Session, person: models.Person, q: str | None = None) -> list[Contact]:
+def address_book(session: Session, person: Reader, q: str | None = None) -> list[Contact]:
     """``person``'s contacts, most recently seen first, then by address.
 
     ``q`` keeps the contacts whose address or name contains it (any case).
@@ -55,14 +55,14 @@ def address_book(session: Session, person: models.Person, q: str | None = None) 
     return [_contact(*row) for row in session.exec(statement)]
 
 
-def contact(session: Session, person: models.Person, email: str) -> Contact | None:
+def contact(session: Session, person: Reader, email: str) -> Contact | None:
     """``email`` as a contact of ``person``, or ``None`` when they have never talked."""
     statement = _book_statement(person).where(models.Person.email == email.strip().lower())
     row = session.exec(statement).first()
     return None if row is None else _contact(*row)
 
 
-def _book_statement(person: models.Person) -> Any:
+def _book_statement(person: Reader) -> Any:
     """SELECT email, name, tasks, first, last of everyone sharing a discussed branch."""
     mine, theirs = aliased(models.BranchMember), aliased(models.BranchMember)
     last_seen = func.max(col(models.Message.sent_at))

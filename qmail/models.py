@@ -44,12 +44,17 @@ def _when(index: bool = False, nullable: bool = False) -> Column:  # type: ignor
 
 
 class Person(SQLModel, table=True):
-    """Every address qmail has ever seen; ``is_team`` for members of the team."""
+    """Someone qmail has met: a sender, a person a team member copied in, or the CLI's.
+
+    ``role`` is an explicit choice (``team`` or ``external``, from ``qmail person set``);
+    ``None`` follows ``mail.team_domains`` as the configuration says now.  Whether someone
+    is on the team is never stored: ``qmail.people.Team`` works it out when asked.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, unique=True, index=True)
     name: str = Field(default="", max_length=200)
-    is_team: bool = False
+    role: str | None = Field(default=None, max_length=20)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
     # Bumped by every sign-in: a magic link names the value it was made with, so it
     # works once (single use) and every older link dies with it.

@@ -35,6 +35,7 @@ from qmail.core.compose import (
 )
 from qmail.core.mail import Address, ReplyTarget
 from qmail.outbox import enqueue, new_message_id
+from qmail.people import Team
 from qmail.permissions import branch_readers
 from qmail.resources import templates_dir
 from qmail.store import Store
@@ -58,6 +59,10 @@ class Outgoing:
     @property
     def settings(self) -> Settings:
         return self.context.settings
+
+    @property
+    def team(self) -> Team:
+        return Team.of(self.context.settings)
 
     def reply_address(self, branch_id: int, person_id: int, private: bool = False) -> str:
         token = self.context.tokens.make(ReplyTarget(branch_id, person_id, private))
@@ -88,7 +93,7 @@ def notify_message(session: Session, out: Outgoing, message: models.Message, now
     recipients = session.exec(
         select(models.Person)
         .where(
-            branch_readers(branch),
+            branch_readers(branch, out.team),
             models.Person.id != author.id,
             col(models.Person.id).not_in(muted),
         )
@@ -154,6 +159,7 @@ def _notification(
     assert task.id is not None and branch.id is not None and person.id is not None
     earlier = _earlier_ids(session, task.id, person.id)
     domain = out.settings.mail.domain
+    on_team = out.team.includes(person)
     return Notification(
         number=task.number,
         title=task.title,
@@ -164,9 +170,9 @@ def _notification(
         text=facts.message.text,
         context=facts.context,
         recipient=Address(person.email, person.name),
-        recipient_is_team=person.is_team,
+        recipient_is_team=on_team,
         reply_address=out.reply_address(branch.id, person.id),
-        private_address=out.reply_address(branch.id, person.id, True) if person.is_team else None,
+        private_address=out.reply_address(branch.id, person.id, True) if on_team else None,
         magic_link=out.magic_link(person),
         unsubscribe_url=out.unsubscribe_url(task.id, person.id),
         message_id=new_message_id(domain),
@@ -199,7 +205,7 @@ def acknowledge(
     author = session.get(models.Person, message.author_id)
     task = session.get(models.Task, message.task_id)
     assert author is not None and task is not None and author.id is not None
-    if author.is_team or not out.settings.mail.acknowledge:
+    if out.team.includes(author) or not out.settings.mail.acknowledge:
         return None
     recent = session.exec(
         select(models.Outbox.id).where(
@@ -232,10 +238,15 @@ def after_post(
     context: Store,
     message_id: int | None,
     new_task: bool,
-    refused: tuple[tuple[str, str], ...],
     now: datetime,
+    refused: tuple[tuple[str, str], ...] = (),
+    refused_commands: tuple[str, ...] = (),
 ) -> None:
-    """Everything a posted message sets off by mail, queued in the posting transaction."""
+    """Everything a posted message sets off by mail, queued in the posting transaction.
+
+    ``refused`` (addresses not added) and ``refused_commands`` (commands not carried out)
+    are reported back to the message's author.
+    """
     if message_id is None:
         return
     out = Outgoing.for_store(context)
@@ -244,8 +255,8 @@ def after_post(
     notify_message(session, out, message, now)
     if new_task:
         acknowledge(session, out, message, now)
-    if refused:
-        report_refused(session, out, message, refused, now)
+    if refused or refused_commands:
+        report_refused(session, out, message, refused, refused_commands, now)
 
 
 def report_refused(
@@ -253,9 +264,11 @@ def report_refused(
     out: Outgoing,
     message: models.Message,
     refused: tuple[tuple[str, str], ...],
+    refused_commands: tuple[str, ...],
     now: datetime,
 ) -> None:
-    """Tell a team member which copied addresses were not added to a hidden branch."""
+    """Tell a team member what of their mail to a hidden branch was not done: copied
+    addresses not added, commands not carried out."""
     author = session.get(models.Person, message.author_id)
     task = session.get(models.Task, message.task_id)
     assert author is not None and task is not None and author.id is not None
@@ -265,6 +278,7 @@ def report_refused(
         title=task.title,
         recipient=Address(author.email, author.name),
         refused=tuple(Refused(email, reason) for email, reason in refused),
+        commands=refused_commands,
         reply_address=out.reply_address(message.branch_id, author.id),
         message_id=new_message_id(domain),
         in_reply_to=message.message_id,

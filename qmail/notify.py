@@ -49,8 +49,8 @@ from sqlmodel import Session, col, select
 
 from qmail.config import OutboundSettings, Settings
 from qmail.db import session_scope
-from qmail.models import Branch, Outbox, Person, utcnow
-from qmail.permissions import branch_visible
+from qmail.models import Branch, Outbox, utcnow
+from qmail.permissions import Reader, branch_visible
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -289,7 +289,7 @@ def list_outbox(
     session: Session,
     state: str | None = None,
     limit: int | None = None,
-    reader: Person | None = None,
+    reader: Reader | None = None,
 ) -> list[Outbox]:
     """Outbound mail, newest first, optionally in one ``state``.
 

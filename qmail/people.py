@@ -1,38 +1,87 @@
-"""People: every address qmail has seen, and whether it belongs to the team.
+"""People: the addresses qmail has met, and who of them is on the team.
 
-A person is created the first time an address shows up (sender, recipient, CC, the CLI);
-``mail.team_domains`` decides at that moment whether they are on the team.
+A person is created when they write to us (the author of a mail that is posted), when a
+team member whose mail is proven to be theirs copies them in, by the configuration
+(``mail.triage``) or by the CLI.  Nobody becomes a person, let alone a team member, just
+by being named in a mail.
+
+Team membership is never frozen into the database: ``Team`` reads it from the
+configuration as it is now (``mail.team_domains``), with each person's explicit ``role``
+(``qmail person set EMAIL --team|--external``) on top.  The same rule is available as a
+Python test (``Team.includes``) and as a SQL condition (``Team.condition``), so a query
+and the code around it can never disagree.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import ColumnElement, and_, false, or_
+from sqlmodel import Session, col, select
 
 from qmail import models
 from qmail.config import Settings
 from qmail.core.addresses import split_address
 from qmail.core.mail import Address
 
+TEAM = "team"
+EXTERNAL = "external"
+ROLES = (TEAM, EXTERNAL)
 
-def is_team_address(email: str, settings: Settings) -> bool:
-    return split_address(email)[1] in settings.mail.team_domains
+
+@dataclass(frozen=True)
+class Team:
+    """Who is on the team now: ``mail.team_domains``, and explicit roles on top."""
+
+    domains: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, settings: Settings) -> Team:
+        return cls(tuple(domain.lower() for domain in settings.mail.team_domains))
+
+    def by_address(self, email: str) -> bool:
+        """Whether the configuration alone puts ``email`` on the team."""
+        return split_address(email)[1] in self.domains
+
+    def includes(self, person: models.Person) -> bool:
+        """Whether ``person`` is a team member: their explicit role, else the configuration."""
+        if person.role is not None:
+            return person.role == TEAM
+        return self.by_address(person.email)
+
+    def condition(self, person: Any = models.Person) -> ColumnElement[bool]:
+        """``includes`` as a SQL condition on ``Person`` (or an alias of it)."""
+        role = col(person.role)
+        by_domain = [
+            col(person.email).like(f"%@{_escape_like(domain)}", escape="\\")
+            for domain in self.domains
+        ]
+        configured = or_(*by_domain) if by_domain else false()
+        return or_(role == TEAM, and_(role.is_(None), configured))
 
 
-def get_person(
-    session: Session, address: Address, settings: Settings, now: datetime
-) -> models.Person:
-    """The person with this address, created on first sight; a missing name is filled in."""
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def find_person(session: Session, email: str) -> models.Person | None:
+    """The person with this address, if qmail has met them."""
+    email = email.strip().lower()
+    return session.exec(select(models.Person).where(models.Person.email == email)).first()
+
+
+def get_person(session: Session, address: Address, now: datetime) -> models.Person:
+    """The person with this address, created on first sight; a missing name is filled in.
+
+    Callers decide whether meeting this address may create a person (see the module's
+    docstring); the new person follows the configuration (no explicit role).
+    """
     email = address.email.lower()
-    person = session.exec(select(models.Person).where(models.Person.email == email)).first()
+    person = find_person(session, email)
     if person is None:
-        person = models.Person(
-            email=email,
-            name=address.name,
-            is_team=is_team_address(email, settings),
-            created_at=now,
-        )
+        person = models.Person(email=email, name=address.name, created_at=now)
         session.add(person)
         session.flush()
     elif address.name and not person.name:

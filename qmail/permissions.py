@@ -11,6 +11,7 @@ a page or an API answer can only ever contain what the reader may see.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select
@@ -18,9 +19,38 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from qmail import models
+from qmail.people import Team
 
 
-def _member(branch_id: Any, person: models.Person) -> ColumnElement[bool]:
+@dataclass(frozen=True)
+class Reader:
+    """A person as the rules see them: who they are, and whether the team counts them in.
+
+    Built once per request (``web/deps.py``) or per use with ``reader_of``, from the
+    configuration of the moment, so a role change takes effect at once.
+    """
+
+    person: models.Person
+    is_team: bool
+
+    @property
+    def id(self) -> int | None:
+        return self.person.id
+
+    @property
+    def email(self) -> str:
+        return self.person.email
+
+    @property
+    def name(self) -> str:
+        return self.person.name
+
+
+def reader_of(person: models.Person, team: Team) -> Reader:
+    return Reader(person, team.includes(person))
+
+
+def _member(branch_id: Any, person: Reader) -> ColumnElement[bool]:
     return exists(
         select(models.BranchMember.branch_id).where(
             models.BranchMember.branch_id == branch_id,
@@ -29,9 +59,7 @@ def _member(branch_id: Any, person: models.Person) -> ColumnElement[bool]:
     )
 
 
-def branch_visible(
-    person: models.Person | None, branch: Any = models.Branch
-) -> ColumnElement[bool]:
+def branch_visible(person: Reader | None, branch: Any = models.Branch) -> ColumnElement[bool]:
     """A condition on ``Branch`` (or an alias of it): true for branches ``person`` may read."""
     if person is None:
         return false()
@@ -41,7 +69,7 @@ def branch_visible(
     return and_(~hidden, _member(branch.id, person))
 
 
-def task_visible(person: models.Person | None) -> ColumnElement[bool]:
+def task_visible(person: Reader | None) -> ColumnElement[bool]:
     """A condition on ``Task``: true for the tasks ``person`` may read."""
     if person is None:
         return false()
@@ -54,16 +82,16 @@ def task_visible(person: models.Person | None) -> ColumnElement[bool]:
     )
 
 
-def branch_readers(branch: models.Branch) -> ColumnElement[bool]:
+def branch_readers(branch: models.Branch, team: Team) -> ColumnElement[bool]:
     """A condition on ``Person``: the members of ``branch`` who may read it.
 
     These are the people told about its messages by mail.  A hidden branch is read only
-    by its team members: should an outsider ever become a member by mistake, they still
-    see nothing and are sent nothing.
+    by its team members: should an outsider ever become a member by mistake (or a member
+    leave the team), they see nothing and are sent nothing.
     """
     member = _member_of(branch.id)
     if branch.hidden:
-        return and_(member, col(models.Person.is_team).is_(True))
+        return and_(member, team.condition())
     return member
 
 

@@ -5,9 +5,10 @@ a task keeps the forwarded mail, and a reply loses exactly the notification it q
 
 ``accept()`` is the single way in for the SMTP handler, ``qmail import``, ``qmail
 quarantine retry`` and the tests.  It stores the raw bytes first and commits, so that
-``250`` means "durably kept"; everything after that either posts the mail or quarantines
-it with the reason.  Nothing accepted is dropped.  One log line per message, Message-ID
-first, never a body.
+``250`` means "durably kept"; everything after that either posts the mail, holds it (its
+sender may not post where it went: kept, shown to the team, and answered with a 5xx that
+says what to do instead) or quarantines it with the reason.  Nothing accepted is dropped.
+One log line per message, Message-ID first, never a body.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from qmail import models, notifications, store
 from qmail.core.addresses import TokenAddress, parse_recipient
 from qmail.core.commands import parse_commands
 from qmail.core.known_quotes import remove_known_quotes
-from qmail.core.mail import Content, Envelope, Ignore, NewTask, Recipient, Reject, Trimmed
+from qmail.core.mail import Content, Envelope, Hold, Ignore, NewTask, Recipient, Reject, Trimmed
 from qmail.core.parse import parse_mail, read_message_id
 from qmail.core.route import is_forward, route_mail, task_number
 from qmail.core.trim import trim_reply
@@ -33,7 +34,6 @@ from qmail.errors import TemporaryFailure
 
 log = logging.getLogger(__name__)
 
-REJECT_NOT_ALLOWED = Reject(550, "5.7.1 You may not post to this discussion")
 RACE_RETRIES = 5
 
 
@@ -115,24 +115,30 @@ def _process(
     if isinstance(mail, Reject):
         return _rejected(raw_mail, mail)
     recipients = resolve_recipients(json.loads(raw_mail.rcpt_tos), context)
-    known = store.known_for(session, mail, task_number(mail.subject), context.settings)
+    number = task_number(mail.subject)
+    known = store.known_for(session, mail, recipients, number, context.settings)
     route = route_mail(mail, recipients, known, raw_mail.mail_from)
     if isinstance(route, Reject):
         return _rejected(raw_mail, route)
+    if isinstance(route, Hold):
+        return _held(session, raw_mail, route, now)
     # A forward that opens a task: the forwarded mail is the task, not history to hide.
     forwarded = isinstance(route, NewTask) and is_forward(mail.subject)
     trimmed = Trimmed(mail.text) if forwarded else trim_reply(mail.text)
     trimmed = remove_known_quotes(trimmed, store.sent_texts(session, mail))
     rest, commands = parse_commands(trimmed.text)
     content = Content(trimmed, commands, rest)
-    try:  # a refusal keeps only the people seen (a person per address, as ever)
-        posted = store.apply_route(session, route, mail, content, raw_mail, context.settings, now)
-    except PermissionError as error:
-        log.info("<%s> refused: %s", raw_mail.message_id, error)
-        return _rejected(raw_mail, REJECT_NOT_ALLOWED)
+    posted = store.apply_route(session, route, mail, content, raw_mail, context.settings, now)
     if notify and not isinstance(route, Ignore):  # automatic mail never sets anything off
+        new_task = isinstance(route, NewTask)
         notifications.after_post(
-            session, context, posted.message_id, isinstance(route, NewTask), posted.refused, now
+            session,
+            context,
+            posted.message_id,
+            new_task,
+            now,
+            posted.refused,
+            posted.refused_commands,
         )
     log.info(
         "<%s> %s -> task %s (%s)",
@@ -142,6 +148,13 @@ def _process(
         type(route).__name__,
     )
     return Outcome(raw_mail_id, raw_mail.state, posted.task_number)
+
+
+def _held(session: Session, raw_mail: models.RawMail, held: Hold, now: datetime) -> Outcome:
+    store.hold(session, raw_mail, held, now)
+    log.info("<%s> held: %s", raw_mail.message_id, held.reason)
+    assert raw_mail.id is not None
+    return Outcome(raw_mail.id, "held", reject=held.reject)
 
 
 def _rejected(raw_mail: models.RawMail, reject: Reject) -> Outcome:

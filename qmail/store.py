@@ -21,16 +21,19 @@ from qmail.core.mail import (
     Address,
     BranchFacts,
     Content,
+    Hold,
     Ignore,
     Known,
     Mail,
     NewTask,
+    Recipient,
     Reply,
+    ReplyTarget,
     Trimmed,
 )
 from qmail.outbox import new_message_id
-from qmail.people import get_person, is_ours, is_team_address
-from qmail.threads import main_branch
+from qmail.people import Team, find_person, get_person, is_ours
+from qmail.threads import find_team_branch, main_branch
 from qmail.tokens import LinkTokens, ReplyTokens
 
 log = logging.getLogger(__name__)
@@ -48,11 +51,16 @@ class Store:
 
 @dataclass(frozen=True)
 class Posted:
-    """What ``apply_route`` did: the task and, when a message was posted, the message."""
+    """What ``apply_route`` did: the task and, when a message was posted, the message.
+
+    ``refused``: (address, why) copied in but not added; ``refused_commands``: command
+    lines not carried out because the mail went to a hidden branch.  The author is told.
+    """
 
     task_number: int | None
     message_id: int | None = None
-    refused: tuple[tuple[str, str], ...] = ()  # (address, why) CC'd but not added
+    refused: tuple[tuple[str, str], ...] = ()
+    refused_commands: tuple[str, ...] = ()
 
 
 # --- raw mail ---------------------------------------------------------------------------
@@ -98,11 +106,42 @@ def quarantine(session: Session, raw_mail_id: int, reason: str, now: datetime) -
     session.add(models.Quarantine(raw_mail_id=raw_mail_id, reason=reason, created_at=now))
 
 
+def hold(session: Session, raw_mail: models.RawMail, held: Hold, now: datetime) -> None:
+    """Keep a mail whose sender may not post where it went, and show it to the team.
+
+    It is listed by ``qmail quarantine list`` with the reason, and, when the discussion it
+    went to is known, noted on that branch (an event only its team members see).
+    """
+    raw_mail.state = "held"
+    session.add(
+        models.Quarantine(raw_mail_id=raw_mail.id, reason=f"held: {held.reason}", created_at=now)
+    )
+    branch = session.get(models.Branch, held.branch_id) if held.branch_id is not None else None
+    if branch is not None:
+        session.add(
+            models.Event(
+                task_id=branch.task_id,
+                branch_id=branch.id,
+                kind="held",
+                detail=held.reason,
+                raw_mail_id=raw_mail.id,
+                created_at=now,
+            )
+        )
+
+
 # --- what routing needs to know ---------------------------------------------------------
 
 
-def known_for(session: Session, mail: Mail, number: int | None, settings: Settings) -> Known:
-    """The facts ``route_mail`` needs about this mail's thread, sender and subject."""
+def known_for(
+    session: Session,
+    mail: Mail,
+    recipients: tuple[Recipient, ...],
+    number: int | None,
+    settings: Settings,
+    sender_check: str = "none",
+) -> Known:
+    """The facts ``route_mail`` needs about this mail's thread, reply addresses and sender."""
     ids = [i for i in (mail.in_reply_to, *mail.references) if i]
     by_message_id: dict[str, BranchFacts] = {}
     if ids:
@@ -128,22 +167,48 @@ def known_for(session: Session, mail: Mail, number: int | None, settings: Settin
         task = session.exec(select(models.Task).where(models.Task.number == number)).first()
         if task is not None:
             by_number[number] = branch_facts(session, main_branch(session, task.id).id)
-    team = set()
-    if mail.sender is not None:
-        person = session.exec(
-            select(models.Person).where(models.Person.email == mail.sender.email)
-        ).first()
-        if (person and person.is_team) or is_team_address(mail.sender.email, settings):
-            team.add(mail.sender.email)
+    targets = [recipient for recipient in recipients if isinstance(recipient, ReplyTarget)]
+    by_branch, team_branch_of, people = _reply_address_facts(session, targets)
+    team = Team.of(settings)
+    sender = mail.sender.email if mail.sender is not None else ""
+    known_sender = find_person(session, sender) if sender else None
+    on_team = team.includes(known_sender) if known_sender else team.by_address(sender)
     domain = settings.mail.domain.lower()
     return Known(
         by_message_id,
         by_number,
-        frozenset(team),
+        frozenset({sender} if sender and on_team else ()),
         own_domain=domain,
         own_addresses=frozenset(own_addresses(settings)),
         loop_marker=domain,
+        by_branch=by_branch,
+        team_branch_of=team_branch_of,
+        people=people,
+        sender_check=sender_check,
+        intake=settings.mail.intake_addresses[0],
     )
+
+
+def _reply_address_facts(
+    session: Session, targets: list[ReplyTarget]
+) -> tuple[dict[int, BranchFacts], dict[int, BranchFacts], dict[int, str]]:
+    """The branches and people reply addresses name; for private ones, the team branch."""
+    by_branch: dict[int, BranchFacts] = {}
+    team_branch_of: dict[int, BranchFacts] = {}
+    people: dict[int, str] = {}
+    for target in targets:
+        branch = session.get(models.Branch, target.branch_id)
+        person = session.get(models.Person, target.person_id)
+        if person is not None:
+            people[target.person_id] = person.email
+        if branch is None or branch.id is None:
+            continue
+        by_branch[branch.id] = branch_facts(session, branch.id)
+        if target.private and not branch.hidden:
+            found = find_team_branch(session, branch.task_id)
+            if found is not None and found.id is not None:
+                team_branch_of[branch.task_id] = branch_facts(session, found.id)
+    return by_branch, team_branch_of, people
 
 
 def sent_texts(session: Session, mail: Mail) -> list[str]:
@@ -185,32 +250,41 @@ def apply_route(
     settings: Settings,
     now: datetime,
 ) -> Posted:
-    """Write what routing decided: a new task, a message in a branch, or an event."""
-    for address in (*mail.to, *mail.cc):
-        if not is_ours(address.email, settings):
-            get_person(session, address, settings, now)
+    """Write what routing decided: a new task, a message in a branch, or an event.
+
+    A team member's powers (commands, copying people in) need a mail proven to be
+    theirs (``route.proven``).  Commands change what the client sees (tags, status,
+    assignee), so they are carried out only in the main discussion: sent into a hidden
+    branch, they are left in the text and reported back to the author.
+    """
     if isinstance(route, Ignore):
         return _record_ignored(session, route, raw_mail, now)
-    task, branch, author = _thread_for(session, route, mail, settings, now)
-    if author.is_team and content.commands:
+    team = Team.of(settings)
+    task, branch, author = _thread_for(session, route, mail, team, settings, now)
+    powers = route.proven and team.includes(author)
+    run_commands = powers and not branch.hidden and bool(content.commands)
+    if run_commands:
         threads.apply_commands(session, task, author, content.commands, settings, now)
+    refused_commands: tuple[str, ...] = ()
+    if powers and branch.hidden and content.commands:
+        refused_commands = tuple(f"#{c.name} {c.argument}".strip() for c in content.commands)
     refused: tuple[tuple[str, str], ...] = ()
-    if author.is_team:
+    if powers:
         refused = threads.add_copied(
             session, branch, author, copied(mail, author, settings), settings, now
         )
-    text = content.text_for(author.is_team)
+    text = content.text_for(run_commands)
     message_id = None
-    if text or not content.commands:  # a mail of commands alone posts no empty message
+    if text or not run_commands:  # a mail of commands alone posts no empty message
         message = _add_message(
             session, task, branch, author, mail, content.trimmed, text, raw_mail, now
         )
         message_id = message.id
-    if author.is_team and content.commands:
+    if run_commands:
         task.updated_at = now  # tags and status are the task's, seen by all its readers
     threads.touch(task, branch, now)
     raw_mail.state = "done"
-    return Posted(task.number, message_id, refused)
+    return Posted(task.number, message_id, refused, refused_commands)
 
 
 def copied(mail: Mail, author: models.Person, settings: Settings) -> list[Address]:
@@ -223,12 +297,17 @@ def copied(mail: Mail, author: models.Person, settings: Settings) -> list[Addres
 
 
 def _thread_for(
-    session: Session, route: NewTask | Reply, mail: Mail, settings: Settings, now: datetime
+    session: Session,
+    route: NewTask | Reply,
+    mail: Mail,
+    team: Team,
+    settings: Settings,
+    now: datetime,
 ) -> tuple[models.Task, models.Branch, models.Person]:
-    """The task, branch and author a route names; a new task is created here."""
+    """The task, branch and author (the sender) a route names; a new task is created here."""
     sender = mail.sender or Address(f"unknown@{settings.mail.domain}")
+    author = get_person(session, sender, now)
     if isinstance(route, NewTask):
-        author = get_person(session, sender, settings, now)
         task, branch = threads.create_task(session, route, author, settings, now)
         return task, branch, author
     branch = session.get(models.Branch, route.branch_id)
@@ -236,16 +315,10 @@ def _thread_for(
         raise LookupError(f"branch {route.branch_id} does not exist")
     task = session.get(models.Task, branch.task_id)
     assert task is not None
-    if route.author_id is not None:
-        author = session.get(models.Person, route.author_id)
-        if author is None:
-            raise LookupError(f"person {route.author_id} does not exist")
-    else:
-        author = get_person(session, sender, settings, now)
     if route.via == "private" and not branch.hidden:
-        branch = threads.team_branch(session, task, author, now)
+        branch = threads.team_branch(session, task, author, team, now)
     # (privately from a hidden branch's notification: that branch, it is the team's already)
-    if branch.hidden and not author.is_team:
+    if branch.hidden and not team.includes(author):  # routing holds these: a bug if seen
         raise PermissionError(f"{author.email} may not post to a hidden branch")
     threads.add_member(session, branch.id, author.id, now)
     return task, branch, author

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from qmail import models
 from qmail.config import Settings
 from qmail.core.mail import Address, Command, NewTask
-from qmail.people import get_person
+from qmail.people import Team, find_person, get_person
 
 
 def record_event(
@@ -114,17 +114,16 @@ def create_task(
 def triage_team(session: Session, settings: Settings, now: datetime) -> list[models.Person]:
     """``mail.triage``, or when it is empty every team member qmail knows."""
     if settings.mail.triage:
-        return [
-            get_person(session, Address(email), settings, now) for email in settings.mail.triage
-        ]
-    return list(session.exec(select(models.Person).where(col(models.Person.is_team))).all())
+        return [get_person(session, Address(email), now) for email in settings.mail.triage]
+    team = Team.of(settings)
+    return list(session.exec(select(models.Person).where(team.condition())).all())
 
 
 TEAM_BRANCH = "team"  # the detail of the branch_opened event of a task's team branch
 
 
 def team_branch(
-    session: Session, task: models.Task, author: models.Person, now: datetime
+    session: Session, task: models.Task, author: models.Person, team: Team, now: datetime
 ) -> models.Branch:
     """The task's hidden team branch, opened on first use; only team members may.
 
@@ -133,19 +132,9 @@ def team_branch(
     person.  Hidden branches opened from the web, with members of their own choosing,
     are not it: a private reply never lands in (and so never joins anyone to) them.
     """
-    if not author.is_team:
+    if not team.includes(author):
         raise PermissionError(f"{author.email} is not a team member")
-    branch = session.exec(
-        select(models.Branch)
-        .join(models.Event, col(models.Event.branch_id) == models.Branch.id)
-        .where(
-            models.Branch.task_id == task.id,
-            col(models.Branch.hidden).is_(True),
-            models.Event.kind == "branch_opened",
-            models.Event.detail == TEAM_BRANCH,
-        )
-        .order_by(col(models.Branch.id))
-    ).first()
+    branch = find_team_branch(session, task.id)
     if branch is None:
         parent = main_branch(session, task.id)
         branch = models.Branch(task_id=task.id, hidden=True, parent_id=parent.id, created_at=now)
@@ -153,10 +142,25 @@ def team_branch(
         session.flush()
         assert branch.id is not None
         for person in members(session, parent.id):
-            if person.is_team:
+            if team.includes(person):
                 add_member(session, branch.id, person.id, now)
         record_event(session, task, "branch_opened", author, now, branch.id, TEAM_BRANCH)
     return branch
+
+
+def find_team_branch(session: Session, task_id: int | None) -> models.Branch | None:
+    """The task's hidden team branch, if it has been opened."""
+    return session.exec(
+        select(models.Branch)
+        .join(models.Event, col(models.Event.branch_id) == models.Branch.id)
+        .where(
+            models.Branch.task_id == task_id,
+            col(models.Branch.hidden).is_(True),
+            models.Event.kind == "branch_opened",
+            models.Event.detail == TEAM_BRANCH,
+        )
+        .order_by(col(models.Branch.id))
+    ).first()
 
 
 def members(session: Session, branch_id: int | None) -> list[models.Person]:
@@ -180,18 +184,24 @@ def add_copied(
 ) -> tuple[tuple[str, str], ...]:
     """Make the people a team member copied participants of ``branch``.
 
+    The caller has made sure that the author is a team member and that the mail is
+    proven to be theirs: this is the only way mail creates people it merely names.
     A hidden branch takes only team members: the others are returned with the reason,
-    so the author can be told.  Never adds anyone to a hidden branch by accident.
+    so the author can be told, and are not created.  Never adds anyone to a hidden branch
+    by accident.
     """
     refused: list[tuple[str, str]] = []
     task = session.get(models.Task, branch.task_id)
     assert task is not None and branch.id is not None
+    team = Team.of(settings)
     for address in addresses:
-        person = get_person(session, address, settings, now)
-        assert person.id is not None
-        if branch.hidden and not person.is_team:
-            refused.append((person.email, "not a team member: hidden discussions are team-only"))
+        known = find_person(session, address.email)
+        on_team = team.includes(known) if known else team.by_address(address.email)
+        if branch.hidden and not on_team:
+            refused.append((address.email, "not a team member: hidden discussions are team-only"))
             continue
+        person = get_person(session, address, now)
+        assert person.id is not None
         if session.get(models.BranchMember, (branch.id, person.id)) is None:
             add_member(session, branch.id, person.id, now)
             record_event(session, task, "participant_added", author, now, branch.id, person.email)
@@ -226,10 +236,16 @@ def apply_commands(
 def _assign(
     session: Session, task: models.Task, email: str, settings: Settings, now: datetime
 ) -> bool:
-    """Assign ``task`` to a team member (who then takes part); others cannot be assignees."""
-    person = get_person(session, Address(email), settings, now)
-    if not person.is_team:
+    """Assign ``task`` to a team member (who then takes part); others cannot be assignees.
+
+    An address qmail has not met yet is created only when the configuration puts it on
+    the team: a command naming a stranger creates nobody.
+    """
+    team = Team.of(settings)
+    known = find_person(session, email)
+    if not (team.includes(known) if known else team.by_address(email)):
         return False
+    person = known or get_person(session, Address(email), now)
     task.assignee_id = person.id
     branch = main_branch(session, task.id)
     assert branch.id is not None and person.id is not None

@@ -124,7 +124,12 @@ class Refused:
 
 @dataclass(frozen=True)
 class Refusal:
-    """Tells a team member that addresses they CC'd were kept out of a hidden branch."""
+    """Tells a team member what of their mail to a hidden branch was not done.
+
+    ``refused``: addresses they copied in that were kept out (only team members join a
+    hidden branch); ``commands``: command lines not carried out (they change what the
+    client sees, so they work only in the main discussion).
+    """
 
     number: int
     title: str
@@ -137,6 +142,7 @@ class Refusal:
     team_name: str
     loop_marker: str
     date: datetime | None = None
+    commands: tuple[str, ...] = ()
 
 
 def mail_environment(folder: Path) -> Environment:
@@ -232,7 +238,7 @@ def compose_login_link(link: LoginLink, env: Environment) -> EmailMessage:
 
 
 def compose_refusal(r: Refusal, env: Environment) -> EmailMessage:
-    """The answer to a team member whose CC'd addresses were kept out of a hidden branch.
+    """The answer to a team member whose mail to a hidden branch was not all carried out.
 
     ``auto-replied`` (RFC 3834): it answers that member's mail.
     """
@@ -251,6 +257,7 @@ def compose_refusal(r: Refusal, env: Environment) -> EmailMessage:
         number=r.number,
         title=one_line(r.title),
         refused=[(one_line(x.email), one_line(x.reason)) for x in r.refused],
+        commands=[one_line(command) for command in r.commands],
         team_name=one_line(r.team_name),
     )
     return message

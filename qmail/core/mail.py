@@ -115,24 +115,31 @@ Recipient = Intake | ReplyTarget
 
 @dataclass(frozen=True)
 class NewTask:
-    """Open a new task titled ``title`` with ``tags``; the sender becomes a participant."""
+    """Open a new task titled ``title`` with ``tags``; the sender becomes a participant.
+
+    ``proven`` when something other than the From header shows that its address sent the
+    mail (a passing DMARC verdict from the trusted server): only then may a team member's
+    mail act with their powers (commands, copying people in).
+    """
 
     title: str
     tags: tuple[str, ...] = ()
+    proven: bool = False
 
 
 @dataclass(frozen=True)
 class Reply:
-    """Add the mail to ``branch_id``; ``author_id`` set when a token names the author.
+    """Add the mail to ``branch_id``, written by its sender (the From address).
 
-    ``via`` says what proved the route: ``token``, ``private`` (the "reply privately to the
-    team" address: the mail goes to the hidden team branch of ``branch_id``'s task),
-    ``references`` or ``subject``.
+    ``via`` says what proved the route: ``token`` (a reply address), ``private`` (the
+    "reply privately to the team" address: the mail goes to the hidden team branch of
+    ``branch_id``'s task), ``references`` or ``subject``.  ``proven`` as for ``NewTask``;
+    a reply address used by its own person or by a member of its branch is proof enough.
     """
 
     branch_id: int
-    author_id: int | None = None
     via: str = "token"
+    proven: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,7 +150,26 @@ class Ignore:
     branch_id: int | None = None
 
 
-Route = NewTask | Reply | Reject | Ignore
+@dataclass(frozen=True)
+class Hold:
+    """Keep the mail, post nothing, and show the team: its sender may not post there.
+
+    ``reason`` is for the team (``qmail quarantine list``, the task page of ``branch_id``);
+    ``advice`` ends the SMTP refusal the sender's server reports back to them, saying
+    what to do instead.  qmail itself never sends a bounce.
+    """
+
+    reason: str
+    branch_id: int | None = None
+    advice: str = ""
+
+    @property
+    def reject(self) -> Reject:
+        """The answer at the end of DATA: the mail is kept, the sender is told no."""
+        return Reject(550, f"5.7.1 {self.advice or 'You may not post to this discussion'}")
+
+
+Route = NewTask | Reply | Reject | Ignore | Hold
 
 
 @dataclass(frozen=True)
@@ -162,7 +188,12 @@ class Known:
 
     ``by_message_id`` maps stored Message-IDs (of our messages and of notifications we
     sent) to their branch; ``by_number`` maps task numbers named in the subject to the
-    task's main branch; ``team_emails`` says which addresses belong to team members.
+    task's main branch.  For reply addresses: ``by_branch`` holds the branches they name,
+    ``team_branch_of`` each such task's hidden team branch once it is open (keyed by task
+    id), and ``people`` the address of each person they were made for.  ``team_emails``
+    says which of the addresses involved belong to team members now.  ``sender_check`` is
+    the trusted authentication server's verdict on the From address (``pass``, ``fail`` or
+    ``none``).  ``intake`` is where a refused sender is told to write instead.
     ``own_addresses`` and ``loop_marker`` recognise our own mail coming back.
     """
 
@@ -172,6 +203,11 @@ class Known:
     own_domain: str = ""
     own_addresses: frozenset[str] = frozenset()
     loop_marker: str = ""
+    by_branch: dict[int, BranchFacts] = field(default_factory=dict)
+    team_branch_of: dict[int, BranchFacts] = field(default_factory=dict)
+    people: dict[int, str] = field(default_factory=dict)
+    sender_check: str = "none"
+    intake: str = ""
 
 
 @dataclass(frozen=True)
@@ -195,14 +231,15 @@ class Command:
 class Content:
     """What a mail says: its trimmed text and the command lines that head it.
 
-    Commands count only when the author turns out to be a team member, which is known
-    only once the route is applied; ``text_for`` gives the text to post either way.
+    Commands count only when they are carried out (a team member's proven mail in the
+    main discussion), which is known only once the route is applied; ``text_for`` gives
+    the text to post either way.
     """
 
     trimmed: Trimmed
     commands: tuple[Command, ...] = ()
     text_without_commands: str = ""
 
-    def text_for(self, is_team: bool) -> str:
-        """The text to post: without the command lines for team members."""
-        return self.text_without_commands if is_team and self.commands else self.trimmed.text
+    def text_for(self, commands_ran: bool) -> str:
+        """The text to post: without the command lines once they were carried out."""
+        return self.text_without_commands if commands_ran and self.commands else self.trimmed.text

@@ -1,16 +1,30 @@
-"""Routing: decide where a parsed mail goes.  Pure; the database's facts come in ``Known``.
+"""Routing: decide where a parsed mail goes, and as whom.  Pure; the database's facts come
+in ``Known``.
+
+The author of a mail is its sender, the From address: never the address it was sent
+to.  A reply address (``reply+TOKEN``) names a branch and the person it was made for; it
+proves that the mail comes from someone who holds that thread, nothing more.
 
 The order of the rules:
 
-1. automatic mail (auto-replies, bounces, bulk, a null envelope sender) is never posted;
-2. a verified ``reply+TOKEN`` recipient names the branch and the author;
-3. In-Reply-To / References naming a stored message route to that message's branch,
-   but a hidden branch only takes mail from its members;
-4. a ``[#123]`` subject tag routes to task 123 when the sender takes part in it;
-5. mail to an intake address opens a new task.
+1. automatic mail (auto-replies, bounces, bulk, a null envelope sender, our own mail) is
+   never posted;
+2. a From that the trusted authentication server says is forged (DMARC fail) is held;
+3. a verified reply address takes the mail into its branch when the sender is the person
+   it was made for or a member of that branch (the private address: of the task's hidden
+   team branch, and team members only); anyone else's mail is held;
+4. In-Reply-To / References naming a stored message route to that message's branch,
+   but a hidden branch only takes mail from its team members;
+5. a ``[#123]`` subject tag routes to task 123 when the sender takes part in it;
+6. mail to an intake address opens a new task.
 
-Routing never trusts the mail for more than it proves: a forged References header cannot
-put text into a hidden branch, and a guessed task number cannot put text into a task.
+A mail claiming a team member's From without a reply address is trusted with that
+person's powers only when the trusted authentication server vouches for it (``proven``);
+otherwise, answering a thread, it is held, and opening a task, it opens one without any
+power (no commands, nobody copied in).  Routing never trusts the mail for more than it
+proves: a forged References header cannot put text into a hidden branch, a guessed task
+number cannot put text into a task, and a reply address seen in a quote cannot make its
+finder speak as its owner.
 """
 
 from __future__ import annotations
@@ -19,6 +33,7 @@ import re
 
 from qmail.core.mail import (
     BranchFacts,
+    Hold,
     Ignore,
     Intake,
     Known,
@@ -32,6 +47,8 @@ from qmail.core.mail import (
 )
 
 REJECT_NO_ROUTE = Reject(550, "5.1.1 No task to deliver this mail to")
+REJECT_GONE = Reject(550, "5.1.1 This discussion no longer exists")
+PASS, FAIL = "pass", "fail"
 _TASK_NUMBER = re.compile(r"\[#(\d{1,9})\]")
 _BRACKET_TAG = re.compile(r"\[([^\[\]#][^\[\]]*)\]")
 _HASH_TAG = re.compile(r"(?<![\w&#])#([^\W_][\w-]*)", re.UNICODE)
@@ -46,27 +63,80 @@ def route_mail(
     mail: Mail, recipients: tuple[Recipient, ...], known: Known, mail_from: str = "x"
 ) -> Route:
     """Where ``mail``, sent to ``recipients`` by envelope sender ``mail_from``, goes."""
+    thread = _thread_branch(mail, known)
     if mail.automatic or not mail_from or _is_loop(mail, known):
         reason = mail.automatic or ("null envelope sender" if not mail_from else "our own mail")
-        thread = _thread_branch(mail, known)
         return Ignore(f"automatic mail: {reason}", thread.branch_id if thread else None)
+    sender = mail.sender.email if mail.sender else ""
+    if known.sender_check == FAIL:
+        reason = f"{sender or 'a mail without From'}: the sender's domain says it did not send it"
+        return Hold(f"{reason} (DMARC)", thread.branch_id if thread else None, _forged_advice())
     for recipient in recipients:
         if isinstance(recipient, ReplyTarget):
-            via = "private" if recipient.private else "token"
-            return Reply(recipient.branch_id, recipient.person_id, via=via)
-    sender = mail.sender.email if mail.sender else ""
-    branch = _thread_branch(mail, known)
-    if branch is not None and _may_post(sender, branch, known):
-        return Reply(branch.branch_id, via="references")
+            return _by_reply_address(recipient, sender, known)
+    return _by_thread(mail, recipients, sender, thread, known)
+
+
+def _by_reply_address(target: ReplyTarget, sender: str, known: Known) -> Route:
+    """A reply address takes mail from its own person, or from a member of its branch."""
+    branch, owner = known.by_branch.get(target.branch_id), known.people.get(target.person_id)
+    if branch is None or owner is None:
+        return REJECT_GONE
+    destination: BranchFacts | None = branch
+    if target.private and not branch.hidden:  # the task's team branch, opened on first use
+        destination = known.team_branch_of.get(branch.task_id)
+    members = destination.member_emails if destination else frozenset()
+    held_on = (destination or branch).branch_id
+    if not sender or (sender != owner and sender not in members):
+        who = sender or "a mail without From"
+        reason = f"{who} wrote to the reply address of {owner} and takes no part in that discussion"
+        return Hold(reason, held_on, _intake_advice(known))
+    if (target.private or branch.hidden) and sender not in known.team_emails:
+        reason = f"{sender} wrote to a hidden discussion and is not a team member"
+        return Hold(reason, held_on, _intake_advice(known))
+    return Reply(branch.branch_id, via="private" if target.private else "token", proven=True)
+
+
+def _by_thread(
+    mail: Mail,
+    recipients: tuple[Recipient, ...],
+    sender: str,
+    thread: BranchFacts | None,
+    known: Known,
+) -> Route:
+    """Mail without a reply address: the thread it answers, its subject, or the intake."""
+    proven = known.sender_check == PASS
+    is_team = sender in known.team_emails
     number = task_number(mail.subject)
-    if number is not None and number in known.by_number:
-        branch = known.by_number[number]
-        if sender in branch.member_emails or sender in known.team_emails:
-            return Reply(branch.branch_id, via="subject")
+    by_subject = known.by_number.get(number) if number is not None else None
+    if is_team and not proven and (thread or by_subject):
+        reason = f"{sender} is a team member's address, but nothing shows the mail is theirs"
+        branch = thread or by_subject
+        return Hold(reason, branch.branch_id if branch else None, _team_advice())
+    if thread is not None and _may_post(sender, is_team, thread):
+        return Reply(thread.branch_id, via="references", proven=proven)
+    if by_subject is not None and (sender in by_subject.member_emails or is_team):
+        return Reply(by_subject.branch_id, via="subject", proven=proven)
     if any(isinstance(recipient, Intake) for recipient in recipients):
         title, tags = title_and_tags(mail.subject)
-        return NewTask(title, tags)
+        return NewTask(title, tags, proven=proven)
     return REJECT_NO_ROUTE
+
+
+def _intake_advice(known: Known) -> str:
+    where = known.intake or "the address you first wrote to"
+    return f"This reply address is not yours; to write to the team, write to {where}"
+
+
+def _team_advice() -> str:
+    return (
+        "qmail cannot tell that this mail is yours: answer through the reply address of your "
+        "notification, or on the task's page"
+    )
+
+
+def _forged_advice() -> str:
+    return "Your domain's sender authentication (DMARC) says this mail is not from its From"
 
 
 def _is_loop(mail: Mail, known: Known) -> bool:
@@ -87,11 +157,11 @@ def _thread_branch(mail: Mail, known: Known) -> BranchFacts | None:
     return None
 
 
-def _may_post(sender: str, branch: BranchFacts, known: Known) -> bool:
-    """A hidden branch takes mail only from its members; the main branch from anyone
+def _may_post(sender: str, is_team: bool, branch: BranchFacts) -> bool:
+    """A hidden branch takes mail only from its team members; the main branch from anyone
     who has the thread (they were sent or copied a message of it)."""
     if branch.hidden:
-        return sender in branch.member_emails
+        return is_team and sender in branch.member_emails
     return bool(sender)
 
 

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from qmail import models, notifications, store
 from qmail.errors import BadRequest, NotFound
-from qmail.permissions import branch_visible
+from qmail.permissions import Reader, branch_visible
 from qmail.store import Store
 from qmail.web.task_queries import (
     MessageOut,
@@ -81,7 +81,7 @@ class TaskApi(Controller):
     def list_tasks(
         self,
         session: NamedDependency[Session],
-        person: NamedDependency[models.Person],
+        person: NamedDependency[Reader],
         tag: Annotated[str | None, QueryParameter(max_length=100)] = None,
         status: Annotated[str | None, QueryParameter(max_length=20)] = None,
         q: Annotated[str | None, QueryParameter(max_length=200)] = None,
@@ -95,7 +95,7 @@ class TaskApi(Controller):
     def post_message(
         self,
         session: NamedDependency[Session],
-        person: NamedDependency[models.Person],
+        person: NamedDependency[Reader],
         state: State,
         number: FromPath[int],
         data: JSONBody[NewMessage],
@@ -108,9 +108,9 @@ class TaskApi(Controller):
         context: Store = state.store
         now = datetime.now(UTC)
         message = store.post_from_web(
-            session, task, branch, person, text, "api", context.settings, now
+            session, task, branch, person.person, text, "api", context.settings, now
         )
-        notifications.after_post(session, context, message.id, False, (), now)
+        notifications.after_post(session, context, message.id, False, now)
         session.commit()
         return message_out(session, message)
 
@@ -118,7 +118,7 @@ class TaskApi(Controller):
     def get_task(
         self,
         session: NamedDependency[Session],
-        person: NamedDependency[models.Person],
+        person: NamedDependency[Reader],
         number: FromPath[int],
     ) -> TaskDetail:
         """One task with the branches the caller is a member of (or, for the team, can see)."""
@@ -132,7 +132,7 @@ class AttachmentApi(Controller):
     def download(
         self,
         session: NamedDependency[Session],
-        person: NamedDependency[models.Person],
+        person: NamedDependency[Reader],
         attachment_id: FromPath[int],
     ) -> Response[bytes]:
         """An attachment's bytes, only from a branch the caller may see."""

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from qmail import __version__
 from qmail.config import Settings, secret_key
 from qmail.errors import BadRequest, Forbidden, NotFound
+from qmail.people import Team
 from qmail.resources import static_dir, templates_dir
 from qmail.store import Store
 from qmail.tokens import LinkTokens, ReplyTokens, SessionTokens
@@ -79,6 +80,7 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
                 "engine": engine,
                 "links": links,
                 "sessions": SessionTokens(key),
+                "team": Team.of(settings),
                 # what posting from the web needs to notify by mail, as ingest does
                 "store": Store(engine, settings, ReplyTokens(key), links),
             }

@@ -16,8 +16,8 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from sqlmodel import Session
 
-from qmail import models
 from qmail.contacts import Contact, address_book
+from qmail.permissions import Reader
 
 
 class ContactOut(msgspec.Struct):
@@ -47,7 +47,7 @@ class ContactApi(Controller):
     def list_contacts(
         self,
         session: NamedDependency[Session],
-        person: NamedDependency[models.Person],
+        person: NamedDependency[Reader],
         q: Annotated[str | None, QueryParameter(max_length=200)] = None,
     ) -> list[ContactOut]:
         """The caller's address book: the people they have discussed a task with."""

@@ -18,6 +18,8 @@ from sqlmodel import Session
 from qmail import models
 from qmail.apitokens import person_for_api_token
 from qmail.errors import QmailError
+from qmail.people import Team
+from qmail.permissions import Reader, reader_of
 from qmail.tokens import SessionTokens
 
 SESSION_COOKIE = "qmail_session"
@@ -46,19 +48,22 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def provide_current_user(request: Request, session: NamedDependency[Session]) -> models.Person:
-    """The person making the request; anyone else gets 401.
+def provide_current_user(request: Request, session: NamedDependency[Session]) -> Reader:
+    """The person making the request, as the permission rules see them; else 401.
 
-    Runs in a worker thread (``sync_to_thread=True``): it queries the database.
+    Whether they are on the team is worked out now, from the configuration and their
+    role, so a role change takes effect on their next request.  Runs in a worker thread
+    (``sync_to_thread=True``): it queries the database.
     """
+    team: Team = request.app.state.team
     token = bearer_token(request)
     if token is not None:
         person = person_for_api_token(session, token)
         if person is not None:
-            return person
+            return reader_of(person, team)
     person = person_for_session_cookie(request, session)
     if person is not None:
-        return person
+        return reader_of(person, team)
     raise Unauthenticated("authentication required")
 
 

@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from litestar.response import Template
 from sqlmodel import Session
 
-from qmail import models
+from qmail.permissions import Reader
 from qmail.web.task_queries import search_tasks
 
 INBOX_SIZE = 200
@@ -20,9 +20,7 @@ INBOX_SIZE = 200
 
 class InboxPage(Controller):
     @get("/", sync_to_thread=True)
-    def inbox(
-        self, session: NamedDependency[Session], person: NamedDependency[models.Person]
-    ) -> Template:
+    def inbox(self, session: NamedDependency[Session], person: NamedDependency[Reader]) -> Template:
         """The signed-in person's tasks: number, title, tags, status, last update."""
         found = search_tasks(session, person, None, None, None, INBOX_SIZE, 0)
         return Template(

@@ -24,7 +24,7 @@ from qmail import models
 from qmail.contacts import Contact, address_book, contact
 from qmail.errors import Forbidden, NotFound
 from qmail.notify import list_outbox, outbox_subject
-from qmail.permissions import branch_visible, task_visible
+from qmail.permissions import Reader, branch_visible, task_visible
 
 ACTIVITY_SIZE = 100
 HISTORY_SIZE = 500
@@ -44,11 +44,13 @@ _PHRASES = {
     "participant_added": "added",
     "branch_opened": "opened a hidden branch",
     "ignored": "ignored an automatic mail:",
+    "held": "held a mail it may not post:",
 }
 # Kinds whose detail is an id or a repeat of the title, not something to show.
 _QUIET_DETAIL = {"task_created", "message", "branch_opened"}
-# Failed attempts at team commands are the team's business.
-_TEAM_ONLY_KINDS = ("assign_refused",)
+# Failed attempts at team commands, and mail held from someone who may not post, are the
+# team's business.
+_TEAM_ONLY_KINDS = ("assign_refused", "held")
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def describe(kind: str, detail: str) -> str:
     return f"{phrase} {detail}"
 
 
-def _events_statement(person: models.Person) -> Any:
+def _events_statement(person: Reader) -> Any:
     """SELECT the events ``person`` may see, with their task, author and branch.
 
     An event on a branch counts only if the branch is visible to ``person``; an event
@@ -121,13 +123,13 @@ def _line(
     )
 
 
-def task_history(session: Session, person: models.Person, task_id: int) -> list[EventLine]:
+def task_history(session: Session, person: Reader, task_id: int) -> list[EventLine]:
     """The latest events of one task that ``person`` may see, newest first."""
     statement = _events_statement(person).where(models.Event.task_id == task_id)
     return [_line(*row) for row in session.exec(statement.limit(HISTORY_SIZE))]
 
 
-def activity(session: Session, person: models.Person) -> list[EventLine]:
+def activity(session: Session, person: Reader) -> list[EventLine]:
     """The latest events on every task and branch ``person`` may see, newest first."""
     statement = _events_statement(person).limit(ACTIVITY_SIZE)
     return [_line(*row) for row in session.exec(statement)]
@@ -143,7 +145,7 @@ def by_company(contacts: list[Contact]) -> list[tuple[str, list[Contact]]]:
     return [(str(company), people) for company, people in named] + rest
 
 
-def shared_tasks(session: Session, person: models.Person, email: str) -> list[models.Task]:
+def shared_tasks(session: Session, person: Reader, email: str) -> list[models.Task]:
     """The tasks where ``person`` and ``email`` talked in a branch ``person`` may see."""
     mine, theirs = aliased(models.BranchMember), aliased(models.BranchMember)
     other = aliased(models.Person)
@@ -175,7 +177,7 @@ class OutboxLine:
     last_error: str
 
 
-def outbox_lines(session: Session, person: models.Person) -> list[OutboxLine]:
+def outbox_lines(session: Session, person: Reader) -> list[OutboxLine]:
     """The newest outbound mails ``person`` may know of."""
     rows = list_outbox(session, limit=OUTBOX_SIZE, reader=person)
     return [
@@ -195,7 +197,7 @@ def outbox_lines(session: Session, person: models.Person) -> list[OutboxLine]:
 class ReaderPages(Controller):
     @get("/activity", sync_to_thread=True)
     def activity_page(
-        self, session: NamedDependency[Session], person: NamedDependency[models.Person]
+        self, session: NamedDependency[Session], person: NamedDependency[Reader]
     ) -> Template:
         """What happened lately on the tasks and branches the reader may see."""
         lines = activity(session, person)
@@ -203,7 +205,7 @@ class ReaderPages(Controller):
 
     @get("/contacts", sync_to_thread=True)
     def contacts_page(
-        self, session: NamedDependency[Session], person: NamedDependency[models.Person]
+        self, session: NamedDependency[Session], person: NamedDependency[Reader]
     ) -> Template:
         """The reader's address book, grouped by company."""
         groups = by_company(address_book(session, person))
@@ -213,7 +215,7 @@ class ReaderPages(Controller):
     def contact_page(
         self,
         session: NamedDependency[Session],
-        person: NamedDependency[models.Person],
+        person: NamedDependency[Reader],
         email: FromPath[str],
     ) -> Template:
         """One contact and the tasks shared with them; 404 for anyone not in the book."""
@@ -226,7 +228,7 @@ class ReaderPages(Controller):
 
     @get("/outbox", sync_to_thread=True)
     def outbox_page(
-        self, session: NamedDependency[Session], person: NamedDependency[models.Person]
+        self, session: NamedDependency[Session], person: NamedDependency[Reader]
     ) -> Template:
         """Outbound mail and its delivery state, for the team (it names every recipient)."""
         if not person.is_team:

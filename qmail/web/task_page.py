@@ -28,7 +28,8 @@ from qmail import models, notifications, store
 from qmail.core.mail import Command
 from qmail.core.route import normalize_tag
 from qmail.errors import BadRequest, Forbidden, NotFound
-from qmail.permissions import branch_visible, task_visible
+from qmail.people import Team
+from qmail.permissions import Reader, branch_visible, task_visible
 from qmail.threads import add_member, apply_commands, main_branch, record_event
 from qmail.web.forms import Form, form_id, form_ids, form_value, message_text
 from qmail.web.pages import task_history
@@ -37,7 +38,7 @@ from qmail.web.task_queries import read_task, tags_of, visible_branch
 _STATUS_COMMANDS = {"closed": "close", "open": "reopen"}
 
 
-def visible_task(session: Session, person: models.Person, number: int) -> models.Task:
+def visible_task(session: Session, person: Reader, number: int) -> models.Task:
     """Task ``number`` if ``person`` may see it; else 404, as if it did not exist."""
     task = session.exec(
         select(models.Task).where(models.Task.number == number, task_visible(person))
@@ -47,13 +48,15 @@ def visible_task(session: Session, person: models.Person, number: int) -> models
     return task
 
 
-def require_team(person: models.Person, action: str) -> None:
+def require_team(person: Reader, action: str) -> None:
     """403 for clients: checked after the task's visibility, so outsiders still get 404."""
     if not person.is_team:
         raise Forbidden(f"only team members {action}")
 
 
-def team_candidates(session: Session, person: models.Person, task_id: int) -> list[models.Person]:
+def team_candidates(
+    session: Session, person: Reader, task_id: int, team: Team
+) -> list[models.Person]:
     """Who may join a hidden branch ``person`` opens: team members in a branch they see."""
     # An alias, so that branch_visible's own BranchMember subquery is not correlated with it.
     member = aliased(models.BranchMember)
@@ -62,7 +65,7 @@ def team_candidates(session: Session, person: models.Person, task_id: int) -> li
         .join(member, col(member.person_id) == models.Person.id)
         .join(models.Branch, col(models.Branch.id) == member.branch_id)
         .where(models.Branch.task_id == task_id, branch_visible(person))
-        .where(col(models.Person.is_team).is_(True), models.Person.id != person.id)
+        .where(team.condition(), models.Person.id != person.id)
         .distinct()
         .order_by(col(models.Person.email))
     )
@@ -80,7 +83,7 @@ def fork_points(session: Session, branch_ids: list[int]) -> dict[int, int]:
 
 
 def fork_parent(
-    session: Session, person: models.Person, task: models.Task, message_id: int | None
+    session: Session, person: Reader, task: models.Task, message_id: int | None
 ) -> models.Branch:
     """The branch a new one forks from: that of ``message_id``, or the main branch."""
     if message_id is None:
@@ -99,14 +102,15 @@ def fork_parent(
 def open_hidden_branch(
     session: Session,
     task: models.Task,
-    opener: models.Person,
+    opener: Reader,
     chosen: list[int],
     message_id: int | None,
+    team: Team,
     now: datetime,
 ) -> models.Branch:
     """A new hidden branch of the opener and the chosen team members; never anyone else."""
     assert task.id is not None and opener.id is not None
-    allowed = {candidate.id for candidate in team_candidates(session, opener, task.id)}
+    allowed = {candidate.id for candidate in team_candidates(session, opener, task.id, team)}
     refused = sorted(set(chosen) - allowed - {opener.id})
     if refused:
         raise BadRequest("a hidden branch takes only team members who take part in the task")
@@ -118,7 +122,7 @@ def open_hidden_branch(
     for person_id in [opener.id, *sorted(set(chosen) - {opener.id})]:
         add_member(session, branch.id, person_id, now)
     detail = "" if message_id is None else str(message_id)  # no column for the fork point
-    record_event(session, task, "branch_opened", opener, now, branch.id, detail)
+    record_event(session, task, "branch_opened", opener.person, now, branch.id, detail)
     return branch
 
 
@@ -127,13 +131,14 @@ def post_and_notify(
     state: State,
     task: models.Task,
     branch: models.Branch,
-    person: models.Person,
+    person: Reader,
     text: str,
     now: datetime,
 ) -> models.Message:
     """Post as ``person`` and queue the mail to the branch's other readers (uncommitted)."""
-    message = store.post_from_web(session, task, branch, person, text, "web", state.settings, now)
-    notifications.after_post(session, state.store, message.id, False, (), now)
+    author = person.person
+    message = store.post_from_web(session, task, branch, author, text, "web", state.settings, now)
+    notifications.after_post(session, state.store, message.id, False, now)
     return message
 
 
@@ -166,7 +171,8 @@ class TaskPage(Controller):
     def show(
         self,
         session: NamedDependency[Session],
-        person: NamedDependency[models.Person],
+        person: NamedDependency[Reader],
+        state: State,
         number: FromPath[int],
     ) -> Template:
         """The task with the branches the reader may see, its history, and its forms."""
@@ -180,7 +186,9 @@ class TaskPage(Controller):
             "assignee": assignee,
             "forks": fork_points(session, [branch.id for branch in detail.branches]),
             "history": task_history(session, person, detail.id),
-            "candidates": team_candidates(session, person, detail.id) if person.is_team else [],
+            "candidates": (
+                team_candidates(session, person, detail.id, state.team) if person.is_team else []
+            ),
         }
         return Template("task.html", context=context)
 
@@ -188,7 +196,7 @@ class TaskPage(Controller):
     def reply(
         self,
         session: NamedDependency[Session],
-        person: NamedDependency[models.Person],
+        person: NamedDependency[Reader],
         state: State,
         number: FromPath[int],
         data: Form,
@@ -207,7 +215,7 @@ class TaskPage(Controller):
     def open_branch(
         self,
         session: NamedDependency[Session],
-        person: NamedDependency[models.Person],
+        person: NamedDependency[Reader],
         state: State,
         number: FromPath[int],
         data: Form,
@@ -221,7 +229,7 @@ class TaskPage(Controller):
             message_text(data, required=False),
         )
         now = datetime.now(UTC)
-        branch = open_hidden_branch(session, task, person, chosen, message_id, now)
+        branch = open_hidden_branch(session, task, person, chosen, message_id, state.team, now)
         if text:
             post_and_notify(session, state, task, branch, person, text, now)
         session.commit()  # the task's updated_at stays: the branch is hidden
@@ -231,7 +239,7 @@ class TaskPage(Controller):
     def change_tags(
         self,
         session: NamedDependency[Session],
-        person: NamedDependency[models.Person],
+        person: NamedDependency[Reader],
         state: State,
         number: FromPath[int],
         data: Form,
@@ -247,7 +255,7 @@ class TaskPage(Controller):
     def change_status(
         self,
         session: NamedDependency[Session],
-        person: NamedDependency[models.Person],
+        person: NamedDependency[Reader],
         state: State,
         number: FromPath[int],
         data: Form,
@@ -267,13 +275,13 @@ class TaskPage(Controller):
         session: Session,
         state: State,
         task: models.Task,
-        person: models.Person,
+        person: Reader,
         commands: list[Command],
     ) -> None:
         """Carry out commands as mail commands are, and commit; nothing to do, no event."""
         if not commands:
             return
         now = datetime.now(UTC)
-        apply_commands(session, task, person, tuple(commands), state.settings, now)
+        apply_commands(session, task, person.person, tuple(commands), state.settings, now)
         task.updated_at = now
         session.commit()

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from qmail import models
 from qmail.errors import NotFound
-from qmail.permissions import branch_visible, task_visible
+from qmail.permissions import Reader, branch_visible, task_visible
 
 
 class TaskSummary(msgspec.Struct):
@@ -96,7 +96,7 @@ def summarize(task: models.Task, tags: list[str]) -> TaskSummary:
 
 def search_tasks(
     session: Session,
-    person: models.Person,
+    person: Reader,
     tag: str | None,
     status: str | None,
     q: str | None,
@@ -203,7 +203,7 @@ def messages_of(
     return messages
 
 
-def read_task(session: Session, person: models.Person, number: int) -> TaskDetail:
+def read_task(session: Session, person: Reader, number: int) -> TaskDetail:
     """A task with the branches ``person`` may see, in six queries however long the task."""
     task = session.exec(
         select(models.Task).where(models.Task.number == number, task_visible(person))
@@ -234,7 +234,7 @@ def read_task(session: Session, person: models.Person, number: int) -> TaskDetai
 
 
 def visible_branch(
-    session: Session, person: models.Person, number: int, branch_id: int
+    session: Session, person: Reader, number: int, branch_id: int
 ) -> tuple[models.Task, models.Branch]:
     """Task ``number`` and its branch ``branch_id``, if ``person`` may see both; else 404."""
     row = session.exec(

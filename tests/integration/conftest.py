@@ -121,9 +121,7 @@ def team(store: Store) -> dict[str, int]:
     with Session(store.engine) as session:
         ids = {}
         for email, name in (("alice@example.com", "Alice Admin"), ("bob@example.com", "Bob")):
-            person = get_person(
-                session, Address(email, name), store.settings, datetime(2024, 6, 1, tzinfo=UTC)
-            )
+            person = get_person(session, Address(email, name), datetime(2024, 6, 1, tzinfo=UTC))
             ids[email] = person.id
         session.commit()
     return ids

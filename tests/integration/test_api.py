@@ -37,8 +37,9 @@ class World:
     hidden_branch_id: int
 
 
-def _person(session: Session, email: str, name: str, is_team: bool = False) -> models.Person:
-    person = models.Person(email=email, name=name, is_team=is_team, created_at=T0)
+def _person(session: Session, email: str, name: str) -> models.Person:
+    """A person; those at example.com are the team (the test settings' team domain)."""
+    person = models.Person(email=email, name=name, created_at=T0)
     session.add(person)
     session.flush()
     return person
@@ -120,8 +121,8 @@ def _attachment(
 @pytest.fixture
 def world(store: Store) -> World:
     with session_scope(store.engine) as session:
-        alice = _person(session, "alice@example.com", "Alice Team", is_team=True)
-        bob = _person(session, "bob@example.com", "Bob Team", is_team=True)
+        alice = _person(session, "alice@example.com", "Alice Team")
+        bob = _person(session, "bob@example.com", "Bob Team")
         carol = _person(session, "carol@acme.test", "Carol Client")
         dave = _person(session, "dave@globex.test", "Dave Client")
         stranger = _person(session, "stranger@nowhere.test", "Nobody")

@@ -36,7 +36,7 @@ LINK_IN_TEXT = re.compile(r"https?://\S+/auth/magic/\S+")
 def carol_id(store: Store) -> int:
     with session_scope(store.engine) as session:
         carol = models.Person(email="carol@acme.test", name="Carol Client", created_at=T0)
-        alice = models.Person(email="alice@example.com", name="Alice", is_team=True, created_at=T0)
+        alice = models.Person(email="alice@example.com", name="Alice", role="team", created_at=T0)
         session.add_all([carol, alice])
         session.flush()
         for number, title, members in (

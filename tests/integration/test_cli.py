@@ -73,14 +73,15 @@ def test_person_add_registers_team_members_by_domain(config, capsys, store):
         cli.main(["person", "add", "Alice@Example.com", "--name", "Alice", "--config", config]) == 0
     )
     assert cli.main(["person", "add", "carol@acme.test", "--config", config]) == 0
-    assert (
-        capsys.readouterr().out == "alice@example.com (team member)\ncarol@acme.test (external)\n"
+    assert capsys.readouterr().out == (
+        "alice@example.com\tAlice\tteam member (by mail.team_domains)\n"
+        "carol@acme.test\t\texternal (by mail.team_domains)\n"
     )
     with Session(store.engine) as session:
         alice = session.exec(
             select(models.Person).where(models.Person.email == "alice@example.com")
         ).one()
-    assert (alice.name, alice.is_team) == ("Alice", True)
+    assert (alice.name, alice.role) == ("Alice", None)
 
 
 def test_token_create_prints_a_working_bearer_token(config, capsys, web_server):

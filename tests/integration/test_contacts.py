@@ -31,7 +31,9 @@ from qmail.contacts import contact
 from qmail.core.addresses import reply_address
 from qmail.core.mail import Address, ReplyTarget
 from qmail.db import session_scope
-from qmail.store import Store, get_person
+from qmail.people import Team, get_person
+from qmail.permissions import reader_of
+from qmail.store import Store
 from tests.conftest import eml_bytes, expected
 from tests.integration.conftest import SmtpServer, WebServer
 from tests.integration.test_ingest import INTAKE, token_for
@@ -125,7 +127,7 @@ def exchange(smtp_server: SmtpServer) -> dict[str, str]:
     store = smtp_server.store
     with session_scope(store.engine) as session:  # the team has accounts before clients write
         for email in (ALICE, BOB):
-            get_person(session, Address(email, NAMES[email]), store.settings, TEAM_JOINED)
+            get_person(session, Address(email, NAMES[email]), TEAM_JOINED)
     send(smtp_server, 1, INTAKE)
     send(smtp_server, 2, token_for(store, 1, ALICE))
     send(smtp_server, 3, INTAKE)
@@ -136,7 +138,7 @@ def exchange(smtp_server: SmtpServer) -> dict[str, str]:
     send(smtp_server, 8, private_address(store, 1, BOB))
     with session_scope(store.engine) as session:
         assert len(session.exec(select(models.Message)).all()) == len(MAILS)
-        get_person(session, Address(STRANGER), store.settings, TEAM_JOINED)
+        get_person(session, Address(STRANGER), TEAM_JOINED)
         people = session.exec(
             select(models.Person).where(col(models.Person.email).in_([*NAMES, STRANGER]))
         ).all()
@@ -215,8 +217,12 @@ def test_the_book_is_filtered_by_address_or_name(
 
 
 def test_one_contact_is_found_by_address(smtp_server: SmtpServer, exchange: dict[str, str]) -> None:
+    team = Team.of(smtp_server.store.settings)
     with Session(smtp_server.store.engine) as session:
-        people = {person.email: person for person in session.exec(select(models.Person)).all()}
+        people = {
+            person.email: reader_of(person, team)
+            for person in session.exec(select(models.Person)).all()
+        }
         dan = contact(session, people[ALICE], " Dan@EU.acme.test ")
         assert dan is not None
         assert (dan.email, dan.company, dan.tasks_in_common) == (DAN, "acme.test", 1)

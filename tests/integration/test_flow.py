@@ -16,9 +16,7 @@ from tests.integration.test_ingest import INTAKE, NOW_FOR_PEOPLE
 def alice_token(store) -> str:
     """A bearer token for Alice, a team member (example.com is the team's domain)."""
     with Session(store.engine) as session:
-        alice = get_person(
-            session, Address("alice@example.com", "Alice"), store.settings, NOW_FOR_PEOPLE
-        )
+        alice = get_person(session, Address("alice@example.com", "Alice"), NOW_FOR_PEOPLE)
         token = create_api_token(session, alice)
         session.commit()
         return token
@@ -84,14 +82,15 @@ def test_inline_image_and_attachment_of_apple_mail_belong_to_their_message(
 def test_client_reply_by_token_shows_in_the_api_with_its_quote_removed(
     smtp_server, web_server, alice_token
 ):
-    from tests.integration.test_ingest import open_first_task, token_for
+    from tests.integration.test_ingest import author_address, open_first_task
 
     open_first_task(smtp_server)
-    address = token_for(smtp_server.store, 1, "carol@acme.test")
-    smtp_server.send(eml_bytes("reply_outlook_desktop_en"), address, sender="carol@acme.test")
+    raw = eml_bytes("reply_outlook_desktop_en")
+    sender, address = author_address(smtp_server.store, raw)
+    smtp_server.send(raw, address, sender=sender)
     _first, reply = only_task(web_server, alice_token)["branches"][0]["messages"]
     golden = expected("reply_outlook_desktop_en")
-    assert reply["author"]["email"] == "carol@acme.test"
+    assert reply["author"]["email"] == sender == "tom.baker@acme.example"
     assert reply["text"] == golden["text"]
     assert all(fragment in reply["quoted"] for fragment in golden["quoted_contains"])
     assert reply["source"] == "email"
@@ -164,7 +163,7 @@ def test_notification_in_the_maildir_is_answered_and_the_answer_lands_in_the_thr
 
 def alice_token_for(store) -> str:
     with Session(store.engine) as session:
-        alice = get_person(session, Address("alice@example.com"), store.settings, NOW_FOR_PEOPLE)
+        alice = get_person(session, Address("alice@example.com"), NOW_FOR_PEOPLE)
         token = create_api_token(session, alice)
         session.commit()
     return token

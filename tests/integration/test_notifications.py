@@ -107,6 +107,22 @@ def test_notification_headers_thread_and_route_back(smtp_server, team):
 def test_reply_naming_only_our_notification_routes_to_its_branch(smtp_server, team):
     store = smtp_server.store
     smtp_server.send(eml_bytes(FIRST), INTAKE, sender="carol@acme.test")
+    (ack,) = to(store, "carol@acme.test", "ack")
+    raw = eml_bytes("intake_followup_in_reply_to").replace(
+        b"In-Reply-To: <5c1f0e2a-77b1-4f0e-9d0a-4a1b2c3d4e5f@acme.test>",
+        f"In-Reply-To: {ack['Message-ID']}".encode(),
+    )
+    assert b"5c1f0e2a" not in raw  # only our acknowledgement names the thread
+    smtp_server.send(raw, INTAKE, sender="carol@acme.test")
+    assert len(messages(store)) == 2
+    assert messages(store)[-1].branch_id == branches(store)[0].id
+
+
+def test_team_members_from_answering_by_references_alone_is_held_not_trusted(smtp_server, team):
+    """Without a reply address (or a passing DMARC verdict), nothing shows that a mail
+    with Bob's From is Bob's: it is held, and his server tells him what to do instead."""
+    store = smtp_server.store
+    smtp_server.send(eml_bytes(FIRST), INTAKE, sender="carol@acme.test")
     (mail,) = to(store, "bob@example.com")
     raw = (
         eml_bytes("team_private_answer")
@@ -120,9 +136,14 @@ def test_reply_naming_only_our_notification_routes_to_its_branch(smtp_server, te
             b"",
         )
     )
-    smtp_server.send(raw, INTAKE, sender="bob@example.com")
-    assert len(messages(store)) == 2
-    assert messages(store)[-1].branch_id == branches(store)[0].id
+    with smtp_server.client() as client:
+        client.ehlo()
+        client.mail("bob@example.com")
+        client.rcpt(INTAKE)
+        code, reply = client.data(raw)
+    assert code == 550
+    assert b"answer through the reply address of your notification" in reply
+    assert len(messages(store)) == 1
 
 
 def test_team_members_get_the_private_address_and_clients_do_not(smtp_server, team):

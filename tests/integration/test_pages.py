@@ -349,7 +349,7 @@ def test_outbox_page_hides_mail_about_a_hidden_branch_from_team_members_outside_
     (hidden,) = [branch for branch in branches(world) if branch.hidden]
     assert [row.recipient for row in outbox_rows(world) if row.branch_id == hidden.id] == [BOB]
     with session_scope(world.engine) as session:  # Cara joins the team afterwards
-        get_person(session, Address("cara@example.com", "Cara"), world.settings, datetime.now(UTC))
+        get_person(session, Address("cara@example.com", "Cara"), datetime.now(UTC))
     with signed_in(world, web_server, "cara@example.com") as cara:
         listed_for_cara = cara.get("/outbox").text.count(BOB)
     with signed_in(world, web_server, ALICE) as alice:

@@ -29,8 +29,8 @@ from qmail import models
 from qmail.apitokens import create_api_token
 from qmail.core.mail import Address
 from qmail.errors import NotFound
-from qmail.people import get_person
-from qmail.permissions import branch_visible
+from qmail.people import Team, get_person
+from qmail.permissions import Reader, branch_visible, reader_of
 from qmail.store import Store
 from qmail.web.task_queries import read_task
 from tests.conftest import eml_bytes
@@ -59,7 +59,7 @@ WAYS = ("read_task", "branch_visible", "api", "page", "mail")
 def add_people(store: Store, *addresses: Address) -> None:
     with Session(store.engine) as session:
         for found in addresses:
-            get_person(session, found, store.settings, JOINED)
+            get_person(session, found, JOINED)
         session.commit()
 
 
@@ -105,10 +105,10 @@ def world(smtp_server: SmtpServer, web_server: WebServer) -> models.Branch:
     return hidden
 
 
-def person(store: Store, email_address: str) -> models.Person:
+def person(store: Store, email_address: str) -> Reader:
     with Session(store.engine) as session:
         statement = select(models.Person).where(models.Person.email == email_address)
-        return session.exec(statement).one()
+        return reader_of(session.exec(statement).one(), Team.of(store.settings))
 
 
 def shows_hidden(text: str) -> bool:
@@ -126,7 +126,7 @@ def mail_text(raw: bytes) -> str:
     return "\n".join(parts)
 
 
-def read_by_query_helper(store: Store, reader: models.Person, hidden: models.Branch) -> bool:
+def read_by_query_helper(store: Store, reader: Reader, hidden: models.Branch) -> bool:
     with Session(store.engine) as session:
         task = read_task(session, reader, 1)
     ids = [branch.id for branch in task.branches]
@@ -135,7 +135,7 @@ def read_by_query_helper(store: Store, reader: models.Person, hidden: models.Bra
     return shown
 
 
-def read_by_branch_visible(store: Store, reader: models.Person, hidden: models.Branch) -> bool:
+def read_by_branch_visible(store: Store, reader: Reader, hidden: models.Branch) -> bool:
     with Session(store.engine) as session:
         statement = select(models.Branch.id).where(
             models.Branch.task_id == hidden.task_id, branch_visible(reader)

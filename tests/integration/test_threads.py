@@ -157,7 +157,10 @@ def test_client_cannot_use_a_private_address(smtp_server, team):
         client.mail("carol@acme.test")
         client.rcpt(forged)
         code, reply = client.data(eml_bytes("intake_followup_in_reply_to"))
-    assert (code, reply) == (550, b"5.7.1 You may not post to this discussion")
+    assert (code, reply) == (
+        550,
+        b"5.7.1 This reply address is not yours; to write to the team, write to tasks@example.com",
+    )
     assert len(branches(store)) == 1
 
 

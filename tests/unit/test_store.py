@@ -61,16 +61,13 @@ def test_task_numbers_stay_unique_under_concurrent_writers(store):
     assert sorted(numbers) == list(range(1, 41))
 
 
-def test_people_are_created_once_with_team_flag_from_the_domain(store):
+def test_people_are_created_once_and_the_team_follows_the_domain(store):
     with session_scope(store.engine) as session:
-        carol = people.get_person(session, Address("carol@acme.test", ""), store.settings, NOW)
-        alice = people.get_person(
-            session, Address("alice@example.com", "Alice"), store.settings, NOW
-        )
-        again = people.get_person(
-            session, Address("carol@acme.test", "Carol C"), store.settings, NOW
-        )
+        carol = people.get_person(session, Address("carol@acme.test", ""), NOW)
+        alice = people.get_person(session, Address("alice@example.com", "Alice"), NOW)
+        again = people.get_person(session, Address("carol@acme.test", "Carol C"), NOW)
         assert again.id == carol.id and again.name == "Carol C"
-        assert (carol.is_team, alice.is_team) == (False, True)
+        team = people.Team.of(store.settings)
+        assert (team.includes(carol), team.includes(alice)) == (False, True)
     with Session(store.engine) as session:
         assert len(session.exec(select(models.Person)).all()) == 2
