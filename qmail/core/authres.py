@@ -104,7 +104,7 @@ def trusted_results(auth_results: Iterable[str], trusted_id: str) -> dict[str, t
     """For each method, the results of the topmost field with ``trusted_id`` reporting it.
 
     The MTA's verifiers each add one field above everything the sender wrote (OpenDKIM
-    ``dkim``, OpenDMARC ``dmarc`` and often ``spf``, an SPF milter ``spf``), in an order
+    ``dkim``, OpenDMARC ``dmarc``, an SPF milter ``spf``), in an order
     of their own, so the topmost field that reports a method is that verifier's verdict
     for this hop.  Lower fields with the same id reporting the same method are ignored:
     an earlier pass through our own MTA, or a sender's forgery that was not stripped.
