@@ -30,6 +30,7 @@ class MailSettings:
     team_name: str = "qmail"
     triage: tuple[str, ...] = ()
     acknowledge: bool = True
+    trusted_authserv_id: str = ""  # empty: Authentication-Results are not used
 
     @property
     def intake_addresses(self) -> tuple[str, ...]:
@@ -205,6 +206,12 @@ def _validate(settings: Settings) -> None:
     for address in mail.intake_addresses:
         if not address.endswith("@" + mail.domain.lower()):
             raise ConfigError(f"mail.intake address {address!r} is not at {mail.domain}")
+    # One RFC 8601 authserv-id as the MTA writes it before the first ";".
+    if any(char.isspace() or char in ';()"=' for char in mail.trusted_authserv_id):
+        raise ConfigError(
+            'mail.trusted_authserv_id must be one name without spaces or ;()"=,'
+            f" not {mail.trusted_authserv_id!r}"
+        )
     for name, port in (("smtp.port", settings.smtp.port), ("web.port", settings.web.port)):
         if not 0 < port < 65536:
             raise ConfigError(f"{name} must be between 1 and 65535, not {port}")

@@ -43,7 +43,9 @@ class Mail:
     angle brackets, surrounding white space removed.  ``text`` is the whole readable body
     (the text/plain part, or the HTML part turned into text); trimming comes later.
     ``automatic`` names why the mail was sent by a machine (an auto-reply, a bounce, a
-    list), or is ``None`` for mail written by a person.
+    list), or is ``None`` for mail written by a person.  ``auth_results`` holds the value
+    of every ``Authentication-Results`` field (RFC 8601), topmost first and unfolded, for
+    ``authres.judge_sender``; most of them are untrusted text the sender may have written.
     """
 
     message_id: str
@@ -60,6 +62,7 @@ class Mail:
     attachments: tuple[Attachment, ...] = ()
     automatic: str | None = None
     loop_marker: str = ""
+    auth_results: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from qmail.core.parts import (
 )
 
 GENERATED_DOMAIN = "generated.qmail.invalid"
+AUTH_RESULTS = "authentication-results"
 
 Fields = list[tuple[str, str]]
 
@@ -69,6 +70,9 @@ def parse_mail(raw: bytes) -> Mail | Reject:
         attachments=attachments,
         automatic=detect_automatic(fields, subject, _first(fields, "content-type") or ""),
         loop_marker=(_first(fields, "x-qmail-loop") or "").strip(),
+        # Topmost first, as on the wire (our reader, not flanker's): which field is on top
+        # decides which one is trusted (authres.trusted_results).
+        auth_results=tuple(value for key, value in fields if key.lower() == AUTH_RESULTS),
     )
 
 

@@ -84,6 +84,9 @@ def test_relative_paths_are_relative_to_the_config_folder(tmp_path):
         ("[starttls\n", {}, "is not valid TOML"),
         ("", {"QMAIL_OUTBOUND__STARTTLS": "maybe"}, "outbound.starttls must be true or false"),
         ("[web]\nbase_url = 'example.com'\n", {}, "web.base_url must start with http"),
+        ("[mail]\ntrusted_authserv_id = 'a b'\n", {}, "mail.trusted_authserv_id must be one"),
+        ("", {"QMAIL_MAIL__TRUSTED_AUTHSERV_ID": "mx;x"}, "mail.trusted_authserv_id must be"),
+        ("[mail]\ntrusted_authserv_id = 1\n", {}, "mail.trusted_authserv_id must be a string"),
     ],
 )
 def test_a_bad_value_stops_start_up_with_one_clear_line(tmp_path, toml, env, message):
@@ -92,6 +95,13 @@ def test_a_bad_value_stops_start_up_with_one_clear_line(tmp_path, toml, env, mes
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")) as caught:
         load(path, env=env)
     assert "\n" not in str(caught.value)
+
+
+def test_trusted_authserv_id_is_off_by_default_and_kept_as_written(tmp_path):
+    assert load(env={}).mail.trusted_authserv_id == ""
+    path = tmp_path / "qmail.toml"
+    path.write_text('[mail]\ntrusted_authserv_id = "Mail.Example.com"\n')
+    assert load(path, env={}).mail.trusted_authserv_id == "Mail.Example.com"
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path):

@@ -32,6 +32,8 @@ def check_golden(mail: Mail, golden: dict[str, Any]) -> None:
             assert getattr(mail, key) == golden[key], key
     if "references" in golden:
         assert list(mail.references) == golden["references"]
+    if "auth_results" in golden:
+        assert list(mail.auth_results) == golden["auth_results"]
     if "sender" in golden:
         sender = [mail.sender.email, mail.sender.name] if mail.sender else None
         assert sender == golden["sender"]
@@ -174,6 +176,24 @@ def test_raw_8bit_header_in_legacy_charset_is_readable() -> None:
     mail = parsed_raw(raw)
     assert mail.subject == "Grüße"
     assert mail.sender == Address("j@example.de", "Jürgen")
+
+
+def test_authentication_results_are_kept_topmost_first_and_unfolded() -> None:
+    raw = (
+        b"Authentication-Results: mx.test; dkim=pass\r\n header.d=acme.test\r\n"
+        b"Received: from x by mx.test\r\n"
+        b"authentication-results: evil.test; dmarc=pass\r\n"
+        b"ARC-Authentication-Results: i=1; mx.test; spf=pass\r\n"
+        b"From: a@acme.test\r\n\r\nAuthentication-Results: body.test; none\r\n"
+    )
+    assert parsed_raw(raw).auth_results == (
+        "mx.test; dkim=pass header.d=acme.test",
+        "evil.test; dmarc=pass",
+    )
+
+
+def test_mail_without_authentication_results_has_none() -> None:
+    assert parsed("parse_plain_utf8").auth_results == ()
 
 
 def test_mbox_from_line_is_skipped() -> None:
