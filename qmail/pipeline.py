@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from qmail import models, notifications, store
 from qmail.core.addresses import TokenAddress, parse_recipient
+from qmail.core.authres import judge_sender
 from qmail.core.commands import parse_commands
 from qmail.core.known_quotes import remove_known_quotes
 from qmail.core.mail import Content, Envelope, Hold, Ignore, NewTask, Recipient, Reject, Trimmed
@@ -116,7 +117,9 @@ def _process(
         return _rejected(raw_mail, mail)
     recipients = resolve_recipients(json.loads(raw_mail.rcpt_tos), context)
     number = task_number(mail.subject)
-    known = store.known_for(session, mail, recipients, number, context.settings)
+    sender = mail.sender.email if mail.sender else ""
+    check = judge_sender(mail.auth_results, context.settings.mail.trusted_authserv_id, sender)
+    known = store.known_for(session, mail, recipients, number, context.settings, check)
     route = route_mail(mail, recipients, known, raw_mail.mail_from)
     if isinstance(route, Reject):
         return _rejected(raw_mail, route)
