@@ -27,6 +27,7 @@ from qmail.db import session_scope
 from qmail.errors import QmailError
 from qmail.run import ROLES, opened_store, serve
 from qmail.store import Store, get_person
+from qmail.tokens import magic_link_url
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -171,8 +172,7 @@ def cmd_login_link(args: argparse.Namespace, settings: Settings) -> int:
     with opened_store(settings) as context:
         person = _find_person(context, args.email)
         assert person.id is not None
-        token = context.links.make_login(person.id, person.login_count)
-        print(f"{settings.web.base_url.rstrip('/')}/auth/magic/{token}")
+        print(magic_link_url(settings.web.base_url, context.links.make_login(person.id)))
     return 0
 
 

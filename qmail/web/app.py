@@ -29,7 +29,7 @@ from qmail.config import Settings, secret_key
 from qmail.errors import BadRequest, Forbidden, NotFound
 from qmail.resources import static_dir, templates_dir
 from qmail.store import Store
-from qmail.tokens import LinkTokens, ReplyTokens, SessionTokens
+from qmail.tokens import LinkTokens, ReplyTokens
 from qmail.web.api import AttachmentApi, HealthApi, TaskApi
 from qmail.web.auth import AuthController
 from qmail.web.contacts import ContactApi
@@ -78,7 +78,6 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
                 "settings": settings,
                 "engine": engine,
                 "links": links,
-                "sessions": SessionTokens(key),
                 # what posting from the web needs to notify by mail, as ingest does
                 "store": Store(engine, settings, ReplyTokens(key), links),
             }
