@@ -36,6 +36,7 @@ from qmail.web.contacts import ContactApi
 from qmail.web.deps import Unauthenticated, provide_current_user, provide_db_session
 from qmail.web.inbox import InboxPage
 from qmail.web.pages import ReaderPages
+from qmail.web.settings_page import SettingsPage
 from qmail.web.task_page import TaskPage
 from qmail.web.unsubscribe import UnsubscribeController
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
             TaskPage,
             ReaderPages,
             UnsubscribeController,
+            SettingsPage,
             HealthApi,
             TaskApi,
             AttachmentApi,
