@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 
-from qmail import __version__, importer, models, notify, pipeline
+from qmail import __version__, importer, models, notify, pipeline, websessions
 from qmail.apitokens import create_api_token
 from qmail.config import Settings, load
 from qmail.core.mail import Address
@@ -28,6 +28,7 @@ from qmail.errors import QmailError
 from qmail.people import EXTERNAL, TEAM, Team, find_person, get_person
 from qmail.run import ROLES, opened_store, serve
 from qmail.store import Store
+from qmail.tokens import magic_link_url
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -90,6 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     login_link.add_argument("email")
     login_link.set_defaults(command=cmd_login_link)
+
+    web_session = sub.add_parser("session", help="browser sessions (web sign-ins)")
+    session_actions = web_session.add_subparsers(metavar="ACTION")
+    session_list = session_actions.add_parser(
+        "list", help="a person's sessions with their state, newest first", parents=[common]
+    )
+    session_list.add_argument("email")
+    session_list.set_defaults(command=cmd_session_list)
+    revoke = session_actions.add_parser(
+        "revoke", help="sign a person out: one session, or all of them", parents=[common]
+    )
+    revoke.add_argument("email")
+    revoke.add_argument("id", nargs="?", type=int, help="one session (default: all)")
+    revoke.set_defaults(command=cmd_session_revoke)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(metavar="ACTION")
     create = token.add_parser(
@@ -225,8 +240,40 @@ def cmd_login_link(args: argparse.Namespace, settings: Settings) -> int:
     with opened_store(settings) as context:
         person = _find_person(context, args.email)
         assert person.id is not None
-        token = context.links.make_login(person.id, person.login_count)
-        print(f"{settings.web.base_url.rstrip('/')}/auth/magic/{token}")
+        print(magic_link_url(settings.web.base_url, context.links.make_login(person.id)))
+    return 0
+
+
+def cmd_session_list(args: argparse.Namespace, settings: Settings) -> int:
+    now = datetime.now(UTC)
+    with opened_store(settings) as context:
+        person = _find_person(context, args.email)
+        assert person.id is not None
+        with session_scope(context.engine) as session:
+            rows = websessions.sessions_of(session, person.id, now)
+    for row in rows:
+        created, seen = (
+            when.strftime("%Y-%m-%d %H:%M") for when in (row.created_at, row.last_seen_at)
+        )
+        print(f"{row.id}\t{websessions.state(row, now)}\t{created}\t{seen}\t{row.user_agent}")
+    if not rows:
+        print(f"no sessions for {person.email}")
+    return 0
+
+
+def cmd_session_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    now = datetime.now(UTC)
+    with opened_store(settings) as context:
+        person = _find_person(context, args.email)
+        assert person.id is not None
+        with session_scope(context.engine) as session:
+            rows = websessions.sessions_of(session, person.id, now)
+            if args.id is not None:
+                rows = [row for row in rows if row.id == args.id]
+                if not rows:
+                    raise QmailError(f"no session {args.id} for {person.email}")
+            ended = [row.id for row in rows if websessions.revoke(session, row, now)]
+    print(f"revoked {len(ended)} session{'' if len(ended) == 1 else 's'} of {person.email}")
     return 0
 
 

@@ -56,9 +56,6 @@ class Person(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     role: str | None = Field(default=None, max_length=20)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
-    # Bumped by every sign-in: a magic link names the value it was made with, so it
-    # works once (single use) and every older link dies with it.
-    login_count: int = 0
     last_login_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
@@ -69,6 +66,36 @@ class ApiToken(SQLModel, table=True):
     person_id: int = Field(foreign_key="person.id", index=True)
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class SpentLink(SQLModel, table=True):
+    """A magic link that was used, by its nonce: the primary key makes it work once.
+
+    Two concurrent clicks both try to INSERT the nonce; the database lets one through.
+    A row older than ``security.magic_link_ttl`` names a link that has expired anyway, so
+    it may be deleted.
+    """
+
+    nonce: str = Field(primary_key=True, max_length=64)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    spent_at: datetime = Field(default_factory=utcnow, sa_column=_when(index=True))
+
+
+class WebSession(SQLModel, table=True):
+    """A browser signed in by magic link; the cookie holds a secret, only its SHA-256 is here.
+
+    Valid while not revoked (signing out, ``qmail session revoke``, the settings page) and
+    not expired.  ``last_seen_at`` is refreshed every few minutes, not on every request.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    user_agent: str = Field(default="", max_length=300)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    expires_at: datetime = Field(sa_column=_when(index=True))
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    revoked_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
 class Counter(SQLModel, table=True):

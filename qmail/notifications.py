@@ -39,6 +39,7 @@ from qmail.people import Team
 from qmail.permissions import branch_readers
 from qmail.resources import templates_dir
 from qmail.store import Store
+from qmail.tokens import magic_link_url
 
 CONTEXT_LINES = 10
 THREAD_DEPTH = 10  # earlier notifications named in References
@@ -68,10 +69,11 @@ class Outgoing:
         token = self.context.tokens.make(ReplyTarget(branch_id, person_id, private))
         return reply_address(token, self.settings.mail.domain)
 
-    def magic_link(self, person: models.Person) -> str:
+    def magic_link(self, person: models.Person, task: models.Task) -> str:
+        """The "Open in qmail" link: signs ``person`` in and lands on the task."""
         assert person.id is not None
-        token = self.context.links.make_login(person.id, person.login_count)
-        return f"{self.settings.web.base_url}/auth/magic/{token}"
+        token = self.context.links.make_login(person.id, f"/tasks/{task.number}")
+        return magic_link_url(self.settings.web.base_url, token)
 
     def unsubscribe_url(self, task_id: int, person_id: int) -> str:
         token = self.context.links.make_unsubscribe(task_id, person_id)
@@ -173,7 +175,7 @@ def _notification(
         recipient_is_team=on_team,
         reply_address=out.reply_address(branch.id, person.id),
         private_address=out.reply_address(branch.id, person.id, True) if on_team else None,
-        magic_link=out.magic_link(person),
+        magic_link=out.magic_link(person, task),
         unsubscribe_url=out.unsubscribe_url(task.id, person.id),
         message_id=new_message_id(domain),
         in_reply_to=earlier[-1] if earlier else (facts.opening_id or root_id(task, domain)),
@@ -222,7 +224,7 @@ def acknowledge(
         title=task.title,
         recipient=Address(author.email, author.name),
         reply_address=out.reply_address(message.branch_id, author.id),
-        magic_link=out.magic_link(author),
+        magic_link=out.magic_link(author, task),
         message_id=new_message_id(domain),
         in_reply_to=message.message_id,
         domain=domain,

@@ -1,4 +1,4 @@
-"""Signed tokens: reply addresses, magic sign-in links, unsubscribe links and sessions.
+"""Signed tokens: reply addresses, magic sign-in links and unsubscribe links.
 
 The only module that uses itsdangerous.  Each purpose has its own salt, so a token made
 for one purpose never verifies for another.
@@ -8,6 +8,9 @@ A reply token lives in the local part of an address, so it must be short (RFC 53
 ``<branch>-<person>-<kind>`` and the signature an HMAC (key derived by itsdangerous from
 the secret and the salt) truncated to 128 bits and written in lower-case base32.  Reply
 tokens do not expire: people answer months later.
+
+Session cookies are not signed tokens: they are random secrets checked against the
+database (``qmail.websessions``), so that signing out ends them for good.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import base64
 import hmac
 import re
+import secrets
+from dataclasses import dataclass
 
 from itsdangerous import BadSignature, Signer, URLSafeSerializer, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode
@@ -23,6 +28,7 @@ from qmail.core.mail import ReplyTarget
 
 _REPLY_TOKEN = re.compile(r"^(\d{1,12})-(\d{1,12})-([bp])-([a-z2-7]{26})$")
 _KINDS = {"b": False, "p": True}  # b: the branch itself, p: privately to the team
+_MAX_NONCE_LENGTH = 64
 
 
 class ReplyTokens:
@@ -52,13 +58,23 @@ class ReplyTokens:
         return base64.b32encode(digest).decode("ascii").rstrip("=").lower()
 
 
+@dataclass(frozen=True)
+class MagicLink:
+    """What a genuine, unexpired magic link says: who, which link, and where to land."""
+
+    person_id: int
+    nonce: str  # random, one per link: spending the link records it (``SpentLink``)
+    next_path: str  # the page to land on after signing in, e.g. ``/tasks/12``
+
+
 class LinkTokens:
     """Signed tokens for links: magic sign-in links and one-click unsubscribe links.
 
-    A magic link carries the person and their ``login_count`` at the time it was made;
-    signing in bumps the count, so a link works once and older links die with it.  It
-    expires after ``security.magic_link_ttl``.  An unsubscribe link names a task and a
-    person and does not expire (RFC 8058 links are used long after the mail came).
+    A magic link carries the person, a random nonce and the path to land on.  It expires
+    after ``security.magic_link_ttl``; spending it records its nonce, so it works once,
+    and the person's other links keep working (each has its own nonce).  An unsubscribe
+    link names a task and a person and does not expire (RFC 8058 links are used long
+    after the mail came).
     """
 
     LOGIN_PREFIX = "ml_"
@@ -69,18 +85,26 @@ class LinkTokens:
         self._login = URLSafeTimedSerializer(secret_key, salt="qmail.login")
         self._unsubscribe = URLSafeSerializer(secret_key, salt="qmail.unsubscribe")
 
-    def make_login(self, person_id: int, login_count: int) -> str:
-        return self.LOGIN_PREFIX + self._login.dumps([person_id, login_count])
+    def make_login(self, person_id: int, next_path: str = "/") -> str:
+        payload = [person_id, secrets.token_urlsafe(16), next_path]
+        return self.LOGIN_PREFIX + self._login.dumps(payload)
 
-    def read_login(self, token: str) -> tuple[int, int] | None:
-        """(person id, login count) of a valid, unexpired link, else ``None``."""
+    def read_login(self, token: str) -> MagicLink | None:
+        """What a valid, unexpired link says, else ``None`` (spent or not: see ``SpentLink``)."""
         if not token.startswith(self.LOGIN_PREFIX):
             return None
         try:
             value = self._login.loads(token[len(self.LOGIN_PREFIX) :], max_age=self.login_ttl)
         except BadSignature:  # includes SignatureExpired
             return None
-        return _pair(value)
+        if not (isinstance(value, list) and len(value) == 3):
+            return None
+        person_id, nonce, next_path = value
+        if not (_is_int(person_id) and isinstance(nonce, str) and isinstance(next_path, str)):
+            return None
+        if not 0 < len(nonce) <= _MAX_NONCE_LENGTH:  # the SpentLink column's width
+            return None
+        return MagicLink(person_id, nonce, next_path)
 
     def make_unsubscribe(self, task_id: int, person_id: int) -> str:
         return self.UNSUBSCRIBE_PREFIX + self._unsubscribe.dumps([task_id, person_id])
@@ -96,42 +120,16 @@ class LinkTokens:
         return _pair(value)
 
 
-class SessionTokens:
-    """The value of the session cookie: a signed person id with the time it was issued.
+def magic_link_url(base_url: str, token: str) -> str:
+    """The address of a magic link (CONTRACT.md): ``<base_url>/auth/magic/<token>``."""
+    return f"{base_url.rstrip('/')}/auth/magic/{token}"
 
-    Set by a magic-link sign-in, valid for ``max_age`` seconds (30 days); signing out
-    deletes the cookie.  It carries no secret beyond the signature, and the browser keeps
-    it ``HttpOnly``, so page scripts never see it.
-    """
 
-    PREFIX = "ss_"
-    MAX_AGE = 30 * 24 * 3600
-
-    def __init__(self, secret_key: str, max_age: int = MAX_AGE) -> None:
-        self.max_age = max_age
-        self._serializer = URLSafeTimedSerializer(secret_key, salt="qmail.session")
-
-    def make(self, person_id: int) -> str:
-        return self.PREFIX + self._serializer.dumps(person_id)
-
-    def read(self, token: str) -> int | None:
-        """The person id of a valid, unexpired session cookie, else ``None``."""
-        if not token.startswith(self.PREFIX) or len(token) > 200:
-            return None
-        try:
-            value = self._serializer.loads(token[len(self.PREFIX) :], max_age=self.max_age)
-        except BadSignature:  # includes SignatureExpired
-            return None
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        return None
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _pair(value: object) -> tuple[int, int] | None:
-    if (
-        isinstance(value, list)
-        and len(value) == 2
-        and all(isinstance(item, int) and not isinstance(item, bool) for item in value)
-    ):
+    if isinstance(value, list) and len(value) == 2 and all(_is_int(item) for item in value):
         return value[0], value[1]
     return None

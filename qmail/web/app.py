@@ -30,13 +30,14 @@ from qmail.errors import BadRequest, Forbidden, NotFound
 from qmail.people import Team
 from qmail.resources import static_dir, templates_dir
 from qmail.store import Store
-from qmail.tokens import LinkTokens, ReplyTokens, SessionTokens
+from qmail.tokens import LinkTokens, ReplyTokens
 from qmail.web.api import AttachmentApi, HealthApi, TaskApi
 from qmail.web.auth import AuthController
 from qmail.web.contacts import ContactApi
 from qmail.web.deps import Unauthenticated, provide_current_user, provide_db_session
 from qmail.web.inbox import InboxPage
 from qmail.web.pages import ReaderPages
+from qmail.web.settings_page import SettingsPage
 from qmail.web.task_page import TaskPage
 from qmail.web.unsubscribe import UnsubscribeController
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
             TaskPage,
             ReaderPages,
             UnsubscribeController,
+            SettingsPage,
             HealthApi,
             TaskApi,
             AttachmentApi,
@@ -79,7 +81,6 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
                 "settings": settings,
                 "engine": engine,
                 "links": links,
-                "sessions": SessionTokens(key),
                 "team": Team.of(settings),
                 # what posting from the web needs to notify by mail, as ingest does
                 "store": Store(engine, settings, ReplyTokens(key), links),

@@ -2,25 +2,26 @@
 
 Handlers never open sessions or read credentials themselves; they ask for ``session`` and
 ``person`` by name and get them from here.  Credentials are a bearer token (API clients)
-or the session cookie a magic-link sign-in sets (browsers).  Who may see what is decided
+or the session cookie a magic-link sign-in sets (browsers), which counts only while its
+``WebSession`` row is active (``qmail.websessions``).  Who may see what is decided
 afterwards, in the queries, by ``qmail.permissions``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from sqlmodel import Session
 
-from qmail import models
+from qmail import models, websessions
 from qmail.apitokens import person_for_api_token
 from qmail.errors import QmailError
 from qmail.people import Team
 from qmail.permissions import Reader, reader_of
-from qmail.tokens import SessionTokens
 
 SESSION_COOKIE = "qmail_session"
 
@@ -53,7 +54,8 @@ def provide_current_user(request: Request, session: NamedDependency[Session]) ->
 
     Whether they are on the team is worked out now, from the configuration and their
     role, so a role change takes effect on their next request.  Runs in a worker thread
-    (``sync_to_thread=True``): it queries the database.
+    (``sync_to_thread=True``): it queries the database, and every few minutes records a
+    session's ``last_seen_at`` (committed at once, before the handler has written anything).
     """
     team: Team = request.app.state.team
     token = bearer_token(request)
@@ -67,11 +69,18 @@ def provide_current_user(request: Request, session: NamedDependency[Session]) ->
     raise Unauthenticated("authentication required")
 
 
-def person_for_session_cookie(request: Request, session: Session) -> models.Person | None:
-    """The person named by a valid session cookie (set by a magic-link sign-in), if any."""
+def current_web_session(request: Request, session: Session) -> models.WebSession | None:
+    """The active server-side session the request's cookie opens, if any."""
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
-    sessions: SessionTokens = request.app.state.sessions
-    person_id = sessions.read(cookie)
-    return None if person_id is None else session.get(models.Person, person_id)
+    return websessions.active_session(session, cookie, datetime.now(UTC))
+
+
+def person_for_session_cookie(request: Request, session: Session) -> models.Person | None:
+    """The person of an active session (a magic-link sign-in), if the cookie opens one."""
+    web_session = current_web_session(request, session)
+    if web_session is None:
+        return None
+    websessions.mark_seen(session, web_session, datetime.now(UTC))
+    return session.get(models.Person, web_session.person_id)

@@ -1,4 +1,4 @@
-"""Magic-link sign-in, ``/login``, the session cookie and the inbox, over real uvicorn + httpx.
+"""Magic-link sign-in, ``/login``, sessions and the inbox, over real uvicorn + httpx.
 
 The world: carol (acme.test, a client) takes part in task 1; task 2 is internal to the
 team, so carol must never see it.  Links are made with the store's ``LinkTokens``, the same
@@ -7,10 +7,11 @@ secret the app signs with.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -20,7 +21,6 @@ from sqlmodel import Session, col, select
 from qmail import cli, models
 from qmail.db import session_scope
 from qmail.store import Store
-from qmail.tokens import SessionTokens
 from qmail.web.auth import LOGIN_MAILS_PER_HOUR, session_cookie
 from tests.integration.conftest import WebServer
 from tests.integration.test_cli import write_config
@@ -34,6 +34,11 @@ LINK_IN_TEXT = re.compile(r"https?://\S+/auth/magic/\S+")
 
 @pytest.fixture
 def carol_id(store: Store) -> int:
+    return add_carol_and_alice(store)
+
+
+def add_carol_and_alice(store: Store) -> int:
+    """Carol in task 1 with Alice; task 2 for Alice only.  Carol's id."""
     with session_scope(store.engine) as session:
         carol = models.Person(email="carol@acme.test", name="Carol Client", created_at=T0)
         alice = models.Person(email="alice@example.com", name="Alice", role="team", created_at=T0)
@@ -55,12 +60,8 @@ def carol_id(store: Store) -> int:
         return carol.id
 
 
-def magic_link(store: Store, web_server: WebServer, person_id: int) -> str:
-    with Session(store.engine) as session:
-        person = session.get(models.Person, person_id)
-        assert person is not None
-        token = store.links.make_login(person_id, person.login_count)
-    return f"{web_server.base_url}/auth/magic/{token}"
+def magic_link(store: Store, web_server: WebServer, person_id: int, next_path: str = "/") -> str:
+    return f"{web_server.base_url}/auth/magic/{store.links.make_login(person_id, next_path)}"
 
 
 def csrf_token(page: httpx.Response) -> str:
@@ -157,13 +158,58 @@ def test_expired_link_shows_the_invalid_page(store, web_server, carol_id, monkey
         assert INVALID in page.text
 
 
-def test_link_made_before_another_sign_in_is_dead(store, web_server, carol_id):
+def test_link_still_works_after_another_of_the_persons_links_was_spent(store, web_server, carol_id):
     older, newer = (magic_link(store, web_server, carol_id) for _ in range(2))
     with web_server.client() as client:
         assert sign_in(client, newer).status_code == 303
     with web_server.client() as client:
-        assert client.get(older).status_code == 400
-    assert events(store, carol_id) == ["signed_up"]
+        answer = sign_in(client, older)
+        assert answer.status_code == 303
+        assert client.get("/api/tasks").status_code == 200
+    assert events(store, carol_id) == ["signed_up", "signed_in"]
+
+
+def test_link_lands_on_its_task(store, web_server, carol_id):
+    link = magic_link(store, web_server, carol_id, "/tasks/1")
+    with web_server.client() as client:
+        answer = sign_in(client, link)
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/tasks/1"
+        page = client.get("/tasks/1")
+        assert page.status_code == 200
+        assert "Invoice for &lt;March&gt;" in page.text
+
+
+@pytest.mark.parametrize(
+    "next_path",
+    [
+        "//evil.test/x",
+        "/\\evil.test",
+        "https://evil.test/",
+        "tasks/1",
+        "/tasks/1\r\nSet-Cookie: x=1",
+    ],
+)
+def test_link_naming_another_site_lands_on_the_inbox(store, web_server, carol_id, next_path):
+    with web_server.client() as client:
+        answer = sign_in(client, magic_link(store, web_server, carol_id, next_path))
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/"
+
+
+def test_spent_links_older_than_the_ttl_are_purged_at_the_next_sign_in(store, web_server, carol_id):
+    ttl = timedelta(seconds=store.settings.security.magic_link_ttl)
+    now = datetime.now(UTC)
+    with session_scope(store.engine) as session:
+        for nonce, age in (("old", ttl + timedelta(hours=2)), ("recent", timedelta(minutes=5))):
+            session.add(models.SpentLink(nonce=nonce, person_id=carol_id, spent_at=now - age))
+    with web_server.client() as client:
+        assert sign_in(client, magic_link(store, web_server, carol_id)).status_code == 303
+    with Session(store.engine) as session:
+        nonces = set(session.exec(select(models.SpentLink.nonce)).all())
+    assert "old" not in nonces
+    assert "recent" in nonces
+    assert len(nonces) == 2  # "recent" and the link just spent
 
 
 def test_second_sign_in_is_recorded_as_a_sign_in(store, web_server, carol_id):
@@ -174,7 +220,6 @@ def test_second_sign_in_is_recorded_as_a_sign_in(store, web_server, carol_id):
     with Session(store.engine) as session:
         carol = session.get(models.Person, carol_id)
         assert carol is not None
-        assert carol.login_count == 2
         assert carol.last_login_at is not None
 
 
@@ -198,6 +243,7 @@ def test_two_concurrent_posts_sign_in_once(store, web_server, carol_id):
         client.close()
     assert sorted(statuses) == [303, 400]
     assert events(store, carol_id) == ["signed_up"]
+    assert len(web_sessions(store, carol_id)) == 1
 
 
 def test_post_without_csrf_token_is_refused(store, web_server, carol_id):
@@ -276,9 +322,23 @@ def test_cli_login_link_prints_a_working_link(store, web_server, carol_id, tmp_p
     assert "no such person" in error
 
 
-def test_logout_clears_the_session(store, web_server, carol_id):
+def web_sessions(store: Store, person_id: int) -> list[models.WebSession]:
+    with Session(store.engine) as session:
+        statement = select(models.WebSession).where(models.WebSession.person_id == person_id)
+        return list(session.exec(statement.order_by(col(models.WebSession.id))).all())
+
+
+def replay(web_server: WebServer, cookie: str) -> httpx.Client:
+    """A fresh client holding a copy of someone's session cookie."""
+    client = web_server.client()
+    client.cookies.set("qmail_session", cookie)
+    return client
+
+
+def test_logout_kills_the_cookie_even_when_replayed(store, web_server, carol_id):
     with web_server.client() as client:
         assert sign_in(client, magic_link(store, web_server, carol_id)).status_code == 303
+        copied = client.cookies["qmail_session"]
         inbox = client.get("/")
         assert "Sign out" in inbox.text
         answer = client.post("/logout", data={"_csrf_token": csrf_token(inbox)})
@@ -286,11 +346,57 @@ def test_logout_clears_the_session(store, web_server, carol_id):
         assert answer.headers["location"] == "/login"
         assert "qmail_session" not in client.cookies
         assert client.get("/").headers["location"] == "/login"
+    with replay(web_server, copied) as thief:
+        page = thief.get("/")
+        assert page.status_code == 303
+        assert page.headers["location"] == "/login"
+        api = thief.get("/api/tasks")
+        assert api.status_code == 401
+        assert api.json() == {"error": "authentication required"}
+    (ended,) = web_sessions(store, carol_id)
+    assert ended.revoked_at is not None
+
+
+def test_session_cookie_is_a_random_secret_stored_only_as_its_hash(store, web_server, carol_id):
+    with web_server.client() as client:
+        sign_in(client, magic_link(store, web_server, carol_id))
+        cookie = client.cookies["qmail_session"]
+    assert cookie.startswith("ss_")
+    assert len(cookie) == 46  # ss_ + secrets.token_urlsafe(32)
+    (row,) = web_sessions(store, carol_id)
+    assert row.token_hash == hashlib.sha256(cookie.encode()).hexdigest()
+    assert row.expires_at - row.created_at == timedelta(days=30)
+
+
+def test_expired_session_is_refused(store, web_server, carol_id):
+    with web_server.client() as client:
+        sign_in(client, magic_link(store, web_server, carol_id))
+        with session_scope(store.engine) as session:
+            (row,) = session.exec(select(models.WebSession)).all()
+            row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+        assert client.get("/api/tasks").status_code == 401
+        assert client.get("/").headers["location"] == "/login"
+
+
+def test_last_seen_is_written_at_most_every_few_minutes(store, web_server, carol_id):
+    long_ago = datetime(2024, 1, 1, tzinfo=UTC)
+    with web_server.client() as client:
+        sign_in(client, magic_link(store, web_server, carol_id))
+        (signed_in,) = web_sessions(store, carol_id)
+        assert client.get("/api/tasks").status_code == 200
+        assert web_sessions(store, carol_id)[0].last_seen_at == signed_in.last_seen_at
+        with session_scope(store.engine) as session:
+            session.get(models.WebSession, signed_in.id).last_seen_at = long_ago
+        assert client.get("/api/tasks").status_code == 200
+        seen = web_sessions(store, carol_id)[0].last_seen_at
+        assert seen > signed_in.last_seen_at
+        assert client.get("/api/tasks").status_code == 200
+        assert web_sessions(store, carol_id)[0].last_seen_at == seen
 
 
 def test_session_cookie_is_secure_behind_https(settings):
     https = settings.replace(web={"base_url": "https://tasks.example.com"})
-    cookie = session_cookie(https, SessionTokens("k"), 7)
+    cookie = session_cookie(https, "ss_secret")
     assert cookie.secure and cookie.httponly and cookie.samesite == "lax"
-    assert SessionTokens("k").read(cookie.value) == 7
-    assert SessionTokens("other").read(cookie.value) is None
+    assert cookie.value == "ss_secret"
+    assert cookie.max_age == 30 * 24 * 3600

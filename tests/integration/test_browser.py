@@ -62,7 +62,7 @@ def dana_link(store: Store, web_server: WebServer) -> str:
         session.add(models.BranchMember(branch_id=branch.id, person_id=dana.id))
         dana_id = dana.id
     assert dana_id is not None
-    return f"{web_server.base_url}/auth/magic/{store.links.make_login(dana_id, 0)}"
+    return f"{web_server.base_url}/auth/magic/{store.links.make_login(dana_id)}"
 
 
 def test_browser_signs_in_by_magic_link_and_sees_the_inbox(dana_link, web_server, tmp_path):

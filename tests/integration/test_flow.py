@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from qmail.apitokens import create_api_token
 from qmail.core.mail import Address
+from qmail.models import Person
 from qmail.people import get_person
 from tests.conftest import eml_bytes, expected
 from tests.integration.test_ingest import INTAKE, NOW_FOR_PEOPLE
@@ -146,19 +147,36 @@ def test_notification_in_the_maildir_is_answered_and_the_answer_lands_in_the_thr
         ("carol@acme.test", expected("intake_thunderbird_en")["text"]),
         ("bob@example.com", "I'll send the corrected invoice today."),
     ]
-    # The magic link in Bob's mail signs him in (GET shows a form, POST spends it).
-    link = re.search(
-        r"http://127\.0\.0\.1:8000(/auth/magic/\S+)", to_bob.get_body(("plain",)).get_content()
-    )
-    assert link is not None
+
+    # The magic link in Bob's mail signs him in (GET shows a form, POST spends it) and
+    # lands on the task.
+    def open_in_qmail(mail: EmailMessage) -> httpx.Response:
+        link = re.search(
+            r"http://127\.0\.0\.1:8000(/auth/magic/\S+)", mail.get_body(("plain",)).get_content()
+        )
+        assert link is not None
+        with httpx.Client(base_url=web_server.base_url) as browser:
+            form = browser.get(link.group(1))
+            csrf = re.search(r'name="_csrf_token" value="([^"]+)"', form.text)
+            assert csrf is not None
+            signed_in = browser.post(link.group(1), data={"_csrf_token": csrf.group(1)})
+            assert signed_in.status_code == 303
+            assert signed_in.headers["location"] == "/tasks/1"
+            return browser.get(signed_in.headers["location"])
+
+    assert "Invoice 2024-17 is missing a line" in open_in_qmail(to_bob).text
+    # Carol's acknowledgement still signs her in after she signed in another way.
+    (to_carol,) = [
+        mail for mail in delivered if mail["To"].addresses[0].addr_spec == "carol@acme.test"
+    ]
+    with Session(store.engine) as session:
+        carol = session.exec(select(Person).where(Person.email == "carol@acme.test")).one()
+    fresh = f"/auth/magic/{store.links.make_login(carol.id)}"
     with httpx.Client(base_url=web_server.base_url) as browser:
-        form = browser.get(link.group(1))
-        csrf = re.search(r'name="_csrf_token" value="([^"]+)"', form.text)
+        csrf = re.search(r'name="_csrf_token" value="([^"]+)"', browser.get(fresh).text)
         assert csrf is not None
-        signed_in = browser.post(link.group(1), data={"_csrf_token": csrf.group(1)})
-        assert signed_in.status_code == 303
-        inbox = browser.get("/")
-    assert "Invoice 2024-17 is missing a line" in inbox.text
+        assert browser.post(fresh, data={"_csrf_token": csrf.group(1)}).status_code == 303
+    assert "I&#39;ll send the corrected invoice today." in open_in_qmail(to_carol).text
 
 
 def alice_token_for(store) -> str:

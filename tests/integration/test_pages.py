@@ -322,7 +322,7 @@ def test_task_page_in_a_real_browser(world, web_server, tmp_path):
     with signed_in(world, web_server, ALICE) as alice:
         assert open_hidden_branch(alice, world).status_code == 303
         assert post_form(alice, "/tasks/1/tags", {"add": "срочно"}).status_code == 303
-    token = world.links.make_login(person_id(world, ALICE), 1)
+    token = world.links.make_login(person_id(world, ALICE))
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

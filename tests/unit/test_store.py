@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
@@ -13,7 +14,7 @@ from sqlmodel import Session, SQLModel, select
 from qmail import models, people, threads
 from qmail import store as qstore
 from qmail.core.mail import Address
-from qmail.db import migrate, session_scope
+from qmail.db import alembic_config, create_db_engine, migrate, session_scope
 
 NOW = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
 
@@ -71,3 +72,30 @@ def test_people_are_created_once_and_the_team_follows_the_domain(store):
         assert (team.includes(carol), team.includes(alice)) == (False, True)
     with Session(store.engine) as session:
         assert len(session.exec(select(models.Person)).all()) == 2
+
+
+def test_upgrading_a_database_in_use_keeps_people_and_what_refers_to_them(settings):
+    """SQLite rebuilds a table for most ALTERs (batch mode); with foreign keys on, dropping
+    the old ``person`` fails once a task or token refers to someone.  Real databases have
+    people in them, so every migration runs here over a populated one."""
+    engine = create_db_engine(settings)
+    config = alembic_config(engine)
+    command.upgrade(config, "0002")
+    when = "'2024-01-01 00:00:00+00:00'"
+    with engine.begin() as connection:
+        for statement in (
+            "INSERT INTO person (id, email, name, is_team, created_at, login_count)"
+            f" VALUES (1, 'carol@acme.test', 'Carol', false, {when}, 3)",
+            "INSERT INTO task (id, number, title, status, created_by_id, created_at, updated_at)"
+            f" VALUES (1, 1, 'Invoice', 'open', 1, {when}, {when})",
+            f"INSERT INTO branch (id, task_id, hidden, created_at) VALUES (1, 1, false, {when})",
+            f"INSERT INTO branchmember (branch_id, person_id, added_at) VALUES (1, 1, {when})",
+            f"INSERT INTO apitoken (person_id, token_hash, created_at) VALUES (1, 'h', {when})",
+        ):
+            connection.execute(text(statement))
+    migrate(engine)
+    with Session(engine) as session:
+        (carol,) = session.exec(select(models.Person)).all()
+        assert (carol.id, carol.email, carol.last_login_at) == (1, "carol@acme.test", None)
+        assert session.exec(select(models.BranchMember.person_id)).all() == [1]
+    engine.dispose()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from itsdangerous import URLSafeTimedSerializer
 
 from qmail.core.addresses import reply_address
 from qmail.core.mail import ReplyTarget
-from qmail.tokens import LinkTokens, ReplyTokens
+from qmail.tokens import LinkTokens, ReplyTokens, magic_link_url
 
 TOKENS = ReplyTokens("secret")
 
@@ -59,12 +60,38 @@ def test_token_from_another_secret_is_refused():
 LINKS = LinkTokens("secret", login_ttl=3600)
 
 
-def test_magic_link_names_the_person_and_their_sign_in_count():
-    assert LINKS.read_login(LINKS.make_login(7, 3)) == (7, 3)
+def test_magic_link_names_the_person_a_nonce_and_where_to_land():
+    link = LINKS.read_login(LINKS.make_login(7, "/tasks/12"))
+    assert link is not None
+    assert (link.person_id, link.next_path) == (7, "/tasks/12")
+    assert len(link.nonce) == 22  # secrets.token_urlsafe(16)
+
+
+def test_magic_link_lands_on_the_inbox_by_default():
+    link = LINKS.read_login(LINKS.make_login(7))
+    assert link is not None and link.next_path == "/"
+
+
+def test_two_magic_links_for_one_person_have_different_nonces():
+    first, second = (LINKS.read_login(LINKS.make_login(7)) for _ in range(2))
+    assert first is not None and second is not None
+    assert first.nonce != second.nonce
+
+
+def test_magic_link_keeps_the_three_part_dotted_shape():
+    token = LINKS.make_login(7, "/tasks/12")
+    assert token.startswith("ml_")
+    assert len(token[3:].split(".")) == 3
+    assert not token[3:].startswith(".")  # not zlib-compressed (that adds a leading dot)
+
+
+def test_magic_link_url_has_one_slash_whatever_the_base_url():
+    for base_url in ("https://q.example.com", "https://q.example.com/"):
+        assert magic_link_url(base_url, "ml_x") == "https://q.example.com/auth/magic/ml_x"
 
 
 def test_magic_link_expires(monkeypatch):
-    token = LINKS.make_login(7, 3)
+    token = LINKS.make_login(7)
     real_time = time.time
     monkeypatch.setattr(time, "time", lambda: real_time() + 3601)
     assert LINKS.read_login(token) is None
@@ -73,7 +100,10 @@ def test_magic_link_expires(monkeypatch):
 @pytest.mark.parametrize(
     "token",
     [
-        LinkTokens("other", 3600).make_login(7, 3),  # another secret
+        LinkTokens("other", 3600).make_login(7),  # another secret
+        "ml_" + URLSafeTimedSerializer("secret", salt="qmail.login").dumps([7, 3]),  # old shape
+        "ml_" + URLSafeTimedSerializer("secret", salt="qmail.login").dumps([True, "n", "/"]),
+        "ml_" + URLSafeTimedSerializer("secret", salt="qmail.login").dumps([7, "", "/"]),
         LINKS.make_unsubscribe(7, 3).replace("un_", "ml_"),  # another purpose
         "ml_" + "x" * 40,
         "",
