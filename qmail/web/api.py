@@ -66,7 +66,7 @@ def served_type(content_type: str) -> str:
 
 
 class HealthApi(Controller):
-    path = "/api/health"
+    path = "/health"
 
     @get("/", sync_to_thread=False)
     def health(self) -> dict[str, str]:
@@ -75,7 +75,7 @@ class HealthApi(Controller):
 
 
 class TaskApi(Controller):
-    path = "/api/tasks"
+    path = "/tasks"
 
     @get("/", sync_to_thread=True)
     def list_tasks(
@@ -126,7 +126,7 @@ class TaskApi(Controller):
 
 
 class AttachmentApi(Controller):
-    path = "/api/attachments"
+    path = "/attachments"
 
     @get("/{attachment_id:int}", sync_to_thread=True, media_type="application/octet-stream")
     def download(
