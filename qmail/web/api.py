@@ -3,7 +3,9 @@
 Every query carries ``task_visible``/``branch_visible`` from ``qmail.permissions``: what a
 caller may not see is never loaded, so it cannot leak through a forgotten filter.  A task
 or attachment the caller may not see answers 404, exactly like one that does not exist.
-Handlers are sync and run in worker threads: the database work is blocking.
+Handlers are sync and run in worker threads: the database work is blocking.  The
+controllers are mounted under ``/api`` by ``api_guards.api_router``, which refuses bodies
+that are not JSON and cookie-authenticated writes without the CSRF token.
 """
 
 from __future__ import annotations
