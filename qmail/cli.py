@@ -1,7 +1,9 @@
 """The command line of CONTRACT.md: ``qmail serve | smtp | web | worker | init | …``.
 
-Every command takes ``--config PATH``.  A user error (bad config value, unknown person)
-prints one line on stderr and exits non-zero, without a traceback.
+Every command takes ``--config PATH``, before or after its name; without it, ``load()``
+looks at ``$QMAIL_CONFIG``, then ``qmail.toml`` in the working directory.  A user error
+(bad config value, unknown person) prints one line on stderr and exits non-zero, without
+a traceback.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        settings = load(args.config)
+        settings = load(args.config, workdir=Path.cwd())
         return int(args.command(args, settings))
     except QmailError as error:
         print(f"qmail: error: {error}", file=sys.stderr)
@@ -55,8 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qmail", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"qmail {__version__}")
+    config_help = "TOML config file (default: $QMAIL_CONFIG, then ./qmail.toml)"
+    parser.add_argument("--config", metavar="PATH", help=config_help)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="PATH", help="TOML config file (or $QMAIL_CONFIG)")
+    # SUPPRESS: a command's own default would overwrite a --config given before its name
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=config_help)
     sub = parser.add_subparsers(metavar="COMMAND")
 
     def command(name: str, func: Command, help: str, **kwargs: object) -> argparse.ArgumentParser:

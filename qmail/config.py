@@ -1,10 +1,11 @@
 """Settings: frozen dataclasses with defaults, loaded once from TOML and the environment.
 
 The only module that reads config files or environment variables.  ``load()`` reads the
-TOML file (``--config`` or ``QMAIL_CONFIG``), applies ``QMAIL_<SECTION>__<KEY>`` overrides,
-resolves relative paths against the config file's folder and validates every value; a bad
-value raises ``ConfigError`` with one line saying which key and why.  The result is passed
-down explicitly, never kept in a global.
+TOML file (``--config``, else ``QMAIL_CONFIG``, else ``qmail.toml`` in the working directory
+when the caller names one), applies ``QMAIL_<SECTION>__<KEY>`` overrides, fills in what
+derives from other keys (``web.base_url``), resolves relative paths against the config
+file's folder and validates every value; a bad value raises ``ConfigError`` with one line
+saying which key and why.  The result is passed down explicitly, never kept in a global.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class SmtpSettings:
 class WebSettings:
     host: str = "127.0.0.1"
     port: int = 8000
-    base_url: str = "http://127.0.0.1:8000"
+    base_url: str = ""  # empty: where the app listens, http://<host>:<port> (set by load())
 
 
 @dataclass(frozen=True)
@@ -106,12 +107,21 @@ _SECTION_TYPES = {
 }
 
 
-def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Read settings from ``path`` (or ``$QMAIL_CONFIG``) and ``QMAIL_*`` overrides."""
+def load(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    workdir: Path | None = None,
+) -> Settings:
+    """Read settings from a TOML file and ``QMAIL_*`` overrides.
+
+    The file is ``path``, else ``$QMAIL_CONFIG``, else ``<workdir>/qmail.toml`` if it
+    exists, else none (the defaults).  Only the command line passes ``workdir`` (its working
+    directory): other callers, tests among them, never pick up a stray ``qmail.toml``.
+    """
     env = os.environ if env is None else env
-    path = path or env.get("QMAIL_CONFIG") or None
+    path = path or env.get("QMAIL_CONFIG") or _found_in(workdir)
     raw: dict[str, dict[str, Any]] = {}
-    root = Path.cwd()
+    root = workdir or Path.cwd()
     if path is not None:
         path = Path(path)
         try:
@@ -125,9 +135,30 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
     sections = {name: _build_section(name, raw.pop(name, {})) for name in _SECTION_TYPES}
     if raw:
         raise ConfigError(f"unknown config section: [{sorted(raw)[0]}]")
+    web = sections["web"]
+    if not web.base_url:
+        sections["web"] = dataclasses.replace(web, base_url=listen_url(web.host, web.port))
     settings = Settings(**sections, root=str(root))
     _validate(settings)
     return settings
+
+
+def _found_in(workdir: Path | None) -> Path | None:
+    if workdir is None or not (workdir / "qmail.toml").is_file():
+        return None
+    return workdir / "qmail.toml"
+
+
+def listen_url(host: str, port: int) -> str:
+    """The URL of a web app listening on ``host``:``port``, as a browser can reach it.
+
+    A wildcard address listens on loopback too, and a link to 0.0.0.0 leads nowhere, so it
+    becomes loopback.  IPv6 addresses go in brackets (RFC 3986).
+    """
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def _apply_env(raw: dict[str, dict[str, Any]], env: Mapping[str, str]) -> None:

@@ -3,7 +3,9 @@
 Every query carries ``task_visible``/``branch_visible`` from ``qmail.permissions``: what a
 caller may not see is never loaded, so it cannot leak through a forgotten filter.  A task
 or attachment the caller may not see answers 404, exactly like one that does not exist.
-Handlers are sync and run in worker threads: the database work is blocking.
+Handlers are sync and run in worker threads: the database work is blocking.  The
+controllers are mounted under ``/api`` by ``api_guards.api_router``, which refuses bodies
+that are not JSON and cookie-authenticated writes without the CSRF token.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def served_type(content_type: str) -> str:
 
 
 class HealthApi(Controller):
-    path = "/api/health"
+    path = "/health"
 
     @get("/", sync_to_thread=False)
     def health(self) -> dict[str, str]:
@@ -75,7 +77,7 @@ class HealthApi(Controller):
 
 
 class TaskApi(Controller):
-    path = "/api/tasks"
+    path = "/tasks"
 
     @get("/", sync_to_thread=True)
     def list_tasks(
@@ -126,7 +128,7 @@ class TaskApi(Controller):
 
 
 class AttachmentApi(Controller):
-    path = "/api/attachments"
+    path = "/attachments"
 
     @get("/{attachment_id:int}", sync_to_thread=True, media_type="application/octet-stream")
     def download(

@@ -32,6 +32,7 @@ from qmail.resources import static_dir, templates_dir
 from qmail.store import Store
 from qmail.tokens import LinkTokens, ReplyTokens
 from qmail.web.api import AttachmentApi, HealthApi, TaskApi
+from qmail.web.api_guards import api_router
 from qmail.web.auth import AuthController
 from qmail.web.contacts import ContactApi
 from qmail.web.deps import Unauthenticated, provide_current_user, provide_db_session
@@ -50,6 +51,7 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
     """The web app for these settings and this database."""
     key = secret_key(settings)
     links = LinkTokens(key, settings.security.magic_link_ttl)
+    csrf = csrf_config(settings, key)
     return Litestar(
         route_handlers=[
             AuthController,
@@ -58,10 +60,7 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
             ReaderPages,
             UnsubscribeController,
             SettingsPage,
-            HealthApi,
-            TaskApi,
-            AttachmentApi,
-            ContactApi,
+            api_router(csrf, [HealthApi, TaskApi, AttachmentApi, ContactApi]),
             create_static_files_router(path="/static", directories=[static_dir()]),
         ],
         template_config=TemplateConfig(
@@ -72,7 +71,7 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
             "person": Provide(provide_current_user, sync_to_thread=True),
         },
         exception_handlers={Exception: handle_error},
-        csrf_config=csrf_config(settings, key),
+        csrf_config=csrf,
         openapi_config=OpenAPIConfig(
             title="qmail", version=__version__, path="/schema", render_plugins=[JsonRenderPlugin()]
         ),
@@ -95,9 +94,11 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
 def csrf_config(settings: Settings, key: str) -> CSRFConfig:
     """CSRF tokens on every form (double-submit cookie ``qmail_csrf``).
 
-    ``/api/`` is excluded: API clients send a bearer token, which a browser never adds on
-    its own.  A browser's session cookie is ``SameSite=Lax``, so it does not ride along on
-    another site's POST to the API either.
+    ``SameSite=Lax`` is not enough: another port of the same host is the same site, so the
+    session cookie rides along on its POSTs.  Pages embed the token in their forms and in
+    ``<meta name="csrf-token">`` (for scripts, as the ``x-csrftoken`` header: the cookie is
+    HttpOnly).  ``/api/`` is checked by the API router instead (``api_guards``): the same
+    token for writes signed in by the cookie, none for bearer-token clients.
     """
     return CSRFConfig(
         secret=key,
@@ -105,9 +106,12 @@ def csrf_config(settings: Settings, key: str) -> CSRFConfig:
         cookie_httponly=True,
         cookie_samesite="lax",
         cookie_secure=settings.web.base_url.startswith("https://"),
-        # RFC 8058: mail programs POST one-click unsubscribes with no cookie or token;
-        # the signed link itself is the authorization there.
-        exclude=["^/api/", "^/unsubscribe/"],
+        exclude=[
+            "^/api/",  # checked by the API router: api_guards.ApiCSRFMiddleware
+            # RFC 8058: mail programs POST one-click unsubscribes with no cookie or token;
+            # the signed link itself is the authorization there.
+            "^/unsubscribe/",
+        ],
     )
 
 

@@ -41,7 +41,7 @@ def contact_out(contact: Contact) -> ContactOut:
 
 
 class ContactApi(Controller):
-    path = "/api/contacts"
+    path = "/contacts"
 
     @get("/", sync_to_thread=True)
     def list_contacts(

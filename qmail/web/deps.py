@@ -60,9 +60,12 @@ def provide_current_user(request: Request, session: NamedDependency[Session]) ->
     team: Team = request.app.state.team
     token = bearer_token(request)
     if token is not None:
+        # judged by the token alone: a fallback to the cookie would make a request that
+        # skipped the API's CSRF check (api_guards) a cookie-authenticated one
         person = person_for_api_token(session, token)
-        if person is not None:
-            return reader_of(person, team)
+        if person is None:
+            raise Unauthenticated("authentication required")
+        return reader_of(person, team)
     person = person_for_session_cookie(request, session)
     if person is not None:
         return reader_of(person, team)

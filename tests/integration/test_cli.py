@@ -103,6 +103,36 @@ def test_token_for_an_unknown_person_is_a_one_line_error(config, capsys):
     )
 
 
+def in_order(order: str, config: str, *command: str) -> list[str]:
+    """``qmail --config PATH COMMAND`` or ``qmail COMMAND --config PATH``."""
+    return ["--config", config, *command] if order == "before" else [*command, "--config", config]
+
+
+@pytest.mark.parametrize("order", ["before", "after"])
+def test_config_may_come_before_or_after_the_command(
+    settings, tmp_path, monkeypatch, capsys, order
+):
+    monkeypatch.chdir(tmp_path)  # no qmail.toml here: only --config names the database
+    config = write_config(settings, tmp_path / "etc.toml", web={"port": 8123})
+    assert cli.main(in_order(order, config, "init")) == 0
+    assert cli.main(in_order(order, config, "person", "add", "alice@example.com")) == 0
+    capsys.readouterr()
+    assert cli.main(in_order(order, config, "login-link", "alice@example.com")) == 0
+    assert capsys.readouterr().out.startswith("http://127.0.0.1:8123/auth/magic/")
+
+
+def test_qmail_toml_in_the_working_directory_is_the_default(
+    settings, tmp_path, monkeypatch, capsys
+):
+    write_config(settings, tmp_path / "qmail.toml", web={"port": 8124})
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("QMAIL_CONFIG", raising=False)
+    assert cli.main(["person", "add", "alice@example.com"]) == 0
+    capsys.readouterr()
+    assert cli.main(["login-link", "alice@example.com"]) == 0
+    assert capsys.readouterr().out.startswith("http://127.0.0.1:8124/auth/magic/")
+
+
 def test_bad_config_value_is_one_line_without_traceback(tmp_path):
     path = tmp_path / "qmail.toml"
     path.write_text("[smtp]\nport = 'twenty-five'\n")

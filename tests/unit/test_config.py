@@ -61,6 +61,63 @@ def test_config_path_may_come_from_the_environment(tmp_path):
     assert load(env={"QMAIL_CONFIG": str(path)}).web.port == 8111
 
 
+def test_qmail_toml_in_the_working_directory_is_read_when_the_caller_names_it(tmp_path):
+    (tmp_path / "qmail.toml").write_text("[web]\nport = 8111\n")
+    settings = load(env={}, workdir=tmp_path)
+    assert settings.web.port == 8111
+    assert settings.root == str(tmp_path)
+
+
+def test_qmail_toml_in_the_working_directory_comes_last(tmp_path):
+    (tmp_path / "qmail.toml").write_text("[web]\nport = 8111\n")
+    named = tmp_path / "named.toml"
+    named.write_text("[web]\nport = 8222\n")
+    assert load(named, env={}, workdir=tmp_path).web.port == 8222
+    assert load(env={"QMAIL_CONFIG": str(named)}, workdir=tmp_path).web.port == 8222
+
+
+def test_without_qmail_toml_the_working_directory_gives_the_defaults(tmp_path):
+    settings = load(env={}, workdir=tmp_path)
+    assert settings.web.port == 8000
+    assert settings.root == str(tmp_path)
+
+
+def test_a_stray_qmail_toml_is_ignored_unless_asked_for(tmp_path, monkeypatch):
+    (tmp_path / "qmail.toml").write_text("[web]\nport = 8111\n")
+    monkeypatch.chdir(tmp_path)
+    assert load(env={}).web.port == 8000
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "base_url"),
+    [
+        ("127.0.0.1", 8000, "http://127.0.0.1:8000"),
+        ("localhost", 9000, "http://localhost:9000"),
+        ("192.0.2.7", 80, "http://192.0.2.7:80"),
+        ("0.0.0.0", 8080, "http://127.0.0.1:8080"),
+        ("::1", 8000, "http://[::1]:8000"),
+        ("::", 8000, "http://[::1]:8000"),
+        ("2001:db8::5", 443, "http://[2001:db8::5]:443"),
+    ],
+)
+def test_base_url_defaults_to_where_the_web_app_listens(tmp_path, host, port, base_url):
+    path = tmp_path / "qmail.toml"
+    path.write_text(f'[web]\nhost = "{host}"\nport = {port}\n')
+    assert load(path, env={}).web.base_url == base_url
+
+
+def test_changing_the_port_alone_changes_the_links():
+    assert load(env={"QMAIL_WEB__PORT": "8123"}).web.base_url == "http://127.0.0.1:8123"
+
+
+def test_an_explicit_base_url_wins(tmp_path):
+    path = tmp_path / "qmail.toml"
+    path.write_text('[web]\nport = 8123\nbase_url = "https://tasks.example.com"\n')
+    assert load(path, env={}).web.base_url == "https://tasks.example.com"
+    env = {"QMAIL_WEB__BASE_URL": "http://proxy.test"}
+    assert load(path, env=env).web.base_url == "http://proxy.test"
+
+
 def test_relative_paths_are_relative_to_the_config_folder(tmp_path):
     path = tmp_path / "etc" / "qmail.toml"
     path.parent.mkdir()
