@@ -10,6 +10,7 @@ import dataclasses
 import smtplib
 import threading
 from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ import httpx
 import pytest
 import uvicorn
 from aiosmtpd.smtp import SMTP
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from qmail import run
@@ -94,21 +96,30 @@ class WebServer:
 @pytest.fixture
 def web_server(store: Store) -> Iterator[WebServer]:
     """``create_app()`` served by uvicorn on an ephemeral loopback port."""
+    with serve_web(store.settings, store.engine) as server:
+        yield server
+
+
+@contextmanager
+def serve_web(settings: Settings, engine: Engine) -> Iterator[WebServer]:
+    """The web app for ``settings`` on ``engine``, on an ephemeral loopback port."""
     from qmail.web.app import create_app
 
     port = free_port()
-    settings: Settings = store.settings.replace(
+    settings = settings.replace(
         web={"host": "127.0.0.1", "port": port, "base_url": f"http://127.0.0.1:{port}"}
     )
-    app = create_app(settings, store.engine)
+    app = create_app(settings, engine)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_until(lambda: server.started, timeout=15)
-    yield WebServer(f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield WebServer(f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def utcnow() -> datetime:
