@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.exc import OperationalError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from qmail import __version__, importer, models, notify, pipeline, websessions
 from qmail.apitokens import create_api_token
@@ -210,11 +210,8 @@ def cmd_person_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_person_set(args: argparse.Namespace, settings: Settings) -> int:
-    email = _address(args.email)
     with opened_store(settings) as context, session_scope(context.engine) as session:
-        person = find_person(session, email)
-        if person is None:
-            raise QmailError(f"no such person: {email} (add them with: qmail person add {email})")
+        person = _known(session, args.email)
         person.role = args.role or None
         print(_describe(person, Team.of(settings)))
     return 0
@@ -233,9 +230,12 @@ def cmd_person_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _find_person(context: Store, email: str) -> models.Person:
     with session_scope(context.engine) as session:
-        person = session.exec(
-            select(models.Person).where(models.Person.email == _address(email))
-        ).first()
+        return _known(session, email)
+
+
+def _known(session: Session, email: str) -> models.Person:
+    """The person with this address; a one-line error when qmail has not met them."""
+    person = find_person(session, _address(email))
     if person is None:
         raise QmailError(f"no such person: {email} (add them with: qmail person add {email})")
     return person
