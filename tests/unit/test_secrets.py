@@ -30,6 +30,8 @@ from qmail.core.secrets import (
     scrub_secrets,
 )
 from qmail.tokens import LinkTokens, ReplyTokens
+from tests.conftest import expected
+from tests.leak import LEAK_FIXTURES, fill_leak_fixture, leak_values
 
 REPLIES = ReplyTokens("k")
 LINKS = LinkTokens("k", 3600)
@@ -511,3 +513,71 @@ def test_random_text_with_wrapped_tokens_loses_exactly_the_tokens():
         tokens = [token.lower() for _, mark, token in pieces if mark is not None]
         assert scrub_secrets(text) == expected, text
         assert [token.lower() for token in find_secrets(text)] == tokens
+
+
+# --- replies that quote a whole notification (tests/mail/leak_*.eml) --------------------
+
+VALUES = leak_values()
+
+
+def token_of(url_or_address: str) -> str:
+    (token,) = find_secrets(url_or_address)
+    return token
+
+
+def parsed_leak(name: str) -> Mail:
+    mail = parse_mail(fill_leak_fixture(name, VALUES))
+    assert isinstance(mail, Mail), mail
+    return mail
+
+
+def readable(mail: Mail) -> Iterator[str]:
+    """Everything of a mail the store keeps and people see, inner forwarded parts decoded."""
+    yield mail.subject
+    yield mail.text
+    for address in (mail.sender, *mail.to, *mail.cc, *mail.reply_to):
+        yield address.name if address else ""
+    for attachment in mail.attachments:
+        yield attachment.filename
+        if is_textual(attachment.content_type, attachment.filename):
+            yield attachment.content.decode("latin-1")
+        if attachment.content_type.startswith("message/"):
+            yield from (part.decode("latin-1") for part in decoded_parts(attachment.content))
+
+
+@pytest.mark.parametrize("name", LEAK_FIXTURES)
+def test_leak_fixture_breaks_the_magic_link_inside_its_token(name):
+    raw = fill_leak_fixture(name, VALUES)
+    token = token_of(VALUES["MAGIC_LINK"]).encode()
+    if name == "leak_thunderbird_forward_en":
+        assert token not in raw  # only inside the base64 body
+        return
+    splits = (
+        re.escape(token[:cut]) + rb"=?\n(?:> ?)*" + re.escape(token[cut:])
+        for cut in range(1, len(token))
+    )
+    assert any(re.search(split, raw) for split in splits)
+
+
+@pytest.mark.parametrize("name", LEAK_FIXTURES)
+def test_leak_fixture_quotes_the_secrets_before_scrubbing(name):
+    found = {token for text in readable(parsed_leak(name)) for token in find_secrets(text)}
+    assert found == {token_of(VALUES[marker]) for marker in expected(name)["quoted"]}
+
+
+@pytest.mark.parametrize("name", LEAK_FIXTURES)
+def test_leak_fixture_has_no_secret_left_after_scrub_mail(name):
+    clean = scrub_mail(parsed_leak(name))
+    assert [text for text in readable(clean) if find_secrets(text)] == []
+    shown = "\n".join(readable(clean)).replace("\r\n", "\n")
+    for piece in expected(name)["scrubbed_contains"]:
+        assert piece in shown
+
+
+@pytest.mark.parametrize("name", LEAK_FIXTURES)
+def test_leak_fixture_keeps_the_persons_new_words(name):
+    mail = parsed_leak(name)
+    clean = scrub_mail(mail)
+    assert mail.text.startswith(expected(name)["opening"])
+    assert clean.text.startswith(expected(name)["opening"])
+    assert [address.email for address in clean.to] == [address.email for address in mail.to]
