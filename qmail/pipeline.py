@@ -29,6 +29,7 @@ from qmail.core.known_quotes import remove_known_quotes
 from qmail.core.mail import Content, Envelope, Hold, Ignore, NewTask, Recipient, Reject, Trimmed
 from qmail.core.parse import parse_mail, read_message_id
 from qmail.core.route import is_forward, route_mail, task_number
+from qmail.core.secrets import scrub_mail, scrub_secrets
 from qmail.core.trim import trim_reply
 from qmail.db import session_scope
 from qmail.errors import TemporaryFailure
@@ -112,9 +113,12 @@ def _process(
 ) -> Outcome:
     raw_mail = session.get(models.RawMail, raw_mail_id)
     assert raw_mail is not None
-    mail = parse_mail(raw_mail.raw)
-    if isinstance(mail, Reject):
-        return _rejected(raw_mail, mail)
+    parsed = parse_mail(raw_mail.raw)
+    if isinstance(parsed, Reject):
+        return _rejected(raw_mail, parsed)
+    # Our tokens quoted back to us (a sign-in link, a reply address) go before anything
+    # else sees the mail: nothing below can store, show or send one to someone else.
+    mail = scrub_mail(parsed)
     recipients = resolve_recipients(json.loads(raw_mail.rcpt_tos), context)
     number = task_number(mail.subject)
     sender = mail.sender.email if mail.sender else ""
@@ -128,7 +132,8 @@ def _process(
     # A forward that opens a task: the forwarded mail is the task, not history to hide.
     forwarded = isinstance(route, NewTask) and is_forward(mail.subject)
     trimmed = Trimmed(mail.text) if forwarded else trim_reply(mail.text)
-    trimmed = remove_known_quotes(trimmed, store.sent_texts(session, mail))
+    sent = [scrub_secrets(text) for text in store.sent_texts(session, mail)]
+    trimmed = remove_known_quotes(trimmed, sent)
     rest, commands = parse_commands(trimmed.text)
     content = Content(trimmed, commands, rest)
     posted = store.apply_route(session, route, mail, content, raw_mail, context.settings, now)

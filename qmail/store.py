@@ -31,6 +31,7 @@ from qmail.core.mail import (
     ReplyTarget,
     Trimmed,
 )
+from qmail.core.secrets import scrub_secrets
 from qmail.outbox import new_message_id
 from qmail.people import Team, find_person, get_person, is_ours
 from qmail.threads import find_team_branch, main_branch
@@ -405,9 +406,11 @@ def post_from_web(
     """A message written in the web UI or through the API, as ``author``.
 
     The caller has checked that ``author`` may see ``branch`` (``permissions``); posting
-    makes them a member, so they are told about what follows.
+    makes them a member, so they are told about what follows.  A sign-in link or reply
+    address pasted into the text is replaced, as in mail: it was made for one person.
     """
     assert branch.id is not None and author.id is not None
+    text = scrub_secrets(text)
     threads.add_member(session, branch.id, author.id, now)
     message = models.Message(
         task_id=task.id,

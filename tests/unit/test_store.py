@@ -13,8 +13,9 @@ from sqlmodel import Session, SQLModel, select
 
 from qmail import models, people, threads
 from qmail import store as qstore
-from qmail.core.mail import Address
+from qmail.core.mail import Address, ReplyTarget
 from qmail.db import alembic_config, create_db_engine, migrate, session_scope
+from qmail.tokens import LinkTokens, ReplyTokens
 
 NOW = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
 
@@ -86,6 +87,8 @@ def test_upgrading_a_database_in_use_keeps_people_and_what_refers_to_them(settin
         for statement in (
             "INSERT INTO person (id, email, name, is_team, created_at, login_count)"
             f" VALUES (1, 'carol@acme.test', 'Carol', false, {when}, 3)",
+            "INSERT INTO person (id, email, name, is_team, created_at, login_count)"
+            f" VALUES (2, 'alice@example.com', 'Alice', true, {when}, 0)",
             "INSERT INTO task (id, number, title, status, created_by_id, created_at, updated_at)"
             f" VALUES (1, 1, 'Invoice', 'open', 1, {when}, {when})",
             f"INSERT INTO branch (id, task_id, hidden, created_at) VALUES (1, 1, false, {when})",
@@ -95,7 +98,55 @@ def test_upgrading_a_database_in_use_keeps_people_and_what_refers_to_them(settin
             connection.execute(text(statement))
     migrate(engine)
     with Session(engine) as session:
-        (carol,) = session.exec(select(models.Person)).all()
+        carol, alice = session.exec(select(models.Person).order_by(models.Person.id)).all()
         assert (carol.id, carol.email, carol.last_login_at) == (1, "carol@acme.test", None)
         assert session.exec(select(models.BranchMember.person_id)).all() == [1]
+        # is_team, frozen at first sight, gives way to the configuration as it is now
+        assert (carol.role, alice.role) == (None, None)
+        team = people.Team.of(settings)
+        assert (team.includes(carol), team.includes(alice)) == (False, True)
+    engine.dispose()
+
+
+def test_upgrading_replaces_our_tokens_already_stored_by_placeholders(settings):
+    """Replies stored before scrubbing kept the quoted notification, secrets and all."""
+    reply = ReplyTokens("old-key").make(ReplyTarget(1, 2))
+    link = "https://q.example/auth/magic/" + LinkTokens("old-key", 60).make_login(2)
+    quoted = f"> Open in qmail: {link}\n> Reply: mailto:reply+{reply}@q.example\n"
+    engine = create_db_engine(settings)
+    command.upgrade(alembic_config(engine), "0004")
+    when = "'2024-01-01 00:00:00+00:00'"
+    with engine.begin() as connection:
+        for statement in (
+            f"INSERT INTO person (id, email, name, role, created_at) VALUES "
+            f"(1, 'carol@acme.test', 'Carol', NULL, {when})",
+            "INSERT INTO task (id, number, title, status, created_by_id, created_at, updated_at)"
+            f" VALUES (1, 1, 'Fwd: {link}', 'open', 1, {when}, {when})",
+            f"INSERT INTO branch (id, task_id, hidden, created_at) VALUES (1, 1, false, {when})",
+            "INSERT INTO message (id, task_id, branch_id, author_id, text, quoted, full_text,"
+            ' subject, message_id, in_reply_to, "references", source, sent_at) VALUES'
+            f" (1, 1, 1, 1, 'Thanks!', :quoted, :full, 'Re: x', 'm1@x', '', '', 'email', {when})",
+            "INSERT INTO attachment (id, message_id, filename, content_type, size, inline,"
+            " content) VALUES (1, 1, 'notification.txt', 'text/plain', 3, false, :content)",
+            "INSERT INTO attachment (id, message_id, filename, content_type, size, inline,"
+            " content) VALUES (2, 1, 'photo.png', 'image/png', 3, false, :content)",
+        ):
+            connection.execute(
+                text(statement),
+                {"quoted": quoted, "full": "Thanks!\n" + quoted, "content": quoted.encode()},
+            )
+    migrate(engine)
+    with Session(engine) as session:
+        message = session.exec(select(models.Message)).one()
+        task = session.exec(select(models.Task)).one()
+        text_file, photo = session.exec(select(models.Attachment).order_by(models.Attachment.id))
+    clean = "> Open in qmail: [sign-in link]\n> Reply: [reply address]\n"
+    assert (message.text, message.quoted, message.full_text) == (
+        "Thanks!",
+        clean,
+        "Thanks!\n" + clean,
+    )
+    assert task.title == "Fwd: [sign-in link]"
+    assert text_file.content == clean.encode()
+    assert photo.content == quoted.encode(), "binary files are never rewritten"
     engine.dispose()
