@@ -136,7 +136,10 @@ class RawMail(SQLModel, table=True):
     """Every accepted mail, byte for byte, stored before 250 is answered.
 
     ``state``: ``pending`` (stored, not yet processed), ``done``, ``ignored`` (automatic
-    mail), ``rejected`` (malformed) or ``quarantined`` (processing failed; see Quarantine).
+    mail), ``rejected`` (malformed, or for nowhere), ``held`` (its sender may not post
+    where it went) or ``quarantined`` (processing failed); held and quarantined mail have
+    a ``Quarantine`` row with the reason.  ``raw`` is kept as received, our tokens and
+    all, for replay: it is never served to anyone.
     """
 
     id: int | None = Field(default=None, primary_key=True)

@@ -72,6 +72,13 @@ def find_person(session: Session, email: str) -> models.Person | None:
     return session.exec(select(models.Person).where(models.Person.email == email)).first()
 
 
+def on_team(session: Session, team: Team, email: str) -> bool:
+    """Whether ``email`` is a team member: by their role when qmail knows them, else by
+    the configuration (someone not met yet has no role)."""
+    known = find_person(session, email)
+    return team.includes(known) if known is not None else team.by_address(email)
+
+
 def get_person(session: Session, address: Address, now: datetime) -> models.Person:
     """The person with this address, created on first sight; a missing name is filled in.
 

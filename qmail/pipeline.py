@@ -1,7 +1,9 @@
-"""The mail flow on one screen: ingest -> parse -> route -> trim -> store -> notify.
+"""The mail flow on one screen: ingest -> parse -> scrub -> route -> trim -> store -> notify.
 
-(Routing comes before trimming because what to trim depends on it: a forward that opens
-a task keeps the forwarded mail, and a reply loses exactly the notification it quotes.)
+(Scrubbing our own tokens out comes right after parsing, so that no later stage can keep
+or show one.  Routing comes before trimming because what to trim depends on it: a forward
+that opens a task keeps the forwarded mail, and a reply loses exactly the notification it
+quotes.)
 
 ``accept()`` is the single way in for the SMTP handler, ``qmail import``, ``qmail
 quarantine retry`` and the tests.  It stores the raw bytes first and commits, so that

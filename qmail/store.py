@@ -33,7 +33,7 @@ from qmail.core.mail import (
 )
 from qmail.core.secrets import scrub_secrets
 from qmail.outbox import new_message_id
-from qmail.people import Team, find_person, get_person, is_ours
+from qmail.people import Team, get_person, is_ours, on_team
 from qmail.threads import find_team_branch, main_branch
 from qmail.tokens import LinkTokens, ReplyTokens
 
@@ -170,15 +170,13 @@ def known_for(
             by_number[number] = branch_facts(session, main_branch(session, task.id).id)
     targets = [recipient for recipient in recipients if isinstance(recipient, ReplyTarget)]
     by_branch, team_branch_of, people = _reply_address_facts(session, targets)
-    team = Team.of(settings)
     sender = mail.sender.email if mail.sender is not None else ""
-    known_sender = find_person(session, sender) if sender else None
-    on_team = team.includes(known_sender) if known_sender else team.by_address(sender)
+    sender_on_team = bool(sender) and on_team(session, Team.of(settings), sender)
     domain = settings.mail.domain.lower()
     return Known(
         by_message_id,
         by_number,
-        frozenset({sender} if sender and on_team else ()),
+        frozenset({sender} if sender_on_team else ()),
         own_domain=domain,
         own_addresses=frozenset(own_addresses(settings)),
         loop_marker=domain,

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from qmail import models
 from qmail.config import Settings
 from qmail.core.mail import Address, Command, NewTask
-from qmail.people import Team, find_person, get_person
+from qmail.people import Team, get_person, on_team
 
 
 def record_event(
@@ -195,9 +195,7 @@ def add_copied(
     assert task is not None and branch.id is not None
     team = Team.of(settings)
     for address in addresses:
-        known = find_person(session, address.email)
-        on_team = team.includes(known) if known else team.by_address(address.email)
-        if branch.hidden and not on_team:
+        if branch.hidden and not on_team(session, team, address.email):
             refused.append((address.email, "not a team member: hidden discussions are team-only"))
             continue
         person = get_person(session, address, now)
@@ -241,11 +239,9 @@ def _assign(
     An address qmail has not met yet is created only when the configuration puts it on
     the team: a command naming a stranger creates nobody.
     """
-    team = Team.of(settings)
-    known = find_person(session, email)
-    if not (team.includes(known) if known else team.by_address(email)):
+    if not on_team(session, Team.of(settings), email):
         return False
-    person = known or get_person(session, Address(email), now)
+    person = get_person(session, Address(email), now)
     task.assignee_id = person.id
     branch = main_branch(session, task.id)
     assert branch.id is not None and person.id is not None
