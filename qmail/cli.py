@@ -21,16 +21,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
-from qmail import __version__, importer, models, notify, pipeline, websessions
-from qmail.apitokens import create_api_token
+from qmail import __version__, models
+from qmail.auth import sessions
+from qmail.auth.api_tokens import create_api_token
+from qmail.auth.signed import magic_link_url
 from qmail.config import Settings, load
+from qmail.context import Context, opened_context
 from qmail.core.mail import Address
 from qmail.db import session_scope
 from qmail.errors import QmailError
+from qmail.inbound import importer, pipeline
 from qmail.people import EXTERNAL, TEAM, Team, find_person, get_person
-from qmail.run import ROLES, opened_store, serve
-from qmail.store import Store
-from qmail.tokens import magic_link_url
+from qmail.queries.outbox import list_outbox, outbox_subject
+from qmail.roles import ROLES, serve
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -149,7 +152,7 @@ def _configure_logging() -> None:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     _configure_logging()
-    with opened_store(settings) as context:
+    with opened_context(settings) as context:
         asyncio.run(serve(context, ROLES))
     return 0
 
@@ -157,7 +160,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_role(role: str) -> Command:
     def run_role(args: argparse.Namespace, settings: Settings) -> int:
         _configure_logging()
-        with opened_store(settings) as context:
+        with opened_context(settings) as context:
             asyncio.run(serve(context, [role]))
         return 0
 
@@ -165,7 +168,7 @@ def cmd_role(role: str) -> Command:
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
-    with opened_store(settings):
+    with opened_context(settings):
         print("database ready")
     return 0
 
@@ -199,7 +202,7 @@ def _describe(person: models.Person, team: Team) -> str:
 
 def cmd_person_add(args: argparse.Namespace, settings: Settings) -> int:
     address = Address(_address(args.email), args.name)
-    with opened_store(settings) as context, session_scope(context.engine) as session:
+    with opened_context(settings) as context, session_scope(context.engine) as session:
         person = get_person(session, address, datetime.now(UTC))
         if args.name:
             person.name = args.name
@@ -210,7 +213,7 @@ def cmd_person_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_person_set(args: argparse.Namespace, settings: Settings) -> int:
-    with opened_store(settings) as context, session_scope(context.engine) as session:
+    with opened_context(settings) as context, session_scope(context.engine) as session:
         person = _known(session, args.email)
         person.role = args.role or None
         print(_describe(person, Team.of(settings)))
@@ -219,7 +222,7 @@ def cmd_person_set(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_person_list(args: argparse.Namespace, settings: Settings) -> int:
     team = Team.of(settings)
-    with opened_store(settings) as context, session_scope(context.engine) as session:
+    with opened_context(settings) as context, session_scope(context.engine) as session:
         people = session.exec(select(models.Person).order_by(col(models.Person.email))).all()
         for person in people:
             print(_describe(person, team))
@@ -228,7 +231,7 @@ def cmd_person_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _find_person(context: Store, email: str) -> models.Person:
+def _find_person(context: Context, email: str) -> models.Person:
     with session_scope(context.engine) as session:
         return _known(session, email)
 
@@ -242,7 +245,7 @@ def _known(session: Session, email: str) -> models.Person:
 
 
 def cmd_login_link(args: argparse.Namespace, settings: Settings) -> int:
-    with opened_store(settings) as context:
+    with opened_context(settings) as context:
         person = _find_person(context, args.email)
         assert person.id is not None
         print(magic_link_url(settings.web.base_url, context.links.make_login(person.id)))
@@ -251,16 +254,16 @@ def cmd_login_link(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_session_list(args: argparse.Namespace, settings: Settings) -> int:
     now = datetime.now(UTC)
-    with opened_store(settings) as context:
+    with opened_context(settings) as context:
         person = _find_person(context, args.email)
         assert person.id is not None
         with session_scope(context.engine) as session:
-            rows = websessions.sessions_of(session, person.id, now)
+            rows = sessions.sessions_of(session, person.id, now)
     for row in rows:
         created, seen = (
             when.strftime("%Y-%m-%d %H:%M") for when in (row.created_at, row.last_seen_at)
         )
-        print(f"{row.id}\t{websessions.state(row, now)}\t{created}\t{seen}\t{row.user_agent}")
+        print(f"{row.id}\t{sessions.state(row, now)}\t{created}\t{seen}\t{row.user_agent}")
     if not rows:
         print(f"no sessions for {person.email}")
     return 0
@@ -268,22 +271,22 @@ def cmd_session_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_session_revoke(args: argparse.Namespace, settings: Settings) -> int:
     now = datetime.now(UTC)
-    with opened_store(settings) as context:
+    with opened_context(settings) as context:
         person = _find_person(context, args.email)
         assert person.id is not None
         with session_scope(context.engine) as session:
-            rows = websessions.sessions_of(session, person.id, now)
+            rows = sessions.sessions_of(session, person.id, now)
             if args.id is not None:
                 rows = [row for row in rows if row.id == args.id]
                 if not rows:
                     raise QmailError(f"no session {args.id} for {person.email}")
-            ended = [row.id for row in rows if websessions.revoke(session, row, now)]
+            ended = [row.id for row in rows if sessions.revoke(session, row, now)]
     print(f"revoked {len(ended)} session{'' if len(ended) == 1 else 's'} of {person.email}")
     return 0
 
 
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
-    with opened_store(settings) as context:
+    with opened_context(settings) as context:
         person = _find_person(context, args.email)
         with session_scope(context.engine) as session:
             print(create_api_token(session, person))
@@ -293,7 +296,7 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     raws = importer.read_mailbox(args.kind, Path(args.path))
     with (
-        opened_store(settings) as context,
+        opened_context(settings) as context,
         Progress(
             TextColumn("importing"),
             BarColumn(),
@@ -314,7 +317,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
-    with opened_store(settings) as context, session_scope(context.engine) as session:
+    with opened_context(settings) as context, session_scope(context.engine) as session:
         rows = session.exec(
             select(models.Quarantine, models.RawMail)
             .join(models.RawMail, col(models.RawMail.id) == models.Quarantine.raw_mail_id)
@@ -330,10 +333,10 @@ def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_outbox_list(args: argparse.Namespace, settings: Settings) -> int:
-    with opened_store(settings) as context, session_scope(context.engine) as session:
-        rows = notify.list_outbox(session, args.state)
+    with opened_context(settings) as context, session_scope(context.engine) as session:
+        rows = list_outbox(session, args.state)
         for row in rows:
-            subject = notify.outbox_subject(row.raw)
+            subject = outbox_subject(row.raw)
             print(
                 f"{row.id}\t{row.state}\t{row.attempts}\t{row.recipient}\t{subject}"
                 f"\t{row.last_error}"
@@ -344,11 +347,11 @@ def cmd_outbox_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_quarantine_retry(args: argparse.Namespace, settings: Settings) -> int:
-    with opened_store(settings) as context:
+    with opened_context(settings) as context:
         return _retry(context, args.id)
 
 
-def _retry(context: Store, entry_id: int | None) -> int:
+def _retry(context: Context, entry_id: int | None) -> int:
     with session_scope(context.engine) as session:
         query = select(models.Quarantine).where(col(models.Quarantine.resolved_at).is_(None))
         if entry_id is not None:

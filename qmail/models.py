@@ -1,4 +1,5 @@
-"""Database tables (SQLModel).  Tables only: the queries live in ``store.py``.
+"""Database tables (SQLModel).  Tables only: the queries live beside their stage
+(``inbound``, ``threads``, ``queries``).
 
 The same schema runs on SQLite and PostgreSQL; ``qmail/migrations`` (Alembic) creates and
 migrates it, and a test checks that the migrations match these classes.

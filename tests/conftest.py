@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from qmail import store as store_module
+from qmail.auth.signed import LinkTokens, ReplyTokens
 from qmail.config import Settings, load
+from qmail.context import Context
 from qmail.db import create_db_engine, migrate
-from qmail.tokens import LinkTokens, ReplyTokens
 
 MAIL_DIR = Path(__file__).parent / "mail"
 TEST_DATABASE_URL = os.environ.get("QMAIL_TEST_DATABASE_URL", "")
@@ -100,10 +100,10 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[store_module.Store]:
+def store(settings: Settings) -> Iterator[Context]:
     """A migrated database and what the pipeline needs around it."""
     engine = create_db_engine(settings)
     migrate(engine)
     links = LinkTokens(SECRET, settings.security.magic_link_ttl)
-    yield store_module.Store(engine, settings, ReplyTokens(SECRET), links)
+    yield Context(engine, settings, ReplyTokens(SECRET), links)
     engine.dispose()

@@ -38,9 +38,9 @@ import re
 import textwrap
 from pathlib import Path
 
+from qmail.auth.signed import LinkTokens, ReplyTokens
 from qmail.core.addresses import reply_address
 from qmail.core.mail import ReplyTarget
-from qmail.tokens import LinkTokens, ReplyTokens
 
 MAIL_DIR = Path(__file__).parent / "mail"
 LEAK_FIXTURES = (

@@ -1,6 +1,6 @@
 """Our address scheme, both ways: ``reply+TOKEN@<domain>`` and the intake addresses.
 
-Pure string work: verifying a token's signature is ``qmail.tokens``' job.  The SMTP
+Pure string work: verifying a token's signature is ``qmail.auth.signed``' job.  The SMTP
 edge asks ``parse_recipient()`` what an envelope address is before accepting it.
 """
 

@@ -1,9 +1,10 @@
 """Compose every mail qmail sends: values in, ``email.message.EmailMessage`` out.
 
-The last pure stage of the flow: ``store`` decides who is told what and makes the signed
-addresses and links; this module only renders them from ``templates/mail/<kind>.txt``
-(text part) and ``<kind>.html`` (its alternative).  It never reads the clock or the
-database: the caller passes a ``mail_environment()`` and sets ``Date`` (or ``date``).
+The last pure stage of the flow: ``outbound.notifications`` decides who is told what and
+makes the signed addresses and links; this module only renders them from
+``templates/mail/<kind>.txt`` (text part) and ``<kind>.html`` (its alternative).  It never
+reads the clock or the database: the caller passes a ``mail_environment()`` and sets
+``Date`` (or ``date``).
 ``From`` is our signed ``reply+TOKEN`` address under the author's name, never the
 author's own address (that fails the author's domain's DMARC).  A person outside the
 team never sees the private address or a word about hidden branches, whatever the

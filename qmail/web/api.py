@@ -1,6 +1,6 @@
 """The JSON API (CONTRACT.md, "Web and JSON API"): tasks, their branches and attachments.
 
-Every query carries ``task_visible``/``branch_visible`` from ``qmail.permissions``: what a
+Every query carries ``task_visible``/``branch_visible`` from ``qmail.access``: what a
 caller may not see is never loaded, so it cannot leak through a forgotten filter.  A task
 or attachment the caller may not see answers 404, exactly like one that does not exist.
 Handlers are sync and run in worker threads: the database work is blocking.  The
@@ -21,11 +21,12 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlmodel import Session, col, select
 
-from qmail import models, notifications, store
+from qmail import models
+from qmail.access import Reader, branch_visible
+from qmail.context import Context
 from qmail.errors import BadRequest, NotFound
-from qmail.permissions import Reader, branch_visible
-from qmail.store import Store
-from qmail.web.task_queries import (
+from qmail.outbound import notifications
+from qmail.queries.tasks import (
     MessageOut,
     TaskDetail,
     TaskList,
@@ -34,6 +35,7 @@ from qmail.web.task_queries import (
     search_tasks,
     visible_branch,
 )
+from qmail.threads import posting
 
 MAX_TEXT = 100_000  # characters; a message is prose, not a file
 
@@ -107,9 +109,9 @@ class TaskApi(Controller):
         if not text:
             raise BadRequest("text must not be empty")
         task, branch = visible_branch(session, person, number, data.branch_id)
-        context: Store = state.store
+        context: Context = state.context
         now = datetime.now(UTC)
-        message = store.post_from_web(
+        message = posting.post_from_web(
             session, task, branch, person.person, text, "api", context.settings, now
         )
         notifications.after_post(session, context, message.id, False, now)

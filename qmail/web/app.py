@@ -25,12 +25,12 @@ from litestar.template.config import TemplateConfig
 from sqlalchemy.engine import Engine
 
 from qmail import __version__
+from qmail.auth.signed import LinkTokens, ReplyTokens
 from qmail.config import Settings, secret_key
+from qmail.context import Context
 from qmail.errors import BadRequest, Forbidden, NotFound
 from qmail.people import Team
 from qmail.resources import static_dir, templates_dir
-from qmail.store import Store
-from qmail.tokens import LinkTokens, ReplyTokens
 from qmail.web.api import AttachmentApi, HealthApi, TaskApi
 from qmail.web.api_guards import api_router
 from qmail.web.auth import AuthController
@@ -82,7 +82,7 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
                 "links": links,
                 "team": Team.of(settings),
                 # what posting from the web needs to notify by mail, as ingest does
-                "store": Store(engine, settings, ReplyTokens(key), links),
+                "context": Context(engine, settings, ReplyTokens(key), links),
             }
         ),
         # Logging is the process's business (the CLI sets it up), not the app's: Litestar's

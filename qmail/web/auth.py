@@ -5,7 +5,7 @@ mail scanners (Microsoft Defender Safe Links, Mimecast, Proofpoint) fetch every 
 mail, and a GET that signed in would spend the link before its owner clicks.  ``POST`` to
 the same URL spends it: an INSERT of the link's nonce into ``SpentLink``, whose primary key
 lets only one of two concurrent clicks through.  Other links of the same person keep
-working.  The POST opens a server-side session (``qmail.websessions``) and lands on the
+working.  The POST opens a server-side session (``qmail.auth.sessions``) and lands on the
 page the link was made for (a task, from a notification), or the inbox.  The first
 sign-in is the person's signup (an Event ``signed_up``).
 
@@ -34,13 +34,14 @@ from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from qmail import models, websessions
+from qmail import models
+from qmail.auth import sessions
+from qmail.auth.signed import LinkTokens, MagicLink, magic_link_url
 from qmail.config import Settings
 from qmail.core.compose import LoginLink, compose_login_link, mail_environment
 from qmail.core.mail import Address
-from qmail.outbox import enqueue, new_message_id
+from qmail.outbound.outbox import enqueue, new_message_id
 from qmail.resources import templates_dir
-from qmail.tokens import LinkTokens, MagicLink, magic_link_url
 from qmail.web.deps import SESSION_COOKIE, current_web_session
 
 LOGIN_MAILS_PER_HOUR = 5
@@ -104,7 +105,7 @@ def spend_link(
         return None
     kind = "signed_in" if _record_sign_in(session, person.id, now) else "signed_up"
     session.add(models.Event(person_id=person.id, kind=kind, created_at=now))
-    cookie = websessions.open_session(session, person.id, user_agent, now)
+    cookie = sessions.open_session(session, person.id, user_agent, now)
     session.connection().execute(
         delete(models.SpentLink).where(
             col(models.SpentLink.spent_at)
@@ -177,7 +178,7 @@ def session_cookie(settings: Settings, value: str) -> Cookie:
     return Cookie(
         key=SESSION_COOKIE,
         value=value,
-        max_age=int(websessions.MAX_AGE.total_seconds()),
+        max_age=int(sessions.MAX_AGE.total_seconds()),
         path="/",
         httponly=True,
         samesite="lax",
@@ -243,7 +244,7 @@ class AuthController(Controller):
         """End the session on the server, forget the cookie, go to the sign-in page."""
         web_session = current_web_session(request, session)
         if web_session is not None:
-            websessions.revoke(session, web_session, datetime.now(UTC))
+            sessions.revoke(session, web_session, datetime.now(UTC))
             session.commit()
         response = Redirect("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")

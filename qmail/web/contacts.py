@@ -1,6 +1,6 @@
 """The address book over JSON: ``GET /api/contacts`` (CONTRACT.md, "Web and JSON API").
 
-An edge only: ``qmail.contacts`` decides who is a contact (through ``qmail.permissions``);
+An edge only: ``qmail.queries.contacts`` decides who is a contact (through ``qmail.access``);
 this module turns the caller's book into JSON.  Sync handlers in worker threads: the
 database work is blocking.
 """
@@ -16,8 +16,8 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from sqlmodel import Session
 
-from qmail.contacts import Contact, address_book
-from qmail.permissions import Reader
+from qmail.access import Reader
+from qmail.queries.contacts import Contact, address_book
 
 
 class ContactOut(msgspec.Struct):

@@ -3,8 +3,8 @@
 Handlers never open sessions or read credentials themselves; they ask for ``session`` and
 ``person`` by name and get them from here.  Credentials are a bearer token (API clients)
 or the session cookie a magic-link sign-in sets (browsers), which counts only while its
-``WebSession`` row is active (``qmail.websessions``).  Who may see what is decided
-afterwards, in the queries, by ``qmail.permissions``.
+``WebSession`` row is active (``qmail.auth.sessions``).  Who may see what is decided
+afterwards, in the queries, by ``qmail.access``.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from sqlmodel import Session
 
-from qmail import models, websessions
-from qmail.apitokens import person_for_api_token
+from qmail import models
+from qmail.access import Reader, reader_of
+from qmail.auth import sessions
+from qmail.auth.api_tokens import person_for_api_token
 from qmail.errors import QmailError
 from qmail.people import Team
-from qmail.permissions import Reader, reader_of
 
 SESSION_COOKIE = "qmail_session"
 
@@ -77,7 +78,7 @@ def current_web_session(request: Request, session: Session) -> models.WebSession
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
-    return websessions.active_session(session, cookie, datetime.now(UTC))
+    return sessions.active_session(session, cookie, datetime.now(UTC))
 
 
 def person_for_session_cookie(request: Request, session: Session) -> models.Person | None:
@@ -85,5 +86,5 @@ def person_for_session_cookie(request: Request, session: Session) -> models.Pers
     web_session = current_web_session(request, session)
     if web_session is None:
         return None
-    websessions.mark_seen(session, web_session, datetime.now(UTC))
+    sessions.mark_seen(session, web_session, datetime.now(UTC))
     return session.get(models.Person, web_session.person_id)

@@ -1,6 +1,6 @@
 """The inbox page, ``/``: the tasks the signed-in person may see, newest activity first.
 
-An edge only: the tasks come from ``task_queries.search_tasks``, the same permission-checked
+An edge only: the tasks come from ``queries.tasks.search_tasks``, the same permission-checked
 query as ``GET /api/tasks``, so the page can never show more than the API would.  A visitor
 who is not signed in is sent to ``/login`` by the app's error handler.
 """
@@ -12,8 +12,8 @@ from litestar.di import NamedDependency
 from litestar.response import Template
 from sqlmodel import Session
 
-from qmail.permissions import Reader
-from qmail.web.task_queries import search_tasks
+from qmail.access import Reader
+from qmail.queries.tasks import search_tasks
 
 INBOX_SIZE = 200
 

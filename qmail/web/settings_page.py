@@ -1,6 +1,6 @@
 """The signed-in person's settings, ``/settings``: the browsers they are signed in on.
 
-An edge only: sessions are read and ended by ``qmail.websessions``.  A person only ever
+An edge only: sessions are read and ended by ``qmail.auth.sessions``.  A person only ever
 sees and ends their own sessions; another person's session id answers 404, as an unknown
 one does.  Ending the session of the browser in use signs it out.  Forms carry Litestar's
 CSRF token (``app.py``).
@@ -17,9 +17,10 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from sqlmodel import Session
 
-from qmail import models, websessions
+from qmail import models
+from qmail.access import Reader
+from qmail.auth import sessions
 from qmail.errors import NotFound
-from qmail.permissions import Reader
 from qmail.web.deps import SESSION_COOKIE, current_web_session
 
 
@@ -34,7 +35,7 @@ class SettingsPage(Controller):
         """The person's active sessions, this browser's marked, each with a "Sign out" button."""
         assert person.id is not None
         current = current_web_session(request, session)
-        rows = websessions.sessions_of(session, person.id, datetime.now(UTC), active_only=True)
+        rows = sessions.sessions_of(session, person.id, datetime.now(UTC), active_only=True)
         return Template(
             "settings.html",
             context={
@@ -57,7 +58,7 @@ class SettingsPage(Controller):
         if web_session is None or web_session.person_id != person.id:
             raise NotFound(f"no session {session_id}")
         current = current_web_session(request, session)
-        websessions.revoke(session, web_session, datetime.now(UTC))
+        sessions.revoke(session, web_session, datetime.now(UTC))
         session.commit()
         if current is not None and current.id == web_session.id:
             response = Redirect("/login", status_code=303)

@@ -1,10 +1,10 @@
 """The task page, ``/tasks/{number}``, and its forms: reply, hidden branch, tags, status.
 
-An edge only.  The task is read by ``task_queries.read_task``, the same permission-checked
+An edge only.  The task is read by ``queries.tasks.read_task``, the same permission-checked
 query as ``GET /api/tasks/{number}``, so the page never shows a branch the API would not;
 a task the reader may not see is a 404, like one that does not exist.  Posting goes
-through ``store.post_from_web`` and ``notifications.after_post``, as the API does, and
-tags and status through ``threads.apply_commands``, as mail commands do.
+through ``posting.post_from_web`` and ``notifications.after_post``, as the API does, and
+tags and status through ``threads.commands.apply_commands``, as mail commands do.
 
 Every rule is enforced here, in the handlers, never only by what the template offers:
 only the team changes tags and status or opens hidden branches, and a hidden branch only
@@ -24,16 +24,19 @@ from litestar.response import Redirect, Template
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from qmail import models, notifications, store
+from qmail import models
+from qmail.access import Reader, branch_visible, task_visible
 from qmail.core.mail import Command
 from qmail.core.route import normalize_tag
 from qmail.errors import BadRequest, Forbidden, NotFound
+from qmail.outbound import notifications
 from qmail.people import Team
-from qmail.permissions import Reader, branch_visible, task_visible
-from qmail.threads import add_member, apply_commands, main_branch, record_event
+from qmail.queries.events import task_history
+from qmail.queries.tasks import read_task, tags_of, visible_branch
+from qmail.threads import posting
+from qmail.threads.commands import apply_commands
+from qmail.threads.tasks import add_member, main_branch, record_event
 from qmail.web.forms import Form, form_id, form_ids, form_value, message_text
-from qmail.web.pages import task_history
-from qmail.web.task_queries import read_task, tags_of, visible_branch
 
 _STATUS_COMMANDS = {"closed": "close", "open": "reopen"}
 
@@ -137,8 +140,8 @@ def post_and_notify(
 ) -> models.Message:
     """Post as ``person`` and queue the mail to the branch's other readers (uncommitted)."""
     author = person.person
-    message = store.post_from_web(session, task, branch, author, text, "web", state.settings, now)
-    notifications.after_post(session, state.store, message.id, False, now)
+    message = posting.post_from_web(session, task, branch, author, text, "web", state.settings, now)
+    notifications.after_post(session, state.context, message.id, False, now)
     return message
 
 

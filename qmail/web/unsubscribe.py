@@ -19,8 +19,8 @@ from litestar.response import Template
 from sqlmodel import Session
 
 from qmail import models
-from qmail.threads import record_event
-from qmail.tokens import LinkTokens
+from qmail.auth.signed import LinkTokens
+from qmail.threads.tasks import record_event
 
 
 class UnsubscribeController(Controller):

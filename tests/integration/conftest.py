@@ -21,12 +21,12 @@ from aiosmtpd.smtp import SMTP
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from qmail import run
+from qmail import roles
 from qmail.config import OutboundSettings, Settings
+from qmail.context import Context
 from qmail.core.mail import Address
-from qmail.ingest import start_smtp_server
+from qmail.inbound.ingest import start_smtp_server
 from qmail.people import get_person
-from qmail.store import Store
 from tests.conftest import free_port, wait_until
 
 
@@ -58,7 +58,7 @@ def loop_thread() -> Iterator[LoopThread]:
 class SmtpServer:
     host: str
     port: int
-    store: Store
+    store: Context
 
     def client(self) -> smtplib.SMTP:
         return smtplib.SMTP(self.host, self.port, timeout=10)
@@ -70,10 +70,10 @@ class SmtpServer:
 
 
 @pytest.fixture
-def smtp_server(store: Store, loop_thread: LoopThread) -> Iterator[SmtpServer]:
+def smtp_server(store: Context, loop_thread: LoopThread) -> Iterator[SmtpServer]:
     """The ingest server on an ephemeral loopback port, backed by the test's store."""
     settings = store.settings.replace(smtp={"host": "127.0.0.1", "port": free_port()})
-    handler = run.ingest_handler(store)
+    handler = roles.ingest_handler(store)
     server = loop_thread.run(start_smtp_server(settings, handler))
     yield SmtpServer(settings.smtp.host, settings.smtp.port, store)
     loop_thread.run(close_server(server))
@@ -94,7 +94,7 @@ class WebServer:
 
 
 @pytest.fixture
-def web_server(store: Store) -> Iterator[WebServer]:
+def web_server(store: Context) -> Iterator[WebServer]:
     """``create_app()`` served by uvicorn on an ephemeral loopback port."""
     with serve_web(store.settings, store.engine) as server:
         yield server
@@ -127,7 +127,7 @@ def utcnow() -> datetime:
 
 
 @pytest.fixture
-def team(store: Store) -> dict[str, int]:
+def team(store: Context) -> dict[str, int]:
     """Alice and Bob, team members known before the client writes (so both triage it)."""
     with Session(store.engine) as session:
         ids = {}

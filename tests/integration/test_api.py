@@ -17,9 +17,9 @@ from sqlalchemy import event
 from sqlmodel import Session, select
 
 from qmail import models
-from qmail.apitokens import create_api_token, hash_token, person_for_api_token
+from qmail.auth.api_tokens import create_api_token, hash_token, person_for_api_token
+from qmail.context import Context
 from qmail.db import session_scope
-from qmail.store import Store
 from tests.integration.conftest import WebServer
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -119,7 +119,7 @@ def _attachment(
 
 
 @pytest.fixture
-def world(store: Store) -> World:
+def world(store: Context) -> World:
     with session_scope(store.engine) as session:
         alice = _person(session, "alice@example.com", "Alice Team")
         bob = _person(session, "bob@example.com", "Bob Team")
@@ -200,7 +200,7 @@ def test_request_with_bad_token_is_unauthorized(
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-def test_api_token_is_stored_only_as_its_hash(store: Store, world: World) -> None:
+def test_api_token_is_stored_only_as_its_hash(store: Context, world: World) -> None:
     token = world.tokens["carol"]
     with session_scope(store.engine) as session:
         hashes = session.exec(select(models.ApiToken.token_hash)).all()
@@ -321,7 +321,7 @@ def test_task_shows_branches_members_messages_and_attachments(
 
 
 @pytest.fixture
-def statements(store: Store) -> Iterator[list[str]]:
+def statements(store: Context) -> Iterator[list[str]]:
     """The SQL statements the app runs while the test is going (same process, same engine)."""
     seen: list[str] = []
 

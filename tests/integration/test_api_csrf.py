@@ -23,9 +23,9 @@ import pytest
 from sqlmodel import Session, func, select
 
 from qmail import models
-from qmail.apitokens import create_api_token
+from qmail.auth.api_tokens import create_api_token
+from qmail.context import Context
 from qmail.db import session_scope
-from qmail.store import Store
 from tests.integration.conftest import WebServer
 from tests.integration.test_auth import magic_link, sign_in
 from tests.integration.test_browser import CHROMIUM, CHROMIUM_ARGS, require_browser
@@ -42,7 +42,7 @@ class World:
 
 
 @pytest.fixture
-def world(store: Store, team: dict[str, int]) -> World:
+def world(store: Context, team: dict[str, int]) -> World:
     with session_scope(store.engine) as session:
         task = models.Task(number=1, title="Invoice for March")
         session.add(task)
@@ -57,7 +57,7 @@ def world(store: Store, team: dict[str, int]) -> World:
 
 
 @contextmanager
-def signed_in(store: Store, web_server: WebServer, person_id: int) -> Iterator[httpx.Client]:
+def signed_in(store: Context, web_server: WebServer, person_id: int) -> Iterator[httpx.Client]:
     """A client holding the session cookie: signed in by magic link, as a person does."""
     with web_server.client() as client:
         assert sign_in(client, magic_link(store, web_server, person_id)).status_code == 303
@@ -71,7 +71,7 @@ def page_csrf_token(client: httpx.Client) -> str:
     return match.group(1)
 
 
-def message_count(store: Store) -> int:
+def message_count(store: Context) -> int:
     with Session(store.engine) as session:
         return session.exec(select(func.count()).select_from(models.Message)).one()
 

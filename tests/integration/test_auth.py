@@ -19,8 +19,8 @@ from itsdangerous.timed import TimestampSigner
 from sqlmodel import Session, col, select
 
 from qmail import cli, models
+from qmail.context import Context
 from qmail.db import session_scope
-from qmail.store import Store
 from qmail.web.auth import LOGIN_MAILS_PER_HOUR, session_cookie
 from tests.integration.conftest import WebServer
 from tests.integration.test_cli import write_config
@@ -33,11 +33,11 @@ LINK_IN_TEXT = re.compile(r"https?://\S+/auth/magic/\S+")
 
 
 @pytest.fixture
-def carol_id(store: Store) -> int:
+def carol_id(store: Context) -> int:
     return add_carol_and_alice(store)
 
 
-def add_carol_and_alice(store: Store) -> int:
+def add_carol_and_alice(store: Context) -> int:
     """Carol in task 1 with Alice; task 2 for Alice only.  Carol's id."""
     with session_scope(store.engine) as session:
         carol = models.Person(email="carol@acme.test", name="Carol Client", created_at=T0)
@@ -60,7 +60,7 @@ def add_carol_and_alice(store: Store) -> int:
         return carol.id
 
 
-def magic_link(store: Store, web_server: WebServer, person_id: int, next_path: str = "/") -> str:
+def magic_link(store: Context, web_server: WebServer, person_id: int, next_path: str = "/") -> str:
     return f"{web_server.base_url}/auth/magic/{store.links.make_login(person_id, next_path)}"
 
 
@@ -77,13 +77,13 @@ def sign_in(client: httpx.Client, link: str) -> httpx.Response:
     return client.post(link, data={"_csrf_token": csrf_token(page)})
 
 
-def login_rows(store: Store) -> list[models.Outbox]:
+def login_rows(store: Context) -> list[models.Outbox]:
     with Session(store.engine) as session:
         statement = select(models.Outbox).where(models.Outbox.kind == "login")
         return list(session.exec(statement.order_by(col(models.Outbox.id))).all())
 
 
-def events(store: Store, person_id: int) -> list[str]:
+def events(store: Context, person_id: int) -> list[str]:
     with Session(store.engine) as session:
         statement = select(models.Event.kind).where(models.Event.person_id == person_id)
         return list(session.exec(statement.order_by(col(models.Event.id))).all())
@@ -322,7 +322,7 @@ def test_cli_login_link_prints_a_working_link(store, web_server, carol_id, tmp_p
     assert "no such person" in error
 
 
-def web_sessions(store: Store, person_id: int) -> list[models.WebSession]:
+def web_sessions(store: Context, person_id: int) -> list[models.WebSession]:
     with Session(store.engine) as session:
         statement = select(models.WebSession).where(models.WebSession.person_id == person_id)
         return list(session.exec(statement.order_by(col(models.WebSession.id))).all())

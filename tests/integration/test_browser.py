@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from qmail import models
+from qmail.context import Context
 from qmail.db import session_scope
-from qmail.store import Store
 from tests.integration.conftest import WebServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -49,7 +49,7 @@ def require_browser() -> None:
 
 
 @pytest.fixture
-def dana_link(store: Store, web_server: WebServer) -> str:
+def dana_link(store: Context, web_server: WebServer) -> str:
     """Dana, a client in one task; a fresh magic link for her."""
     with session_scope(store.engine) as session:
         dana = models.Person(email="dana@acme.test", name="Dana Client")

@@ -26,14 +26,14 @@ import pytest
 from sqlmodel import Session, col, select
 
 from qmail import models
-from qmail.apitokens import create_api_token
-from qmail.contacts import contact
+from qmail.access import reader_of
+from qmail.auth.api_tokens import create_api_token
+from qmail.context import Context
 from qmail.core.addresses import reply_address
 from qmail.core.mail import Address, ReplyTarget
 from qmail.db import session_scope
 from qmail.people import Team, get_person
-from qmail.permissions import reader_of
-from qmail.store import Store
+from qmail.queries.contacts import contact
 from tests.conftest import eml_bytes, expected
 from tests.integration.conftest import SmtpServer, WebServer
 from tests.integration.test_ingest import INTAKE, token_for
@@ -100,7 +100,7 @@ def date_of(number: int) -> datetime:
     return parsedate_to_datetime(expected(MAILS[number])["date"])
 
 
-def private_address(store: Store, number: int, email: str) -> str:
+def private_address(store: Context, number: int, email: str) -> str:
     """The team-only reply address a notification to a team member carries."""
     with Session(store.engine) as session:
         task = session.exec(select(models.Task).where(models.Task.number == number)).one()
@@ -156,7 +156,7 @@ def book(web_server: WebServer, token: str | None, query: str = "") -> list[dict
     return contacts
 
 
-def hidden_branch_members(store: Store) -> set[str]:
+def hidden_branch_members(store: Context) -> set[str]:
     with Session(store.engine) as session:
         return set(
             session.exec(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session, select
 
-from qmail.apitokens import create_api_token
+from qmail.auth.api_tokens import create_api_token
 from qmail.core.mail import Address
 from qmail.models import Person
 from qmail.people import get_person
@@ -111,13 +111,13 @@ def test_notification_in_the_maildir_is_answered_and_the_answer_lands_in_the_thr
 
     import httpx
 
-    from qmail import notify
+    from qmail.outbound import delivery
 
     store = smtp_server.store
     smtp_server.send(eml_bytes("intake_thunderbird_en"), INTAKE, sender="carol@acme.test")
     maildir = tmp_path / "outbox"
     counts = asyncio.run(
-        notify.send_pending(store.engine, store.settings, notify.MaildirTransport(maildir))
+        delivery.send_pending(store.engine, store.settings, delivery.MaildirTransport(maildir))
     )
     assert counts.sent == 3  # Alice, Bob, and Carol's acknowledgement
     delivered = [

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
-from qmail import cli, importer, models
+from qmail import cli, models
 from qmail.config import Settings
 from qmail.core.parse import parse_mail
+from qmail.inbound import importer
 from tests.conftest import eml_bytes, expected
 from tests.integration.conftest import SmtpServer, WebServer, serve_web
 from tests.integration.test_ingest import FIRST, INTAKE, messages

@@ -12,21 +12,22 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, col, select
 
-from qmail import cli, models, pipeline, run
-from qmail import store as qstore
+from qmail import cli, models, roles
 from qmail.config import Settings
+from qmail.context import Context
 from qmail.core.addresses import reply_address
 from qmail.core.mail import ReplyTarget
 from qmail.core.parse import parse_mail
 from qmail.db import create_db_engine, session_scope
-from qmail.ingest import (
+from qmail.inbound import pipeline
+from qmail.inbound import store as qstore
+from qmail.inbound.ingest import (
     REPLY_BAD_TOKEN,
     REPLY_TRY_LATER,
     REPLY_UNKNOWN_RECIPIENT,
     start_smtp_server,
 )
 from qmail.people import get_person
-from qmail.store import Store
 from tests.conftest import MAIL_DIR, SECRET, eml_bytes, expected, free_port
 from tests.integration.conftest import SmtpServer, close_server
 from tests.integration.test_cli import write_config
@@ -36,12 +37,12 @@ NOW_FOR_PEOPLE = datetime(2024, 6, 1, tzinfo=UTC)
 FIRST = "intake_thunderbird_en"
 
 
-def tasks(store: Store) -> list[models.Task]:
+def tasks(store: Context) -> list[models.Task]:
     with Session(store.engine) as session:
         return list(session.exec(select(models.Task).order_by(col(models.Task.number))).all())
 
 
-def messages(store: Store, number: int = 1) -> list[models.Message]:
+def messages(store: Context, number: int = 1) -> list[models.Message]:
     with Session(store.engine) as session:
         return list(
             session.exec(
@@ -53,7 +54,7 @@ def messages(store: Store, number: int = 1) -> list[models.Message]:
         )
 
 
-def token_for(store: Store, number: int, email: str) -> str:
+def token_for(store: Context, number: int, email: str) -> str:
     """The reply address a notification to ``email`` about task ``number`` would carry."""
     with Session(store.engine) as session:
         task = session.exec(select(models.Task).where(models.Task.number == number)).one()
@@ -114,7 +115,7 @@ def test_reply_with_only_in_reply_to_lands_in_the_task(smtp_server):
 REPLIES = sorted(path.stem for path in MAIL_DIR.glob("reply_*.eml"))
 
 
-def author_address(store: Store, raw: bytes, number: int = 1) -> tuple[str, str]:
+def author_address(store: Context, raw: bytes, number: int = 1) -> tuple[str, str]:
     """(sender, reply address): the reply address task ``number``'s notification to the
     author of ``raw`` (its From, made known to qmail here) would carry."""
     sender = parse_mail(raw).sender  # type: ignore[union-attr]
@@ -195,7 +196,7 @@ def test_unknown_recipients_and_forged_tokens_are_refused_with_550(smtp_server, 
 
 def test_mail_over_the_size_limit_is_refused_with_552(store, loop_thread):
     settings = store.settings.replace(smtp={"port": free_port(), "max_message_size": 10_000})
-    handler = run.ingest_handler(store)
+    handler = roles.ingest_handler(store)
     server = loop_thread.run(start_smtp_server(settings, handler))
     try:
         raw = eml_bytes(FIRST) + (b"x" * 76 + b"\r\n") * 300
@@ -223,10 +224,10 @@ def test_database_outage_answers_451_so_the_sender_retries(
     )
     engine = create_db_engine(broken)
     (tmp_path / "missing" / "dir").rmdir()  # the database vanishes after start-up
-    from qmail.tokens import LinkTokens, ReplyTokens
+    from qmail.auth.signed import LinkTokens, ReplyTokens
 
-    outage = Store(engine, broken, ReplyTokens(SECRET), LinkTokens(SECRET, 60))
-    handler = run.ingest_handler(outage)
+    outage = Context(engine, broken, ReplyTokens(SECRET), LinkTokens(SECRET, 60))
+    handler = roles.ingest_handler(outage)
     server = loop_thread.run(start_smtp_server(broken, handler))
     try:
         with (
@@ -286,10 +287,10 @@ def test_mail_left_pending_by_a_crash_is_finished_by_the_worker(store):
             session, eml_bytes(FIRST), "crash@acme.test", "carol@acme.test", (INTAKE,), received
         )
         session.commit()
-    assert run.sweep_pending(store, received + timedelta(seconds=30)) == 0  # maybe still busy
-    assert run.sweep_pending(store, received + timedelta(minutes=5)) == 1
+    assert roles.sweep_pending(store, received + timedelta(seconds=30)) == 0  # maybe still busy
+    assert roles.sweep_pending(store, received + timedelta(minutes=5)) == 1
     assert [task.title for task in tasks(store)] == [expected(FIRST)["title"]]
-    assert run.sweep_pending(store, received + timedelta(minutes=10)) == 0
+    assert roles.sweep_pending(store, received + timedelta(minutes=10)) == 0
 
 
 def test_simultaneous_first_mails_from_one_new_sender_all_become_tasks(smtp_server):

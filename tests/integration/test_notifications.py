@@ -14,9 +14,10 @@ from email.message import EmailMessage
 
 from sqlmodel import Session, col, select
 
-from qmail import models, notify
-from qmail.apitokens import create_api_token
-from qmail.store import Store
+from qmail import models
+from qmail.auth.api_tokens import create_api_token
+from qmail.context import Context
+from qmail.outbound import delivery
 from tests.conftest import eml_bytes, expected
 from tests.integration.conftest import ScriptedRelay
 from tests.integration.test_ingest import FIRST, INTAKE, messages
@@ -25,7 +26,7 @@ from tests.integration.test_threads import address, branches
 SECRET_PHRASES = ("contract lapsed", "20% off", "goodwill")
 
 
-def sent(store: Store, kind: str | None = None) -> list[tuple[str, EmailMessage]]:
+def sent(store: Context, kind: str | None = None) -> list[tuple[str, EmailMessage]]:
     """(recipient, parsed mail) of every queued outbound mail, oldest first."""
     with Session(store.engine) as session:
         query = select(models.Outbox).order_by(col(models.Outbox.id))
@@ -38,7 +39,7 @@ def sent(store: Store, kind: str | None = None) -> list[tuple[str, EmailMessage]
     ]
 
 
-def to(store: Store, recipient: str, kind: str = "notification") -> list[EmailMessage]:
+def to(store: Context, recipient: str, kind: str = "notification") -> list[EmailMessage]:
     return [mail for rcpt, mail in sent(store, kind) if rcpt == recipient]
 
 
@@ -181,8 +182,8 @@ def test_hidden_branch_never_reaches_an_external_address_over_a_long_exchange(
     )
     # The worker delivers everything through a real (local) relay, which records it.
     sink = ScriptedRelay()
-    transport = notify.SmtpTransport(relay(sink), timeout=10)
-    counts = asyncio.run(notify.send_pending(store.engine, store.settings, transport))
+    transport = delivery.SmtpTransport(relay(sink), timeout=10)
+    counts = asyncio.run(delivery.send_pending(store.engine, store.settings, transport))
     assert counts.sent == len(sent(store))
     externals = {"carol@acme.test", "dan@acme.test", "erin@gmail.com"}
     delivered = [
@@ -277,7 +278,7 @@ def test_muted_person_is_not_notified(smtp_server, team):
     )
 
 
-def token_of(store: Store, email: str) -> str:
+def token_of(store: Context, email: str) -> str:
     with Session(store.engine) as session:
         person = session.exec(select(models.Person).where(models.Person.email == email)).one()
         token = create_api_token(session, person)

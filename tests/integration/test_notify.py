@@ -19,10 +19,11 @@ import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlmodel import Session, col, select
 
-from qmail import cli, models, notify, run
+from qmail import cli, models, roles
 from qmail.config import OutboundSettings, Settings
+from qmail.context import Context
 from qmail.db import create_db_engine
-from qmail.store import Store
+from qmail.outbound import delivery
 from tests.conftest import free_port, wait_until
 from tests.integration.conftest import ScriptedRelay
 from tests.integration.test_cli import write_config
@@ -31,7 +32,7 @@ NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def queue(
-    store: Store,
+    store: Context,
     recipient: str = "carol@acme.test",
     subject: str = "[#1] Printer",
     created_at: datetime = NOW,
@@ -59,7 +60,7 @@ def queue(
     return row.id
 
 
-def outbox_row(store: Store, outbox_id: int) -> models.Outbox:
+def outbox_row(store: Context, outbox_id: int) -> models.Outbox:
     with Session(store.engine) as session:
         row = session.get(models.Outbox, outbox_id)
         assert row is not None
@@ -71,8 +72,8 @@ def aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
 
 
-def send(store: Store, transport: notify.Transport, now: datetime = NOW) -> notify.Counts:
-    return asyncio.run(notify.send_pending(store.engine, store.settings, transport, lambda: now))
+def send(store: Context, transport: delivery.Transport, now: datetime = NOW) -> delivery.Counts:
+    return asyncio.run(delivery.send_pending(store.engine, store.settings, transport, lambda: now))
 
 
 # --- Maildir ------------------------------------------------------------------------------
@@ -80,8 +81,8 @@ def send(store: Store, transport: notify.Transport, now: datetime = NOW) -> noti
 
 def test_maildir_delivery_writes_the_raw_bytes_to_new_and_marks_sent(store, tmp_path):
     outbox_id = queue(store)
-    counts = send(store, notify.MaildirTransport(tmp_path / "outbox"))
-    assert counts == notify.Counts(sent=1)
+    counts = send(store, delivery.MaildirTransport(tmp_path / "outbox"))
+    assert counts == delivery.Counts(sent=1)
     files = list((tmp_path / "outbox" / "new").iterdir())
     assert [path.read_bytes() for path in files] == [outbox_row(store, outbox_id).raw]
     assert len(mailbox.Maildir(tmp_path / "outbox", create=False)) == 1
@@ -92,24 +93,24 @@ def test_maildir_delivery_writes_the_raw_bytes_to_new_and_marks_sent(store, tmp_
 
 def test_maildir_redelivery_after_a_crash_leaves_one_file(store, tmp_path):
     outbox_id = queue(store)
-    transport = notify.MaildirTransport(tmp_path / "outbox")
+    transport = delivery.MaildirTransport(tmp_path / "outbox")
     send(store, transport)
     with Session(store.engine) as session:  # crash between sending and recording
         row = session.get(models.Outbox, outbox_id)
         assert row is not None
         row.state, row.locked_until = "pending", NOW - timedelta(seconds=1)
         session.commit()
-    assert send(store, transport, NOW + timedelta(minutes=10)) == notify.Counts(sent=1)
+    assert send(store, transport, NOW + timedelta(minutes=10)) == delivery.Counts(sent=1)
     assert len(list((tmp_path / "outbox" / "new").iterdir())) == 1
     assert list((tmp_path / "outbox" / "tmp").iterdir()) == []
 
 
 def test_transport_for_the_default_settings_is_the_configured_maildir(settings):
-    transport = notify.transport_for(settings)
-    assert isinstance(transport, notify.MaildirTransport)
+    transport = delivery.transport_for(settings)
+    assert isinstance(transport, delivery.MaildirTransport)
     assert transport.path == Path(settings.root, "var/outbox")
     smtp = settings.replace(outbound={"transport": "smtp", "host": "relay.test"})
-    assert isinstance(notify.transport_for(smtp), notify.SmtpTransport)
+    assert isinstance(delivery.transport_for(smtp), delivery.SmtpTransport)
 
 
 # --- a local relay ------------------------------------------------------------------------
@@ -117,15 +118,15 @@ def test_transport_for_the_default_settings_is_the_configured_maildir(settings):
 
 def test_relay_451_is_retried_after_30_seconds_then_sent_once(store, relay):
     handler = ScriptedRelay(data=("451 4.3.0 try later",))
-    transport = notify.SmtpTransport(relay(handler), timeout=10)
+    transport = delivery.SmtpTransport(relay(handler), timeout=10)
     outbox_id = queue(store)
-    assert send(store, transport) == notify.Counts(retried=1)
+    assert send(store, transport) == delivery.Counts(retried=1)
     row = outbox_row(store, outbox_id)
     assert (row.state, row.attempts, row.locked_until) == ("pending", 1, None)
     assert aware(row.next_attempt_at) == NOW + timedelta(seconds=30)
     assert "451" in row.last_error
-    assert send(store, transport, NOW + timedelta(seconds=29)) == notify.Counts()
-    assert send(store, transport, NOW + timedelta(seconds=31)) == notify.Counts(sent=1)
+    assert send(store, transport, NOW + timedelta(seconds=29)) == delivery.Counts()
+    assert send(store, transport, NOW + timedelta(seconds=31)) == delivery.Counts(sent=1)
     row = outbox_row(store, outbox_id)
     assert (row.state, row.attempts, row.last_error) == ("sent", 2, "")
     on_the_wire = row.raw.replace(b"\n", b"\r\n")  # SMTP ends lines with CRLF
@@ -137,11 +138,11 @@ def test_relay_550_fails_for_good_and_outbox_list_shows_why(
 ):
     handler = ScriptedRelay(rcpt=("550 5.1.1 no such user",))
     outbox_id = queue(store, subject="=?utf-8?q?[#1]_Drucker_repariert_=E2=9C=93?=")
-    assert send(store, notify.SmtpTransport(relay(handler))) == notify.Counts(failed=1)
+    assert send(store, delivery.SmtpTransport(relay(handler))) == delivery.Counts(failed=1)
     row = outbox_row(store, outbox_id)
     assert (row.state, row.attempts) == ("failed", 1)
-    assert send(store, notify.SmtpTransport(relay(ScriptedRelay())), NOW + timedelta(days=1)) == (
-        notify.Counts()
+    assert send(store, delivery.SmtpTransport(relay(ScriptedRelay())), NOW + timedelta(days=1)) == (
+        delivery.Counts()
     )
     config = write_config(settings, tmp_path / "qmail.toml")
     assert cli.main(["outbox", "list", "--config", config]) == 0
@@ -165,7 +166,7 @@ def test_outbox_list_is_newest_first(store, settings, tmp_path, capsys):
 def test_connection_refused_is_a_temporary_failure(store):
     outbox = OutboundSettings(transport="smtp", host="127.0.0.1", port=free_port())
     outbox_id = queue(store)
-    assert send(store, notify.SmtpTransport(outbox, timeout=5)) == notify.Counts(retried=1)
+    assert send(store, delivery.SmtpTransport(outbox, timeout=5)) == delivery.Counts(retried=1)
     row = outbox_row(store, outbox_id)
     assert (row.state, row.attempts) == ("pending", 1)
     assert row.last_error
@@ -174,7 +175,7 @@ def test_connection_refused_is_a_temporary_failure(store):
 def test_a_mail_still_failing_after_two_days_is_given_up(store):
     outbox = OutboundSettings(transport="smtp", host="127.0.0.1", port=free_port())
     outbox_id = queue(store, created_at=NOW - timedelta(days=2, minutes=1))
-    assert send(store, notify.SmtpTransport(outbox, timeout=5)) == notify.Counts(failed=1)
+    assert send(store, delivery.SmtpTransport(outbox, timeout=5)) == delivery.Counts(failed=1)
     assert outbox_row(store, outbox_id).last_error.startswith("gave up after 1 attempts")
 
 
@@ -186,9 +187,9 @@ def test_smtp_transport_logs_in_over_starttls_when_configured(monkeypatch):
 
     monkeypatch.setattr(aiosmtplib, "send", fake_send)
     outbound = OutboundSettings("smtp", "", "relay.test", 587, "qmail", "s3cret", starttls=True)
-    asyncio.run(notify.SmtpTransport(outbound, timeout=7).send("c@acme.test", "b@x.test", b"M"))
+    asyncio.run(delivery.SmtpTransport(outbound, timeout=7).send("c@acme.test", "b@x.test", b"M"))
     asyncio.run(
-        notify.SmtpTransport(OutboundSettings("smtp", host="relay.test")).send(
+        delivery.SmtpTransport(OutboundSettings("smtp", host="relay.test")).send(
             "c@acme.test", "b@x.test", b"M"
         )
     )
@@ -221,15 +222,15 @@ def test_smtp_transport_authenticates_with_a_real_relay(store, relay):
     handler = ScriptedRelay()
     outbound = relay(handler, authenticator=authenticator, auth_require_tls=False)
     outbox_id = queue(store)
-    wrong = notify.SmtpTransport(
+    wrong = delivery.SmtpTransport(
         OutboundSettings(**{**vars(outbound), "username": "qmail", "password": "wrong"})
     )
-    assert send(store, wrong) == notify.Counts(retried=1)  # our config, not the mail's fault
+    assert send(store, wrong) == delivery.Counts(retried=1)  # our config, not the mail's fault
     assert "535" in outbox_row(store, outbox_id).last_error
-    right = notify.SmtpTransport(
+    right = delivery.SmtpTransport(
         OutboundSettings(**{**vars(outbound), "username": "qmail", "password": "s3cret"})
     )
-    assert send(store, right, NOW + timedelta(minutes=1)) == notify.Counts(sent=1)
+    assert send(store, right, NOW + timedelta(minutes=1)) == delivery.Counts(sent=1)
     assert set(logins) == {(b"qmail", b"wrong"), (b"qmail", b"s3cret")}
     assert logins[-1] == (b"qmail", b"s3cret")
     assert len(handler.received) == 1
@@ -242,31 +243,31 @@ def test_smtp_transport_authenticates_with_a_real_relay(store, relay):
             aiosmtplib.SMTPRecipientsRefused(
                 [aiosmtplib.SMTPRecipientRefused(550, "5.1.1 no such user", "c@acme.test")]
             ),
-            notify.PermanentDeliveryError,
+            delivery.PermanentDeliveryError,
         ),
         (
             aiosmtplib.SMTPRecipientsRefused(
                 [aiosmtplib.SMTPRecipientRefused(452, "4.2.2 mailbox full", "c@acme.test")]
             ),
-            notify.TemporaryDeliveryError,
+            delivery.TemporaryDeliveryError,
         ),
-        (aiosmtplib.SMTPDataError(554, "5.7.1 spam"), notify.PermanentDeliveryError),
-        (aiosmtplib.SMTPDataError(421, "4.4.2 timeout"), notify.TemporaryDeliveryError),
-        (aiosmtplib.SMTPServerDisconnected("gone"), notify.TemporaryDeliveryError),
-        (aiosmtplib.SMTPConnectTimeoutError("slow"), notify.TemporaryDeliveryError),
-        (aiosmtplib.SMTPAuthenticationError(535, "bad password"), notify.TemporaryDeliveryError),
-        (ConnectionRefusedError(111, "refused"), notify.TemporaryDeliveryError),
+        (aiosmtplib.SMTPDataError(554, "5.7.1 spam"), delivery.PermanentDeliveryError),
+        (aiosmtplib.SMTPDataError(421, "4.4.2 timeout"), delivery.TemporaryDeliveryError),
+        (aiosmtplib.SMTPServerDisconnected("gone"), delivery.TemporaryDeliveryError),
+        (aiosmtplib.SMTPConnectTimeoutError("slow"), delivery.TemporaryDeliveryError),
+        (aiosmtplib.SMTPAuthenticationError(535, "bad password"), delivery.TemporaryDeliveryError),
+        (ConnectionRefusedError(111, "refused"), delivery.TemporaryDeliveryError),
     ],
 )
 def test_relay_errors_are_classified_by_their_code(error, kind):
-    assert type(notify.classify(error)) is kind
+    assert type(delivery.classify(error)) is kind
 
 
 def test_backoff_doubles_from_30_seconds_up_to_an_hour_with_a_little_jitter():
-    seconds = [notify.backoff(n).total_seconds() for n in range(1, 10)]
+    seconds = [delivery.backoff(n).total_seconds() for n in range(1, 10)]
     assert seconds == [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
-    assert notify.backoff(1, jitter=0.99).total_seconds() == pytest.approx(32.97)
-    assert notify.backoff(10_000) == timedelta(hours=1)
+    assert delivery.backoff(1, jitter=0.99).total_seconds() == pytest.approx(32.97)
+    assert delivery.backoff(10_000) == timedelta(hours=1)
 
 
 # --- claims and workers -------------------------------------------------------------------
@@ -276,9 +277,9 @@ def test_a_claimed_row_is_not_claimed_again_until_its_lease_expires(store):
     outbox_id = queue(store)
     lease = timedelta(minutes=5)
     with Session(store.engine) as first, Session(store.engine) as second:
-        assert [row.id for row in notify.claim_due(first, NOW, lease, 10)] == [outbox_id]
-        assert notify.claim_due(second, NOW + timedelta(minutes=4), lease, 10) == []
-        later = notify.claim_due(second, NOW + timedelta(minutes=6), lease, 10)
+        assert [row.id for row in delivery.claim_due(first, NOW, lease, 10)] == [outbox_id]
+        assert delivery.claim_due(second, NOW + timedelta(minutes=4), lease, 10) == []
+        later = delivery.claim_due(second, NOW + timedelta(minutes=6), lease, 10)
         assert [row.id for row in later] == [outbox_id]
 
 
@@ -286,15 +287,15 @@ def test_rows_left_when_half_the_lease_has_passed_are_released_unsent(store, tmp
     first, second = queue(store), queue(store)
     minutes = iter(range(100))
     clock = lambda: NOW + timedelta(minutes=next(minutes))  # noqa: E731  one minute per look
-    transport = notify.MaildirTransport(tmp_path / "outbox")
-    counts = asyncio.run(notify.send_pending(store.engine, store.settings, transport, clock))
-    assert counts == notify.Counts(sent=1)
+    transport = delivery.MaildirTransport(tmp_path / "outbox")
+    counts = asyncio.run(delivery.send_pending(store.engine, store.settings, transport, clock))
+    assert counts == delivery.Counts(sent=1)
     assert outbox_row(store, first).state == "sent"
     row = outbox_row(store, second)
     assert (row.state, row.attempts, row.locked_until) == ("pending", 0, None)
 
 
-class RecordingMaildir(notify.MaildirTransport):
+class RecordingMaildir(delivery.MaildirTransport):
     """A Maildir transport that also notes every call, across threads."""
 
     def __init__(self, path: Path) -> None:
@@ -326,7 +327,9 @@ def test_four_workers_at_once_deliver_every_row_exactly_once(store, tmp_path):
         engine = create_db_engine(settings)  # each worker its own pool, as separate processes
         try:
             while pending_count(engine):
-                asyncio.run(notify.send_pending(engine, settings, transport, lambda: NOW, limit=7))
+                asyncio.run(
+                    delivery.send_pending(engine, settings, transport, lambda: NOW, limit=7)
+                )
         except BaseException as error:
             errors.append(error)
         finally:
@@ -349,7 +352,7 @@ def test_the_worker_loop_delivers_a_pending_row_within_seconds(store, loop_threa
     outbox_id = queue(store, created_at=datetime.now(UTC))
 
     async def start():
-        return asyncio.create_task(run.worker(store, interval=0.05))
+        return asyncio.create_task(roles.worker(store, interval=0.05))
 
     task = loop_thread.run(start())
     try:

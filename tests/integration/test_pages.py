@@ -17,10 +17,10 @@ import pytest
 from sqlmodel import Session, col, select
 
 from qmail import models
+from qmail.context import Context
 from qmail.core.mail import Address
 from qmail.db import session_scope
 from qmail.people import get_person
-from qmail.store import Store
 from tests.conftest import eml_bytes, expected
 from tests.integration.conftest import SmtpServer, WebServer
 from tests.integration.test_auth import csrf_token, magic_link, sign_in
@@ -34,14 +34,14 @@ SECRET = "Between us: the discount stays internal"
 
 
 @pytest.fixture
-def world(smtp_server: SmtpServer, web_server: WebServer, team: dict[str, int]) -> Store:
+def world(smtp_server: SmtpServer, web_server: WebServer, team: dict[str, int]) -> Context:
     """Task 1, opened by Carol's mail; Alice and Bob take part in it."""
     smtp_server.send(eml_bytes(FIRST), INTAKE, sender=CAROL)
     return smtp_server.store
 
 
 @contextmanager
-def signed_in(store: Store, web_server: WebServer, email: str) -> Iterator[httpx.Client]:
+def signed_in(store: Context, web_server: WebServer, email: str) -> Iterator[httpx.Client]:
     """A browser-like client with ``email``'s session cookie."""
     with web_server.client() as client:
         answer = sign_in(client, magic_link(store, web_server, person_id(store, email)))
@@ -57,20 +57,20 @@ def post_form(
     return client.post(url, data={**fields, "_csrf_token": token})
 
 
-def open_hidden_branch(client: httpx.Client, store: Store, **extra: object) -> httpx.Response:
+def open_hidden_branch(client: httpx.Client, store: Context, **extra: object) -> httpx.Response:
     """Alice's form: a hidden branch with Bob, from Carol's first message."""
     first = messages(store)[0]
     fields = {"message_id": str(first.id), "member": [str(person_id(store, BOB))], "text": SECRET}
     return post_form(client, "/tasks/1/branches", {**fields, **extra})
 
 
-def outbox_rows(store: Store) -> list[models.Outbox]:
+def outbox_rows(store: Context) -> list[models.Outbox]:
     with Session(store.engine) as session:
         statement = select(models.Outbox).order_by(col(models.Outbox.id))
         return list(session.exec(statement).all())
 
 
-def event_kinds(store: Store) -> list[tuple[str, str]]:
+def event_kinds(store: Context) -> list[tuple[str, str]]:
     with Session(store.engine) as session:
         statement = select(models.Event.kind, models.Event.detail).where(
             col(models.Event.task_id).is_not(None)
@@ -78,7 +78,7 @@ def event_kinds(store: Store) -> list[tuple[str, str]]:
         return list(session.exec(statement.order_by(col(models.Event.id))).all())
 
 
-def add_person(store: Store, email: str, name: str = "") -> int:
+def add_person(store: Context, email: str, name: str = "") -> int:
     with session_scope(store.engine) as session:
         person = models.Person(email=email, name=name)
         session.add(person)

@@ -26,13 +26,13 @@ import pytest
 from sqlmodel import Session, col, select
 
 from qmail import models
-from qmail.apitokens import create_api_token
+from qmail.access import Reader, branch_visible, reader_of
+from qmail.auth.api_tokens import create_api_token
+from qmail.context import Context
 from qmail.core.mail import Address
 from qmail.errors import NotFound
 from qmail.people import Team, get_person
-from qmail.permissions import Reader, branch_visible, reader_of
-from qmail.store import Store
-from qmail.web.task_queries import read_task
+from qmail.queries.tasks import read_task
 from tests.conftest import eml_bytes
 from tests.integration.conftest import SmtpServer, WebServer
 from tests.integration.test_ingest import FIRST, INTAKE
@@ -56,14 +56,14 @@ READERS = {
 WAYS = ("read_task", "branch_visible", "api", "page", "mail")
 
 
-def add_people(store: Store, *addresses: Address) -> None:
+def add_people(store: Context, *addresses: Address) -> None:
     with Session(store.engine) as session:
         for found in addresses:
             get_person(session, found, JOINED)
         session.commit()
 
 
-def token_for(store: Store, email_address: str) -> str:
+def token_for(store: Context, email_address: str) -> str:
     with Session(store.engine) as session:
         person = session.exec(select(models.Person).where(models.Person.email == email_address))
         token = create_api_token(session, person.one())
@@ -105,7 +105,7 @@ def world(smtp_server: SmtpServer, web_server: WebServer) -> models.Branch:
     return hidden
 
 
-def person(store: Store, email_address: str) -> Reader:
+def person(store: Context, email_address: str) -> Reader:
     with Session(store.engine) as session:
         statement = select(models.Person).where(models.Person.email == email_address)
         return reader_of(session.exec(statement).one(), Team.of(store.settings))
@@ -126,7 +126,7 @@ def mail_text(raw: bytes) -> str:
     return "\n".join(parts)
 
 
-def read_by_query_helper(store: Store, reader: Reader, hidden: models.Branch) -> bool:
+def read_by_query_helper(store: Context, reader: Reader, hidden: models.Branch) -> bool:
     with Session(store.engine) as session:
         task = read_task(session, reader, 1)
     ids = [branch.id for branch in task.branches]
@@ -135,7 +135,7 @@ def read_by_query_helper(store: Store, reader: Reader, hidden: models.Branch) ->
     return shown
 
 
-def read_by_branch_visible(store: Store, reader: Reader, hidden: models.Branch) -> bool:
+def read_by_branch_visible(store: Context, reader: Reader, hidden: models.Branch) -> bool:
     with Session(store.engine) as session:
         statement = select(models.Branch.id).where(
             models.Branch.task_id == hidden.task_id, branch_visible(reader)
@@ -167,7 +167,7 @@ def read_by_page(web_server: WebServer, token: str) -> bool:
     return shown
 
 
-def read_by_mail(store: Store, email_address: str) -> bool:
+def read_by_mail(store: Context, email_address: str) -> bool:
     with Session(store.engine) as session:
         rows = session.exec(select(models.Outbox).where(models.Outbox.recipient == email_address))
         texts = [mail_text(row.raw) for row in rows]
@@ -176,7 +176,9 @@ def read_by_mail(store: Store, email_address: str) -> bool:
     return any(shows_hidden(text) for text in texts)
 
 
-def read(way: str, store: Store, web_server: WebServer, reader: str, hidden: models.Branch) -> bool:
+def read(
+    way: str, store: Context, web_server: WebServer, reader: str, hidden: models.Branch
+) -> bool:
     """Whether ``reader`` sees the hidden branch this way; NotFound when not even the task."""
     if way == "read_task":
         return read_by_query_helper(store, person(store, reader), hidden)

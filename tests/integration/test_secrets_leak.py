@@ -22,8 +22,8 @@ from sqlalchemy import LargeBinary, select
 from sqlmodel import Session, SQLModel, col
 
 from qmail import models
+from qmail.context import Context
 from qmail.core.secrets import find_secrets
-from qmail.store import Store
 from tests.conftest import eml_bytes, expected
 from tests.integration.conftest import SmtpServer, WebServer
 from tests.integration.test_identity import as_sender
@@ -50,12 +50,12 @@ def readable(raw: bytes) -> str:
     return "\n".join(parts)
 
 
-def outbox(store: Store) -> list[models.Outbox]:
+def outbox(store: Context) -> list[models.Outbox]:
     with Session(store.engine) as session:
         return list(session.exec(select(models.Outbox).order_by(col(models.Outbox.id))).scalars())
 
 
-def secrets_of_latest(store: Store, email_address: str) -> dict[str, str]:
+def secrets_of_latest(store: Context, email_address: str) -> dict[str, str]:
     """The secrets of the newest notification to ``email_address``, for a fixture's markers."""
     (row, *_) = [r for r in reversed(outbox(store)) if r.recipient == email_address]
     mail: EmailMessage = email.message_from_bytes(row.raw, policy=default_policy)  # type: ignore[assignment]
@@ -80,7 +80,7 @@ def answer(smtp_server: SmtpServer, fixture: str, name: str, sender: str, to: st
 
 
 @pytest.fixture
-def exchange(smtp_server: SmtpServer, team) -> Store:
+def exchange(smtp_server: SmtpServer, team) -> Context:
     store = smtp_server.store
     smtp_server.send(eml_bytes(FIRST), INTAKE, sender=CAROL)
     (main,) = branches(store)
@@ -95,7 +95,7 @@ def exchange(smtp_server: SmtpServer, team) -> Store:
     return store
 
 
-def issued(store: Store) -> dict[str, str]:
+def issued(store: Context) -> dict[str, str]:
     """Every token the system issued, with the address it was issued to."""
     found = {}
     for row in outbox(store):
@@ -104,7 +104,7 @@ def issued(store: Store) -> dict[str, str]:
     return found
 
 
-def owner_of(store: Store, token: str) -> int | None:
+def owner_of(store: Context, token: str) -> int | None:
     """The person id a token of ours was made for (``None``: not one of ours)."""
     if token.startswith("reply+"):
         target = store.tokens.read(token[len("reply+") :])

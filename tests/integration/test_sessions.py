@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import Session, select
 
 from qmail import cli, models
-from qmail.store import Store
+from qmail.context import Context
 from tests.integration.conftest import WebServer
 from tests.integration.test_auth import (
     add_carol_and_alice,
@@ -30,12 +30,12 @@ Browser = Callable[[int, str], httpx.Client]
 
 
 @pytest.fixture
-def carol_id(store: Store) -> int:
+def carol_id(store: Context) -> int:
     return add_carol_and_alice(store)
 
 
 @pytest.fixture
-def alice_id(store: Store, carol_id: int) -> int:
+def alice_id(store: Context, carol_id: int) -> int:
     with Session(store.engine) as session:
         found = session.exec(select(models.Person.id).where(models.Person.email == ALICE)).one()
     assert found is not None
@@ -43,7 +43,7 @@ def alice_id(store: Store, carol_id: int) -> int:
 
 
 @pytest.fixture
-def browser(store: Store, web_server: WebServer) -> Iterator[Browser]:
+def browser(store: Context, web_server: WebServer) -> Iterator[Browser]:
     """``browser(person_id, user_agent)``: a client signed in by magic link, closed at the end."""
     clients: list[httpx.Client] = []
 
@@ -60,7 +60,7 @@ def browser(store: Store, web_server: WebServer) -> Iterator[Browser]:
 
 
 @pytest.fixture
-def config(store: Store, tmp_path, web_server: WebServer) -> str:
+def config(store: Context, tmp_path, web_server: WebServer) -> str:
     return write_config(
         store.settings, tmp_path / "cli.toml", web={"base_url": web_server.base_url}
     )

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from sqlmodel import Session, col, select
 
 from qmail import models
-from qmail.apitokens import create_api_token
+from qmail.auth.api_tokens import create_api_token
+from qmail.context import Context
 from qmail.core.addresses import reply_address
 from qmail.core.mail import ReplyTarget
-from qmail.store import Store
 from tests.conftest import eml_bytes, expected
 from tests.integration.conftest import SmtpServer
 from tests.integration.test_ingest import FIRST, INTAKE, messages
@@ -18,14 +18,14 @@ from tests.integration.test_ingest import FIRST, INTAKE, messages
 EARLIER = datetime(2024, 6, 1, tzinfo=UTC)
 
 
-def person_id(store: Store, email: str) -> int:
+def person_id(store: Context, email: str) -> int:
     with Session(store.engine) as session:
         person = session.exec(select(models.Person).where(models.Person.email == email)).one()
         assert person.id is not None
         return person.id
 
 
-def branches(store: Store, number: int = 1) -> list[models.Branch]:
+def branches(store: Context, number: int = 1) -> list[models.Branch]:
     with Session(store.engine) as session:
         return list(
             session.exec(
@@ -37,7 +37,7 @@ def branches(store: Store, number: int = 1) -> list[models.Branch]:
         )
 
 
-def member_emails(store: Store, branch_id: int | None) -> set[str]:
+def member_emails(store: Context, branch_id: int | None) -> set[str]:
     with Session(store.engine) as session:
         return set(
             session.exec(
@@ -48,19 +48,19 @@ def member_emails(store: Store, branch_id: int | None) -> set[str]:
         )
 
 
-def address(store: Store, branch_id: int | None, email: str, private: bool = False) -> str:
+def address(store: Context, branch_id: int | None, email: str, private: bool = False) -> str:
     """The reply address a notification about ``branch_id`` to ``email`` would carry."""
     assert branch_id is not None
     token = store.tokens.make(ReplyTarget(branch_id, person_id(store, email), private))
     return reply_address(token, store.settings.mail.domain)
 
 
-def task_row(store: Store, number: int = 1) -> models.Task:
+def task_row(store: Context, number: int = 1) -> models.Task:
     with Session(store.engine) as session:
         return session.exec(select(models.Task).where(models.Task.number == number)).one()
 
 
-def tags(store: Store, number: int = 1) -> list[str]:
+def tags(store: Context, number: int = 1) -> list[str]:
     with Session(store.engine) as session:
         return sorted(
             session.exec(
@@ -72,7 +72,7 @@ def tags(store: Store, number: int = 1) -> list[str]:
         )
 
 
-def api_task(web_server, store: Store, email: str, number: int = 1):
+def api_task(web_server, store: Context, email: str, number: int = 1):
     with Session(store.engine) as session:
         person = session.exec(select(models.Person).where(models.Person.email == email)).one()
         token = create_api_token(session, person)

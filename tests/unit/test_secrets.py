@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
+from qmail.auth.signed import LinkTokens, ReplyTokens
 from qmail.core import secrets
 from qmail.core.compose import Notification, compose_notification, mail_environment
 from qmail.core.html import html_to_text
@@ -29,7 +30,6 @@ from qmail.core.secrets import (
     scrub_mail,
     scrub_secrets,
 )
-from qmail.tokens import LinkTokens, ReplyTokens
 from tests.conftest import expected
 from tests.leak import LEAK_FIXTURES, fill_leak_fixture, leak_values
 

@@ -11,11 +11,12 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlmodel import Session, SQLModel, select
 
-from qmail import models, people, threads
-from qmail import store as qstore
+from qmail import models, people
+from qmail.auth.signed import LinkTokens, ReplyTokens
 from qmail.core.mail import Address, ReplyTarget
 from qmail.db import alembic_config, create_db_engine, migrate, session_scope
-from qmail.tokens import LinkTokens, ReplyTokens
+from qmail.inbound import store as qstore
+from qmail.threads.tasks import next_task_number
 
 NOW = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
 
@@ -56,7 +57,7 @@ def store_raw(session):
 def test_task_numbers_stay_unique_under_concurrent_writers(store):
     def number(_: int) -> int:
         with session_scope(store.engine) as session:
-            return threads.next_task_number(session)
+            return next_task_number(session)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         numbers = list(pool.map(number, range(40)))

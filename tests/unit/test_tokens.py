@@ -7,9 +7,9 @@ import time
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
+from qmail.auth.signed import LinkTokens, ReplyTokens, magic_link_url
 from qmail.core.addresses import reply_address
 from qmail.core.mail import ReplyTarget
-from qmail.tokens import LinkTokens, ReplyTokens, magic_link_url
 
 TOKENS = ReplyTokens("secret")
 

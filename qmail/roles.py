@@ -10,52 +10,31 @@ import asyncio
 import logging
 import random
 import signal
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import uvicorn
 from sqlmodel import col, select
 
-from qmail import models, notify, pipeline
-from qmail.config import Settings, secret_key
+from qmail import models
+from qmail.context import Context
 from qmail.core.mail import Envelope
-from qmail.db import create_db_engine, migrate, session_scope
-from qmail.ingest import IngestHandler, start_smtp_server
-from qmail.store import Store
-from qmail.tokens import LinkTokens, ReplyTokens
+from qmail.db import session_scope
+from qmail.inbound import pipeline
+from qmail.inbound.ingest import IngestHandler, start_smtp_server
+from qmail.outbound import delivery
 
 log = logging.getLogger(__name__)
 ROLES = ("smtp", "web", "worker")
 STALE_PENDING = timedelta(minutes=2)
 
 
-def open_store(settings: Settings, create: bool = True) -> Store:
-    """The database (created or migrated when ``create``) and the signing keys."""
-    engine = create_db_engine(settings)
-    if create:
-        migrate(engine)
-    key = secret_key(settings)
-    links = LinkTokens(key, settings.security.magic_link_ttl)
-    return Store(engine, settings, ReplyTokens(key), links)
-
-
-@contextmanager
-def opened_store(settings: Settings) -> Iterator[Store]:
-    """``open_store()`` for one command: the connections are closed at the end."""
-    context = open_store(settings)
-    try:
-        yield context
-    finally:
-        context.engine.dispose()
-
-
-def accept(context: Store, raw: bytes, envelope: Envelope, now: datetime) -> pipeline.Outcome:
+def accept(context: Context, raw: bytes, envelope: Envelope, now: datetime) -> pipeline.Outcome:
     return pipeline.accept(raw, envelope, context, now)
 
 
-def ingest_handler(context: Store) -> IngestHandler:
+def ingest_handler(context: Context) -> IngestHandler:
     return IngestHandler(
         context.settings,
         resolve=partial(pipeline.recipient_for, context=context),
@@ -63,7 +42,7 @@ def ingest_handler(context: Store) -> IngestHandler:
     )
 
 
-def sweep_pending(context: Store, now: datetime) -> int:
+def sweep_pending(context: Context, now: datetime) -> int:
     """Process raw mails left ``pending`` by a crash between storing and processing."""
     with session_scope(context.engine) as session:
         ids = session.exec(
@@ -78,28 +57,30 @@ def sweep_pending(context: Store, now: datetime) -> int:
     return len(ids)
 
 
-async def worker(context: Store, interval: float = 1.0) -> None:
+async def worker(context: Context, interval: float = 1.0) -> None:
     """The background worker: finishes mail a crash left half-processed, delivers the outbox.
 
     A short interval keeps notifications prompt; a full batch is followed at once by the next.
     """
-    transport = notify.transport_for(context.settings)
+    transport = delivery.transport_for(context.settings)
     rng = random.Random()
     while True:
         try:
             await asyncio.to_thread(sweep_pending, context, datetime.now(UTC))
         except Exception:
             log.exception("worker sweep failed; trying again in %ss", interval)
-        counts = notify.Counts()
+        counts = delivery.Counts()
         try:
-            counts = await notify.send_pending(context.engine, context.settings, transport, rng=rng)
+            counts = await delivery.send_pending(
+                context.engine, context.settings, transport, rng=rng
+            )
         except Exception:
             log.exception("outbox delivery failed; trying again in %ss", interval)
-        if counts.total < notify.BATCH:
+        if counts.total < delivery.BATCH:
             await asyncio.sleep(interval)
 
 
-async def serve(context: Store, roles: Iterable[str]) -> None:
+async def serve(context: Context, roles: Iterable[str]) -> None:
     """Run the given roles until SIGINT/SIGTERM."""
     roles = set(roles)
     settings = context.settings

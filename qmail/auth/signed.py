@@ -10,7 +10,7 @@ the secret and the salt) truncated to 128 bits and written in lower-case base32.
 tokens do not expire: people answer months later.
 
 Session cookies are not signed tokens: they are random secrets checked against the
-database (``qmail.websessions``), so that signing out ends them for good.
+database (``qmail.auth.sessions``), so that signing out ends them for good.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from qmail.config import Settings
 from qmail.core.mail import Envelope as MailEnvelope
 from qmail.core.mail import Recipient
 from qmail.errors import TemporaryFailure
-from qmail.pipeline import Outcome
+from qmail.inbound.pipeline import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from qmail import models
-from qmail.apitokens import hash_token
+from qmail.auth.api_tokens import hash_token
 
 PREFIX = "ss_"
 MAX_AGE = timedelta(days=30)

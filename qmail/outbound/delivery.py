@@ -43,14 +43,13 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import aiosmtplib
-from sqlalchemy import exists, or_, update
+from sqlalchemy import or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from qmail.config import OutboundSettings, Settings
 from qmail.db import session_scope
-from qmail.models import Branch, Outbox, utcnow
-from qmail.permissions import Reader, branch_visible
+from qmail.models import Outbox, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -115,12 +114,6 @@ def message_id_of(raw: bytes) -> str:
     """The Message-ID header of ``raw`` (empty when missing)."""
     headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
     return str(headers.get("Message-ID", "")).strip()
-
-
-def outbox_subject(raw: bytes) -> str:
-    """The decoded Subject of ``raw``, on one line (for listings)."""
-    headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
-    return " ".join(str(headers.get("Subject", "")).split())
 
 
 class MaildirTransport:
@@ -283,29 +276,6 @@ def release(session: Session, rows: list[Outbox]) -> None:
     session.connection().execute(
         update(Outbox).where(col(Outbox.id).in_(ids)).values(locked_until=None)
     )
-
-
-def list_outbox(
-    session: Session,
-    state: str | None = None,
-    limit: int | None = None,
-    reader: Reader | None = None,
-) -> list[Outbox]:
-    """Outbound mail, newest first, optionally in one ``state``.
-
-    With a ``reader`` (the web page), mail about a hidden branch is listed only to its
-    members: a team member outside it must not learn from the outbox that it exists.
-    The operator's CLI lists everything.
-    """
-    query = select(Outbox).order_by(col(Outbox.id).desc()).limit(limit)
-    if state:
-        query = query.where(Outbox.state == state)
-    if reader is not None:
-        about_visible = exists(
-            select(Branch.id).where(Branch.id == Outbox.branch_id, branch_visible(reader))
-        )
-        query = query.where(or_(col(Outbox.branch_id).is_(None), about_visible))
-    return list(session.exec(query).all())
 
 
 async def send_pending(

@@ -1,11 +1,11 @@
 """The notify stage: who is told about a posted message, and what each of them gets.
 
 Called in the transaction that posted the message, so the message and its notifications
-commit together (the worker in ``qmail.notify`` delivers them later).  Each recipient
+commit together (the worker in ``qmail.outbound.delivery`` delivers them later).  Each recipient
 gets their own mail: their own signed reply address, their own Message-ID, their own
 magic link.  Confidentiality rests on one rule, enforced here and again in the query:
 a notification goes only to the readers of the message's branch
-(``permissions.branch_readers``: its members, and on a hidden branch only its team
+(``access.branch_readers``: its members, and on a hidden branch only its team
 members); quoted context comes from the same branch only.
 """
 
@@ -20,7 +20,10 @@ from jinja2 import Environment
 from sqlmodel import Session, col, select
 
 from qmail import models
+from qmail.access import branch_readers
+from qmail.auth.signed import magic_link_url
 from qmail.config import Settings
+from qmail.context import Context
 from qmail.core.addresses import reply_address
 from qmail.core.compose import (
     Acknowledgement,
@@ -34,12 +37,9 @@ from qmail.core.compose import (
     mail_environment,
 )
 from qmail.core.mail import Address, ReplyTarget
-from qmail.outbox import enqueue, new_message_id
+from qmail.outbound.outbox import enqueue, new_message_id
 from qmail.people import Team
-from qmail.permissions import branch_readers
 from qmail.resources import templates_dir
-from qmail.store import Store
-from qmail.tokens import magic_link_url
 
 CONTEXT_LINES = 10
 THREAD_DEPTH = 10  # earlier notifications named in References
@@ -49,12 +49,12 @@ THREAD_DEPTH = 10  # earlier notifications named in References
 class Outgoing:
     """What the notify stage needs around the store: signing keys and mail templates."""
 
-    context: Store
+    context: Context
     env: Environment
 
     @classmethod
     @functools.lru_cache(maxsize=16)  # the templates compile once per store
-    def for_store(cls, context: Store) -> Outgoing:
+    def for_store(cls, context: Context) -> Outgoing:
         return cls(context, mail_environment(templates_dir() / "mail"))
 
     @property
@@ -237,7 +237,7 @@ def acknowledge(
 
 def after_post(
     session: Session,
-    context: Store,
+    context: Context,
     message_id: int | None,
     new_task: bool,
     now: datetime,

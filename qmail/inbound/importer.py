@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 
-from qmail import pipeline
+from qmail.context import Context
 from qmail.core.mail import Envelope
 from qmail.errors import QmailError
-from qmail.store import Store
+from qmail.inbound import pipeline
 
 
 @dataclass
@@ -93,7 +93,7 @@ def envelope_for(raw: bytes, intake: str) -> Envelope:
 
 
 def import_messages(
-    context: Store,
+    context: Context,
     raws: list[bytes],
     progress: Callable[[], None] = lambda: None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),

@@ -23,7 +23,8 @@ from datetime import datetime
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session
 
-from qmail import models, notifications, store
+from qmail import models
+from qmail.context import Context
 from qmail.core.addresses import TokenAddress, parse_recipient
 from qmail.core.authres import judge_sender
 from qmail.core.commands import parse_commands
@@ -35,6 +36,9 @@ from qmail.core.secrets import scrub_mail, scrub_secrets
 from qmail.core.trim import trim_reply
 from qmail.db import session_scope
 from qmail.errors import TemporaryFailure
+from qmail.inbound import store
+from qmail.outbound import notifications
+from qmail.threads import posting
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ class Outcome:
 
 
 def accept(
-    raw: bytes, envelope: Envelope, context: store.Store, now: datetime, notify: bool = True
+    raw: bytes, envelope: Envelope, context: Context, now: datetime, notify: bool = True
 ) -> Outcome:
     """Store ``raw`` durably, then process it; raises ``TemporaryFailure`` on an outage.
 
@@ -76,7 +80,7 @@ def accept(
     return process(raw_mail_id, context, now, notify)
 
 
-def process(raw_mail_id: int, context: store.Store, now: datetime, notify: bool = True) -> Outcome:
+def process(raw_mail_id: int, context: Context, now: datetime, notify: bool = True) -> Outcome:
     """Parse, trim, route and store one raw mail; a crash quarantines it.
 
     Several ingest processes on one PostgreSQL can race (two first mails from the same new
@@ -97,7 +101,7 @@ def process(raw_mail_id: int, context: store.Store, now: datetime, notify: bool 
 
 
 def _process_with_retries(
-    raw_mail_id: int, context: store.Store, now: datetime, notify: bool
+    raw_mail_id: int, context: Context, now: datetime, notify: bool
 ) -> Outcome:
     for attempt in range(1, RACE_RETRIES + 1):
         try:
@@ -111,7 +115,7 @@ def _process_with_retries(
 
 
 def _process(
-    session: Session, raw_mail_id: int, context: store.Store, now: datetime, notify: bool
+    session: Session, raw_mail_id: int, context: Context, now: datetime, notify: bool
 ) -> Outcome:
     raw_mail = session.get(models.RawMail, raw_mail_id)
     assert raw_mail is not None
@@ -138,7 +142,7 @@ def _process(
     trimmed = remove_known_quotes(trimmed, sent)
     rest, commands = parse_commands(trimmed.text)
     content = Content(trimmed, commands, rest)
-    posted = store.apply_route(session, route, mail, content, raw_mail, context.settings, now)
+    posted = posting.apply_route(session, route, mail, content, raw_mail, context.settings, now)
     if notify and not isinstance(route, Ignore):  # automatic mail never sets anything off
         new_task = isinstance(route, NewTask)
         notifications.after_post(
@@ -174,13 +178,13 @@ def _rejected(raw_mail: models.RawMail, reject: Reject) -> Outcome:
     return Outcome(raw_mail.id, "rejected", reject=reject)
 
 
-def resolve_recipients(rcpt_tos: list[str], context: store.Store) -> tuple[Recipient, ...]:
+def resolve_recipients(rcpt_tos: list[str], context: Context) -> tuple[Recipient, ...]:
     """Our envelope recipients as routing values; tokens verified, others dropped."""
     recipients = (recipient_for(address, context) for address in rcpt_tos)
     return tuple(recipient for recipient in recipients if recipient is not None)
 
 
-def recipient_for(address: str, context: store.Store) -> Recipient | None:
+def recipient_for(address: str, context: Context) -> Recipient | None:
     """What ``address`` means to us: an intake, a verified reply target, or ``None``."""
     mail = context.settings.mail
     parsed = parse_recipient(address, mail.domain, mail.intake_addresses)

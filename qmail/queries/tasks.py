@@ -1,6 +1,6 @@
 """Reading tasks for the API and the pages: permission-checked queries and their shapes.
 
-Every query carries ``task_visible``/``branch_visible`` from ``qmail.permissions``: what a
+Every query carries ``task_visible``/``branch_visible`` from ``qmail.access``: what a
 caller may not see is never loaded, so it cannot leak through a forgotten filter.  The
 shapes are msgspec structs, so the OpenAPI schema describes the answers exactly.
 """
@@ -14,8 +14,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from qmail import models
+from qmail.access import Reader, branch_visible, task_visible
 from qmail.errors import NotFound
-from qmail.permissions import Reader, branch_visible, task_visible
 
 
 class TaskSummary(msgspec.Struct):

@@ -2,7 +2,7 @@
 
 Whatever changes the database and wants to tell someone by mail calls ``enqueue`` in the
 same transaction, so the change and its mail commit together or not at all; the worker
-(``qmail.notify``) delivers later, with retries, so a failing relay never rolls back a
+(``qmail.outbound.delivery``) delivers later, with retries, so a failing relay never rolls back a
 task.  ``Date`` is stamped here, from the caller's clock.
 """
 

@@ -2,7 +2,7 @@
 
 Nothing is stored: a contact is a fact about branches, so it can never disagree with them.
 Q is a contact of P when both are members of a branch that P may see
-(``permissions.branch_visible``) and at least one message was written in it.  A hidden
+(``access.branch_visible``) and at least one message was written in it.  A hidden
 branch therefore adds contacts only among its members, and a client only ever meets the
 people of the branches they take part in.  For each contact: the number of tasks with such
 a shared branch, and the first and last message in those branches (the interaction).
@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, distinct, func, or_
+from sqlalchemy import and_, distinct, exists, func, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from qmail import models
+from qmail.access import Reader, branch_visible, task_visible
 from qmail.core.companies import company_for
-from qmail.permissions import Reader, branch_visible
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,35 @@ def _like_pattern(text: str) -> str:
     """A LIKE pattern matching ``text`` anywhere, its ``%``, ``_`` and ``\\`` escaped."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+NO_COMPANY = "No company"
+
+
+def by_company(contacts: list[Contact]) -> list[tuple[str, list[Contact]]]:
+    """Contacts grouped by company, companies in alphabetical order, "No company" last."""
+    groups: dict[str | None, list[Contact]] = {}
+    for found in contacts:
+        groups.setdefault(found.company, []).append(found)
+    named = sorted((company, people) for company, people in groups.items() if company)
+    rest = [(NO_COMPANY, groups[None])] if None in groups else []
+    return [(str(company), people) for company, people in named] + rest
+
+
+def shared_tasks(session: Session, person: Reader, email: str) -> list[models.Task]:
+    """The tasks where ``person`` and ``email`` talked in a branch ``person`` may see."""
+    mine, theirs = aliased(models.BranchMember), aliased(models.BranchMember)
+    other = aliased(models.Person)
+    talked = exists(select(models.Message.id).where(models.Message.branch_id == models.Branch.id))
+    statement = (
+        select(models.Task)
+        .join(models.Branch, col(models.Branch.task_id) == models.Task.id)
+        .join(mine, col(mine.branch_id) == models.Branch.id)
+        .join(theirs, col(theirs.branch_id) == models.Branch.id)
+        .join(other, col(other.id) == theirs.person_id)
+        .where(mine.person_id == person.id, other.email == email, talked)
+        .where(branch_visible(person), task_visible(person))
+        .distinct()
+        .order_by(col(models.Task.updated_at).desc(), col(models.Task.id).desc())
+    )
+    return list(session.exec(statement).all())

@@ -1,0 +1,2 @@
+"""Who is asking: signed reply addresses and links (``signed``), API bearer tokens
+(``api_tokens``) and browser sessions (``sessions``)."""

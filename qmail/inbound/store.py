@@ -1,0 +1,206 @@
+"""The store stage: raw mail, and applying a route: messages into task threads.
+
+Functions take the ``Session`` first and never commit: the caller owns the transaction
+(one per inbound message).  The same statements run on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from qmail import models
+from qmail.config import Settings
+from qmail.core.mail import (
+    BranchFacts,
+    Hold,
+    Known,
+    Mail,
+    Recipient,
+    ReplyTarget,
+)
+from qmail.people import Team, on_team
+from qmail.threads.branches import find_team_branch
+from qmail.threads.tasks import main_branch
+
+log = logging.getLogger(__name__)
+
+
+# --- raw mail ---------------------------------------------------------------------------
+
+
+def save_raw(
+    session: Session,
+    raw: bytes,
+    message_id: str,
+    mail_from: str,
+    rcpt_tos: tuple[str, ...],
+    now: datetime,
+) -> tuple[models.RawMail, bool]:
+    """Store the raw bytes once per Message-ID; ``(row, False)`` for a duplicate."""
+    existing = session.exec(
+        select(models.RawMail).where(models.RawMail.message_id == message_id)
+    ).first()
+    if existing is not None:
+        return existing, False
+    row = models.RawMail(
+        message_id=message_id,
+        raw=raw,
+        mail_from=mail_from,
+        rcpt_tos=json.dumps(list(rcpt_tos)),
+        received_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:  # the same mail, delivered at the same moment by another process
+        existing = session.exec(
+            select(models.RawMail).where(models.RawMail.message_id == message_id)
+        ).one()
+        return existing, False
+    return row, True
+
+
+def quarantine(session: Session, raw_mail_id: int, reason: str, now: datetime) -> None:
+    """Keep a mail that failed to process, with the reason, for ``qmail quarantine retry``."""
+    raw_mail = session.get(models.RawMail, raw_mail_id)
+    assert raw_mail is not None
+    raw_mail.state = "quarantined"
+    session.add(models.Quarantine(raw_mail_id=raw_mail_id, reason=reason, created_at=now))
+
+
+def hold(session: Session, raw_mail: models.RawMail, held: Hold, now: datetime) -> None:
+    """Keep a mail whose sender may not post where it went, and show it to the team.
+
+    It is listed by ``qmail quarantine list`` with the reason, and, when the discussion it
+    went to is known, noted on that branch (an event only its team members see).
+    """
+    raw_mail.state = "held"
+    session.add(
+        models.Quarantine(raw_mail_id=raw_mail.id, reason=f"held: {held.reason}", created_at=now)
+    )
+    branch = session.get(models.Branch, held.branch_id) if held.branch_id is not None else None
+    if branch is not None:
+        session.add(
+            models.Event(
+                task_id=branch.task_id,
+                branch_id=branch.id,
+                kind="held",
+                detail=held.reason,
+                raw_mail_id=raw_mail.id,
+                created_at=now,
+            )
+        )
+
+
+# --- what routing needs to know ---------------------------------------------------------
+
+
+def known_for(
+    session: Session,
+    mail: Mail,
+    recipients: tuple[Recipient, ...],
+    number: int | None,
+    settings: Settings,
+    sender_check: str = "none",
+) -> Known:
+    """The facts ``route_mail`` needs about this mail's thread, reply addresses and sender."""
+    ids = [i for i in (mail.in_reply_to, *mail.references) if i]
+    by_message_id: dict[str, BranchFacts] = {}
+    if ids:
+        # Mail we received, and the notifications we sent (one Message-ID per recipient).
+        rows = [
+            *session.exec(
+                select(models.Message.message_id, models.Message.branch_id).where(
+                    col(models.Message.message_id).in_(ids)
+                )
+            ).all(),
+            *session.exec(
+                select(models.Outbox.message_id, models.Outbox.branch_id).where(
+                    col(models.Outbox.message_id).in_(ids),
+                    col(models.Outbox.branch_id).is_not(None),
+                )
+            ).all(),
+        ]
+        for message_id, branch_id in rows:
+            assert branch_id is not None
+            by_message_id[message_id] = branch_facts(session, branch_id)
+    by_number: dict[int, BranchFacts] = {}
+    if number is not None:
+        task = session.exec(select(models.Task).where(models.Task.number == number)).first()
+        if task is not None:
+            by_number[number] = branch_facts(session, main_branch(session, task.id).id)
+    targets = [recipient for recipient in recipients if isinstance(recipient, ReplyTarget)]
+    by_branch, team_branch_of, people = _reply_address_facts(session, targets)
+    sender = mail.sender.email if mail.sender is not None else ""
+    sender_on_team = bool(sender) and on_team(session, Team.of(settings), sender)
+    domain = settings.mail.domain.lower()
+    return Known(
+        by_message_id,
+        by_number,
+        frozenset({sender} if sender_on_team else ()),
+        own_domain=domain,
+        own_addresses=frozenset(own_addresses(settings)),
+        loop_marker=domain,
+        by_branch=by_branch,
+        team_branch_of=team_branch_of,
+        people=people,
+        sender_check=sender_check,
+        intake=settings.mail.intake_addresses[0],
+    )
+
+
+def _reply_address_facts(
+    session: Session, targets: list[ReplyTarget]
+) -> tuple[dict[int, BranchFacts], dict[int, BranchFacts], dict[int, str]]:
+    """The branches and people reply addresses name; for private ones, the team branch."""
+    by_branch: dict[int, BranchFacts] = {}
+    team_branch_of: dict[int, BranchFacts] = {}
+    people: dict[int, str] = {}
+    for target in targets:
+        branch = session.get(models.Branch, target.branch_id)
+        person = session.get(models.Person, target.person_id)
+        if person is not None:
+            people[target.person_id] = person.email
+        if branch is None or branch.id is None:
+            continue
+        by_branch[branch.id] = branch_facts(session, branch.id)
+        if target.private and not branch.hidden:
+            found = find_team_branch(session, branch.task_id)
+            if found is not None and found.id is not None:
+                team_branch_of[branch.task_id] = branch_facts(session, found.id)
+    return by_branch, team_branch_of, people
+
+
+def sent_texts(session: Session, mail: Mail) -> list[str]:
+    """The bodies of our notifications this mail answers (each went to one person only)."""
+    ids = [i for i in (mail.in_reply_to, *mail.references) if i]
+    if not ids:
+        return []
+    return list(
+        session.exec(select(models.Outbox.text).where(col(models.Outbox.message_id).in_(ids))).all()
+    )
+
+
+def own_addresses(settings: Settings) -> tuple[str, ...]:
+    """The addresses our own mail comes from (besides ``reply+TOKEN``)."""
+    domain = settings.mail.domain.lower()
+    return (*settings.mail.intake_addresses, f"noreply@{domain}", f"bounces@{domain}")
+
+
+def branch_facts(session: Session, branch_id: int) -> BranchFacts:
+    branch = session.get(models.Branch, branch_id)
+    assert branch is not None
+    emails = session.exec(
+        select(models.Person.email)
+        .join(models.BranchMember, col(models.BranchMember.person_id) == models.Person.id)
+        .where(models.BranchMember.branch_id == branch_id)
+    ).all()
+    return BranchFacts(branch.id, branch.task_id, branch.hidden, frozenset(emails))
+
+
+# --- applying a route -------------------------------------------------------------------

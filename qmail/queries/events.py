@@ -1,0 +1,131 @@
+"""What happened, as readers may see it: a task's history and the activity stream.
+
+Events on a branch the reader may not see are never loaded, so a hidden branch cannot leak
+through the activity stream or a task's history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from qmail import models
+from qmail.access import Reader, branch_visible, task_visible
+
+ACTIVITY_SIZE = 100
+
+
+HISTORY_SIZE = 500
+
+
+# What each kind of event says, after the name of who did it.
+_PHRASES = {
+    "task_created": "opened the task",
+    "message": "wrote a message",
+    "tag": "tagged it",
+    "untag": "removed the tag",
+    "close": "closed it",
+    "reopen": "reopened it",
+    "assign": "assigned it to",
+    "assign_refused": "could not assign it (not a team member):",
+    "participant_added": "added",
+    "branch_opened": "opened a hidden branch",
+    "ignored": "ignored an automatic mail:",
+    "held": "held a mail it may not post:",
+}
+
+
+# Kinds whose detail is an id or a repeat of the title, not something to show.
+_QUIET_DETAIL = {"task_created", "message", "branch_opened"}
+
+
+# Failed attempts at team commands, and mail held from someone who may not post, are the
+# team's business.
+_TEAM_ONLY_KINDS = ("assign_refused", "held")
+
+
+@dataclass(frozen=True)
+class EventLine:
+    """One line of a task's history or of the activity stream, ready to show."""
+
+    created_at: datetime
+    number: int
+    title: str
+    who: str
+    text: str
+    hidden: bool
+    message_id: int | None  # for ``message`` events: the anchor on the task page
+
+
+def describe(kind: str, detail: str) -> str:
+    """The words for an event: ``tagged it urgent``, ``closed it``…"""
+    phrase = _PHRASES.get(kind, kind.replace("_", " "))
+    if kind in _QUIET_DETAIL or not detail:
+        return phrase
+    return f"{phrase} {detail}"
+
+
+def _events_statement(person: Reader) -> Any:
+    """SELECT the events ``person`` may see, with their task, author and branch.
+
+    An event on a branch counts only if the branch is visible to ``person``; an event
+    without a branch belongs to the task and is visible with it.
+    """
+    branch = aliased(models.Branch)
+    statement = (
+        select(  # type: ignore[call-overload]  # sqlmodel types select() up to 4 columns
+            models.Event,
+            col(models.Task.number),
+            col(models.Task.title),
+            col(models.Person.name),
+            col(models.Person.email),
+            col(branch.hidden),
+        )
+        .join(models.Task, col(models.Task.id) == models.Event.task_id)
+        .outerjoin(branch, col(branch.id) == models.Event.branch_id)
+        .outerjoin(models.Person, col(models.Person.id) == models.Event.person_id)
+        .where(task_visible(person))
+        .where(or_(col(models.Event.branch_id).is_(None), branch_visible(person, branch)))
+        .order_by(col(models.Event.created_at).desc(), col(models.Event.id).desc())
+    )
+    if not person.is_team:
+        statement = statement.where(col(models.Event.kind).not_in(_TEAM_ONLY_KINDS))
+    return statement
+
+
+def _line(
+    event: models.Event,
+    number: int,
+    title: str,
+    name: str | None,
+    email: str | None,
+    hidden: bool | None,
+) -> EventLine:
+    """One row of ``_events_statement`` as a line; a message event links to its message."""
+    message_id = int(event.detail) if event.kind == "message" and event.detail.isdigit() else None
+    return EventLine(
+        created_at=event.created_at,
+        number=number,
+        title=title,
+        who=name or email or "qmail",
+        text=describe(event.kind, event.detail),
+        hidden=bool(hidden),
+        message_id=message_id,
+    )
+
+
+def task_history(session: Session, person: Reader, task_id: int) -> list[EventLine]:
+    """The latest events of one task that ``person`` may see, newest first."""
+    statement = _events_statement(person).where(models.Event.task_id == task_id)
+    return [_line(*row) for row in session.exec(statement.limit(HISTORY_SIZE))]
+
+
+def activity(session: Session, person: Reader) -> list[EventLine]:
+    """The latest events on every task and branch ``person`` may see, newest first."""
+    statement = _events_statement(person).limit(ACTIVITY_SIZE)
+    return [_line(*row) for row in session.exec(statement)]

@@ -1,0 +1,137 @@
+"""Task threads: tasks, their branches and members, tags, and the commands that change them.
+
+Functions take the ``Session`` first and never commit; every change is also an ``Event``,
+so a task's history and a person's activity can be shown.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from qmail import models
+from qmail.config import Settings
+from qmail.core.mail import Address, NewTask
+from qmail.people import Team, get_person
+
+
+def record_event(
+    session: Session,
+    task: models.Task,
+    kind: str,
+    person: models.Person | None = None,
+    now: datetime | None = None,
+    branch_id: int | None = None,
+    detail: str = "",
+) -> None:
+    """Note a change on a task, for its history and the activity stream."""
+    session.add(
+        models.Event(
+            task_id=task.id,
+            branch_id=branch_id,
+            person_id=person.id if person else None,
+            kind=kind,
+            detail=detail,
+            created_at=now or models.utcnow(),
+        )
+    )
+
+
+def touch(task: models.Task, branch: models.Branch, now: datetime) -> None:
+    """Move the task's ``updated_at`` for activity in ``branch``.
+
+    Activity in a hidden branch leaves it alone: everyone who sees the task sees
+    ``updated_at`` (and the inbox order it gives), so moving it would tell a client that
+    something happened where they cannot look.
+    """
+    if not branch.hidden:
+        task.updated_at = now
+
+
+def main_branch(session: Session, task_id: int | None) -> models.Branch:
+    branch = session.exec(
+        select(models.Branch)
+        .where(models.Branch.task_id == task_id, col(models.Branch.hidden).is_(False))
+        .order_by(col(models.Branch.id))
+    ).first()
+    assert branch is not None, f"task {task_id} has no main branch"
+    return branch
+
+
+def next_task_number(session: Session) -> int:
+    """The next human task number; the row lock serializes concurrent writers."""
+    result = session.execute(
+        update(models.Counter)
+        .where(col(models.Counter.name) == "task")
+        .values(value=models.Counter.value + 1)
+        .returning(models.Counter.value)
+    )
+    return int(result.scalar_one())
+
+
+def add_member(session: Session, branch_id: int, person_id: int, now: datetime) -> None:
+    if session.get(models.BranchMember, (branch_id, person_id)) is None:
+        session.add(models.BranchMember(branch_id=branch_id, person_id=person_id, added_at=now))
+
+
+def tag_task(session: Session, task_id: int | None, names: tuple[str, ...]) -> None:
+    for name in names:
+        tag = session.exec(select(models.Tag).where(models.Tag.name == name)).first()
+        if tag is None:
+            tag = models.Tag(name=name)
+            session.add(tag)
+            session.flush()
+        if session.get(models.TaskTag, (task_id, tag.id)) is None:
+            session.add(models.TaskTag(task_id=task_id, tag_id=tag.id))
+
+
+def create_task(
+    session: Session, route: NewTask, author: models.Person, settings: Settings, now: datetime
+) -> tuple[models.Task, models.Branch]:
+    """A new task with its main branch; the author and the triage team take part."""
+    task = models.Task(
+        number=next_task_number(session),
+        title=route.title,
+        created_by_id=author.id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(task)
+    session.flush()
+    branch = models.Branch(task_id=task.id, hidden=False, created_at=now)
+    session.add(branch)
+    session.flush()
+    tag_task(session, task.id, route.tags)
+    add_member(session, branch.id, author.id, now)
+    for person in triage_team(session, settings, now):
+        add_member(session, branch.id, person.id, now)
+    record_event(session, task, "task_created", author, now, branch.id, task.title)
+    return task, branch
+
+
+def triage_team(session: Session, settings: Settings, now: datetime) -> list[models.Person]:
+    """``mail.triage``, or when it is empty every team member qmail knows."""
+    if settings.mail.triage:
+        return [get_person(session, Address(email), now) for email in settings.mail.triage]
+    team = Team.of(settings)
+    return list(session.exec(select(models.Person).where(team.condition())).all())
+
+
+def members(session: Session, branch_id: int | None) -> list[models.Person]:
+    return list(
+        session.exec(
+            select(models.Person)
+            .join(models.BranchMember, col(models.BranchMember.person_id) == models.Person.id)
+            .where(models.BranchMember.branch_id == branch_id)
+            .order_by(col(models.Person.id))
+        ).all()
+    )
+
+
+def untag_task(session: Session, task_id: int, name: str) -> None:
+    tag = session.exec(select(models.Tag).where(models.Tag.name == name)).first()
+    link = session.get(models.TaskTag, (task_id, tag.id)) if tag else None
+    if link is not None:
+        session.delete(link)
