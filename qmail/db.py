@@ -60,6 +60,20 @@ def _sqlite_pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def
     cursor.close()
 
 
+def like_escaped(text: str) -> str:
+    r"""``text`` for a LIKE pattern with ``escape="\"``: ``%``, ``_`` and ``\`` taken literally.
+
+    >>> print(like_escaped("50%_off\\"))
+    50\%\_off\\
+    """
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere (use with ``escape="\\"``)."""
+    return f"%{like_escaped(text)}%"
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back if it raises."""

@@ -25,6 +25,7 @@ from qmail import models
 from qmail.config import Settings
 from qmail.core.addresses import split_address
 from qmail.core.mail import Address
+from qmail.db import like_escaped
 
 TEAM = "team"
 EXTERNAL = "external"
@@ -55,15 +56,11 @@ class Team:
         """``includes`` as a SQL condition on ``Person`` (or an alias of it)."""
         role = col(person.role)
         by_domain = [
-            col(person.email).like(f"%@{_escape_like(domain)}", escape="\\")
+            col(person.email).like(f"%@{like_escaped(domain)}", escape="\\")
             for domain in self.domains
         ]
         configured = or_(*by_domain) if by_domain else false()
         return or_(role == TEAM, and_(role.is_(None), configured))
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def find_person(session: Session, email: str) -> models.Person | None:

@@ -7,7 +7,6 @@ Functions take the ``Session`` first and never commit: the caller owns the trans
 from __future__ import annotations
 
 import json
-import logging
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -26,9 +25,6 @@ from qmail.core.mail import (
 from qmail.people import Team, on_team
 from qmail.threads.branches import find_team_branch
 from qmail.threads.tasks import main_branch
-
-log = logging.getLogger(__name__)
-
 
 # --- raw mail ---------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from pathlib import Path
@@ -258,7 +258,7 @@ def record(
     elif isinstance(error, PermanentDeliveryError):
         outcome = "failed"
         values.update(state="failed", last_error=_one_line(error))
-    elif now - _aware(row.created_at) >= GIVE_UP_AFTER:
+    elif now - row.created_at >= GIVE_UP_AFTER:
         outcome = "failed"
         reason = f"gave up after {attempts} attempts over {GIVE_UP_AFTER.days} days"
         values.update(state="failed", last_error=f"{reason}: {_one_line(error)}")
@@ -324,11 +324,6 @@ def _in_session(engine: Engine, work: Callable[..., T], *args: Any) -> T:
     """Run ``work(session, *args)`` in one short transaction (called in a worker thread)."""
     with session_scope(engine) as session:
         return work(session, *args)
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands timestamps back without a zone; they are stored in UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _one_line(error: BaseException) -> str:

@@ -13,10 +13,10 @@ person, on SQLite and PostgreSQL alike.  Never loop over contacts with a query e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import and_, distinct, exists, func, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -24,11 +24,12 @@ from sqlmodel import Session, col, select
 from qmail import models
 from qmail.access import Reader, branch_visible, task_visible
 from qmail.core.companies import company_for
+from qmail.db import like_pattern
 
 
-@dataclass(frozen=True)
-class Contact:
-    """Someone in a person's address book, as that person has met them."""
+class Contact(msgspec.Struct, frozen=True):
+    """Someone in a person's address book, as that person has met them: the one shape for
+    the pages and ``GET /api/contacts`` (msgspec, so the OpenAPI schema describes it)."""
 
     email: str
     name: str
@@ -45,7 +46,7 @@ def address_book(session: Session, person: Reader, q: str | None = None) -> list
     """
     statement = _book_statement(person)
     if q:
-        pattern = _like_pattern(q.strip())
+        pattern = like_pattern(q.strip())
         statement = statement.where(
             or_(
                 col(models.Person.email).ilike(pattern, escape="\\"),
@@ -93,12 +94,6 @@ def _contact(
     email: str, name: str, tasks: int, first_seen: datetime, last_seen: datetime
 ) -> Contact:
     return Contact(email, name, company_for(email), tasks, first_seen, last_seen)
-
-
-def _like_pattern(text: str) -> str:
-    """A LIKE pattern matching ``text`` anywhere, its ``%``, ``_`` and ``\\`` escaped."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 NO_COMPANY = "No company"

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from qmail import models
 from qmail.access import Reader, branch_visible, task_visible
+from qmail.db import like_pattern
 from qmail.errors import NotFound
 
 
@@ -65,12 +66,6 @@ class BranchOut(msgspec.Struct):
 
 class TaskDetail(TaskSummary):
     branches: list[BranchOut]
-
-
-def like_pattern(text: str) -> str:
-    """A LIKE pattern matching ``text`` anywhere, with its ``%``, ``_`` and ``\\`` escaped."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def tags_of(session: Session, task_ids: list[int]) -> dict[int, list[str]]:

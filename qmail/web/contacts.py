@@ -7,10 +7,8 @@ database work is blocking.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
-import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
@@ -18,26 +16,6 @@ from sqlmodel import Session
 
 from qmail.access import Reader
 from qmail.queries.contacts import Contact, address_book
-
-
-class ContactOut(msgspec.Struct):
-    email: str
-    name: str
-    company: str | None
-    tasks_in_common: int
-    first_seen: datetime
-    last_seen: datetime
-
-
-def contact_out(contact: Contact) -> ContactOut:
-    return ContactOut(
-        email=contact.email,
-        name=contact.name,
-        company=contact.company,
-        tasks_in_common=contact.tasks_in_common,
-        first_seen=contact.first_seen,
-        last_seen=contact.last_seen,
-    )
 
 
 class ContactApi(Controller):
@@ -49,6 +27,6 @@ class ContactApi(Controller):
         session: NamedDependency[Session],
         person: NamedDependency[Reader],
         q: Annotated[str | None, QueryParameter(max_length=200)] = None,
-    ) -> list[ContactOut]:
+    ) -> list[Contact]:
         """The caller's address book: the people they have discussed a task with."""
-        return [contact_out(contact) for contact in address_book(session, person, q)]
+        return address_book(session, person, q)
