@@ -118,12 +118,17 @@ class Task(SQLModel, table=True):
 
 
 class Branch(SQLModel, table=True):
-    """A line of discussion in a task: the main branch, or a hidden one with its members."""
+    """A line of discussion in a task: the main branch, or a hidden one with its members.
+
+    ``forked_from_id`` is the message a hidden branch was opened about, if any (no foreign
+    key: branch and message would refer to each other, which SQLite cannot migrate).
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     task_id: int = Field(foreign_key="task.id", index=True)
     hidden: bool = False
     parent_id: int | None = Field(default=None, foreign_key="branch.id")
+    forked_from_id: int | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
 
 

@@ -1,5 +1,6 @@
 """Branches of a task beyond its main discussion: the hidden team branch that private
-replies lead to, and the people a team member copies in.
+replies lead to, hidden branches opened from the task page, and the people a team member
+copies in.
 
 Functions take the ``Session`` first and never commit; every change is also an ``Event``.
 """
@@ -8,11 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from qmail import models
+from qmail.access import Reader, branch_visible
 from qmail.config import Settings
 from qmail.core.mail import Address
+from qmail.errors import BadRequest, NotFound
 from qmail.people import Team, get_person, on_team
 from qmail.threads.tasks import add_member, main_branch, members, record_event
 
@@ -34,14 +38,36 @@ def team_branch(
     branch = find_team_branch(session, task.id)
     if branch is None:
         parent = main_branch(session, task.id)
-        branch = models.Branch(task_id=task.id, hidden=True, parent_id=parent.id, created_at=now)
-        session.add(branch)
-        session.flush()
-        assert branch.id is not None
-        for person in members(session, parent.id):
-            if team.includes(person):
-                add_member(session, branch.id, person.id, now)
-        record_event(session, task, "branch_opened", author, now, branch.id, TEAM_BRANCH)
+        team_ids = [p.id for p in members(session, parent.id) if team.includes(p) and p.id]
+        branch = _open_hidden(session, task, parent, author, team_ids, now, detail=TEAM_BRANCH)
+    return branch
+
+
+def _open_hidden(
+    session: Session,
+    task: models.Task,
+    parent: models.Branch,
+    opener: models.Person,
+    member_ids: list[int],
+    now: datetime,
+    detail: str = "",
+    forked_from: int | None = None,
+) -> models.Branch:
+    """A new hidden branch under ``parent`` with exactly these members: the one place
+    hidden branches are made, for private replies and from the task page alike."""
+    branch = models.Branch(
+        task_id=task.id,
+        hidden=True,
+        parent_id=parent.id,
+        forked_from_id=forked_from,
+        created_at=now,
+    )
+    session.add(branch)
+    session.flush()
+    assert branch.id is not None
+    for person_id in member_ids:
+        add_member(session, branch.id, person_id, now)
+    record_event(session, task, "branch_opened", opener, now, branch.id, detail)
     return branch
 
 
@@ -90,3 +116,70 @@ def add_copied(
             add_member(session, branch.id, person.id, now)
             record_event(session, task, "participant_added", author, now, branch.id, person.email)
     return tuple(refused)
+
+
+def team_candidates(
+    session: Session, person: Reader, task_id: int, team: Team
+) -> list[models.Person]:
+    """Who may join a hidden branch ``person`` opens: team members in a branch they see."""
+    # An alias, so that branch_visible's own BranchMember subquery is not correlated with it.
+    member = aliased(models.BranchMember)
+    statement = (
+        select(models.Person)
+        .join(member, col(member.person_id) == models.Person.id)
+        .join(models.Branch, col(models.Branch.id) == member.branch_id)
+        .where(models.Branch.task_id == task_id, branch_visible(person))
+        .where(team.condition(), models.Person.id != person.id)
+        .distinct()
+        .order_by(col(models.Person.email))
+    )
+    return list(session.exec(statement).all())
+
+
+def fork_points(session: Session, branch_ids: list[int]) -> dict[int, int]:
+    """The message each of these branches was opened about, for those opened about one."""
+    rows = session.exec(
+        select(models.Branch.id, models.Branch.forked_from_id).where(
+            col(models.Branch.id).in_(branch_ids), col(models.Branch.forked_from_id).is_not(None)
+        )
+    )
+    return {branch_id: message_id for branch_id, message_id in rows if branch_id and message_id}
+
+
+def fork_parent(
+    session: Session, person: Reader, task: models.Task, message_id: int | None
+) -> models.Branch:
+    """The branch a new one forks from: that of ``message_id``, or the main branch."""
+    if message_id is None:
+        return main_branch(session, task.id)
+    branch = session.exec(
+        select(models.Branch)
+        .join(models.Message, col(models.Message.branch_id) == models.Branch.id)
+        .where(models.Message.id == message_id, models.Message.task_id == task.id)
+        .where(branch_visible(person))
+    ).first()
+    if branch is None:
+        raise NotFound(f"no message {message_id} in task #{task.number}")
+    return branch
+
+
+def open_hidden_branch(
+    session: Session,
+    task: models.Task,
+    opener: Reader,
+    chosen: list[int],
+    message_id: int | None,
+    team: Team,
+    now: datetime,
+) -> models.Branch:
+    """A new hidden branch of the opener and the chosen team members; never anyone else."""
+    assert task.id is not None and opener.id is not None
+    allowed = {candidate.id for candidate in team_candidates(session, opener, task.id, team)}
+    refused = sorted(set(chosen) - allowed - {opener.id})
+    if refused:
+        raise BadRequest("a hidden branch takes only team members who take part in the task")
+    parent = fork_parent(session, opener, task, message_id)
+    chosen_ids = [opener.id, *sorted(set(chosen) - {opener.id})]
+    return _open_hidden(
+        session, task, parent, opener.person, chosen_ids, now, forked_from=message_id
+    )

@@ -14,8 +14,10 @@ from sqlmodel import Session
 
 from qmail import models
 from qmail.config import Settings
-from qmail.core.mail import Address, Content, Ignore, Mail, NewTask, Reply, Trimmed
+from qmail.context import Context
+from qmail.core.mail import Address, Content, Ignore, Mail, NewTask, Reply
 from qmail.core.secrets import scrub_secrets
+from qmail.outbound import notifications
 from qmail.outbound.outbox import new_message_id
 from qmail.people import Team, get_person, is_ours
 from qmail.threads.branches import add_copied, team_branch
@@ -46,39 +48,64 @@ def apply_route(
     settings: Settings,
     now: datetime,
 ) -> Posted:
-    """Write what routing decided: a new task, a message in a branch, or an event.
-
-    A team member's powers (commands, copying people in) need a mail proven to be
-    theirs (``route.proven``).  Commands change what the client sees (tags, status,
-    assignee), so they are carried out only in the main discussion: sent into a hidden
-    branch, they are left in the text and reported back to the author.
-    """
+    """Write what routing decided: a new task, a message in a branch, or an event."""
     if isinstance(route, Ignore):
         return _record_ignored(session, route, raw_mail, now)
     team = Team.of(settings)
     task, branch, author = _thread_for(session, route, mail, team, settings, now)
     powers = route.proven and team.includes(author)
-    run_commands = powers and not branch.hidden and bool(content.commands)
-    if run_commands:
-        apply_commands(session, task, author, content.commands, settings, now)
-    refused_commands: tuple[str, ...] = ()
-    if powers and branch.hidden and content.commands:
-        refused_commands = tuple(f"#{c.name} {c.argument}".strip() for c in content.commands)
-    refused: tuple[tuple[str, str], ...] = ()
-    if powers:
-        refused = add_copied(session, branch, author, copied(mail, author, settings), settings, now)
-    text = content.text_for(run_commands)
+    ran, refused, refused_commands = _use_powers(
+        session, task, branch, author, mail, content, powers, settings, now
+    )
+    text = content.text_for(ran)
     message_id = None
-    if text or not run_commands:  # a mail of commands alone posts no empty message
-        message = _add_message(
-            session, task, branch, author, mail, content.trimmed, text, raw_mail, now
+    if text or not ran:  # a mail of commands alone posts no empty message
+        message = post_message(
+            session,
+            task,
+            branch,
+            author,
+            text,
+            settings,
+            now,
+            mail=mail,
+            content=content,
+            raw_mail_id=raw_mail.id,
         )
         message_id = message.id
-    if run_commands:
-        task.updated_at = now  # tags and status are the task's, seen by all its readers
     touch(task, branch, now)
     raw_mail.state = "done"
     return Posted(task.number, message_id, refused, refused_commands)
+
+
+def _use_powers(
+    session: Session,
+    task: models.Task,
+    branch: models.Branch,
+    author: models.Person,
+    mail: Mail,
+    content: Content,
+    powers: bool,
+    settings: Settings,
+    now: datetime,
+) -> tuple[bool, tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """A team member's powers, for a mail proven to be theirs: commands and copying in.
+
+    Commands change what the client sees (tags, status, assignee), so they are carried out
+    only in the main discussion: sent into a hidden branch, they are left in the text and
+    reported back.  Returns (commands ran, addresses refused, commands refused).
+    """
+    if not powers:
+        return False, (), ()
+    ran, refused_commands = False, ()
+    if content.commands and branch.hidden:
+        refused_commands = tuple(f"#{c.name} {c.argument}".strip() for c in content.commands)
+    elif content.commands:
+        apply_commands(session, task, author, content.commands, settings, now)
+        task.updated_at = now  # tags and status are the task's, seen by all its readers
+        ran = True
+    refused = add_copied(session, branch, author, copied(mail, author, settings), settings, now)
+    return ran, refused, refused_commands
 
 
 def copied(mail: Mail, author: models.Person, settings: Settings) -> list[Address]:
@@ -118,35 +145,49 @@ def _thread_for(
     return task, branch, author
 
 
-def _add_message(
+def post_message(
     session: Session,
     task: models.Task,
     branch: models.Branch,
     author: models.Person,
-    mail: Mail,
-    trimmed: Trimmed,
     text: str,
-    raw_mail: models.RawMail,
+    settings: Settings,
     now: datetime,
+    *,
+    source: str = "email",
+    mail: Mail | None = None,
+    content: Content | None = None,
+    raw_mail_id: int | None = None,
 ) -> models.Message:
+    """The one way a message is written, from mail, a page or the API, as ``author``.
+
+    The caller has checked that ``author`` may post to ``branch`` (routing for mail,
+    ``access`` for the web); posting makes them a member, so they are told about what
+    follows.  A sign-in link or reply address in the text is replaced, whatever its way
+    in: it was made for one person.  ``mail`` (with its trimmed ``content``) gives what
+    only mail has: the quoted part, threading headers, attachments.
+    """
+    assert branch.id is not None and author.id is not None
+    text = scrub_secrets(text)
+    add_member(session, branch.id, author.id, now)
     message = models.Message(
         task_id=task.id,
         branch_id=branch.id,
         author_id=author.id,
         text=text,
-        quoted=trimmed.quoted,
-        full_text=mail.text,
-        subject=mail.subject,
-        message_id=mail.message_id,
-        in_reply_to=mail.in_reply_to or "",
-        references=" ".join(mail.references),
-        source="email",
-        raw_mail_id=raw_mail.id,
-        sent_at=mail.date or now,
+        quoted=content.trimmed.quoted if content else "",
+        full_text=mail.text if mail else text,
+        subject=mail.subject if mail else task.title,
+        message_id=mail.message_id if mail else new_message_id(settings.mail.domain),
+        in_reply_to=(mail.in_reply_to or "") if mail else "",
+        references=" ".join(mail.references) if mail else "",
+        source=source,
+        raw_mail_id=raw_mail_id,
+        sent_at=(mail.date or now) if mail else now,
     )
     session.add(message)
     session.flush()
-    for attachment in mail.attachments:
+    for attachment in mail.attachments if mail else ():
         session.add(
             models.Attachment(
                 message_id=message.id,
@@ -159,6 +200,25 @@ def _add_message(
             )
         )
     record_event(session, task, "message", author, now, branch.id, str(message.id))
+    touch(task, branch, now)
+    return message
+
+
+def post_and_notify(
+    session: Session,
+    context: Context,
+    task: models.Task,
+    branch: models.Branch,
+    author: models.Person,
+    text: str,
+    source: str,
+    now: datetime,
+) -> models.Message:
+    """Post from a page or the API and queue the mail to the branch's other readers."""
+    message = post_message(
+        session, task, branch, author, text, context.settings, now, source=source
+    )
+    notifications.after_post(session, context, message.id, False, now)
     return message
 
 
@@ -184,40 +244,3 @@ def _record_ignored(
         )
     )
     return Posted(task_number)
-
-
-def post_from_web(
-    session: Session,
-    task: models.Task,
-    branch: models.Branch,
-    author: models.Person,
-    text: str,
-    source: str,
-    settings: Settings,
-    now: datetime,
-) -> models.Message:
-    """A message written in the web UI or through the API, as ``author``.
-
-    The caller has checked that ``author`` may see ``branch`` (``permissions``); posting
-    makes them a member, so they are told about what follows.  A sign-in link or reply
-    address pasted into the text is replaced, as in mail: it was made for one person.
-    """
-    assert branch.id is not None and author.id is not None
-    text = scrub_secrets(text)
-    add_member(session, branch.id, author.id, now)
-    message = models.Message(
-        task_id=task.id,
-        branch_id=branch.id,
-        author_id=author.id,
-        text=text,
-        full_text=text,
-        subject=task.title,
-        message_id=new_message_id(settings.mail.domain),
-        source=source,
-        sent_at=now,
-    )
-    session.add(message)
-    session.flush()
-    record_event(session, task, "message", author, now, branch.id, str(message.id))
-    touch(task, branch, now)
-    return message

@@ -25,7 +25,6 @@ from qmail import models
 from qmail.access import Reader, branch_visible
 from qmail.context import Context
 from qmail.errors import BadRequest, NotFound
-from qmail.outbound import notifications
 from qmail.queries.tasks import (
     MessageOut,
     TaskDetail,
@@ -111,10 +110,9 @@ class TaskApi(Controller):
         task, branch = visible_branch(session, person, number, data.branch_id)
         context: Context = state.context
         now = datetime.now(UTC)
-        message = posting.post_from_web(
-            session, task, branch, person.person, text, "api", context.settings, now
+        message = posting.post_and_notify(
+            session, context, task, branch, person.person, text, "api", now
         )
-        notifications.after_post(session, context, message.id, False, now)
         session.commit()
         return message_out(session, message)
 

@@ -3,7 +3,7 @@
 An edge only.  The task is read by ``queries.tasks.read_task``, the same permission-checked
 query as ``GET /api/tasks/{number}``, so the page never shows a branch the API would not;
 a task the reader may not see is a 404, like one that does not exist.  Posting goes
-through ``posting.post_from_web`` and ``notifications.after_post``, as the API does, and
+through ``threads.posting.post_and_notify``, as the API does, and
 tags and status through ``threads.commands.apply_commands``, as mail commands do.
 
 Every rule is enforced here, in the handlers, never only by what the template offers:
@@ -21,21 +21,18 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
-from sqlalchemy.orm import aliased
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from qmail import models
-from qmail.access import Reader, branch_visible, task_visible
+from qmail.access import Reader, task_visible
 from qmail.core.mail import Command
 from qmail.core.route import normalize_tag
 from qmail.errors import BadRequest, Forbidden, NotFound
-from qmail.outbound import notifications
-from qmail.people import Team
 from qmail.queries.events import task_history
 from qmail.queries.tasks import read_task, tags_of, visible_branch
 from qmail.threads import posting
+from qmail.threads.branches import fork_points, open_hidden_branch, team_candidates
 from qmail.threads.commands import apply_commands
-from qmail.threads.tasks import add_member, main_branch, record_event
 from qmail.web.forms import Form, form_id, form_ids, form_value, message_text
 
 _STATUS_COMMANDS = {"closed": "close", "open": "reopen"}
@@ -55,94 +52,6 @@ def require_team(person: Reader, action: str) -> None:
     """403 for clients: checked after the task's visibility, so outsiders still get 404."""
     if not person.is_team:
         raise Forbidden(f"only team members {action}")
-
-
-def team_candidates(
-    session: Session, person: Reader, task_id: int, team: Team
-) -> list[models.Person]:
-    """Who may join a hidden branch ``person`` opens: team members in a branch they see."""
-    # An alias, so that branch_visible's own BranchMember subquery is not correlated with it.
-    member = aliased(models.BranchMember)
-    statement = (
-        select(models.Person)
-        .join(member, col(member.person_id) == models.Person.id)
-        .join(models.Branch, col(models.Branch.id) == member.branch_id)
-        .where(models.Branch.task_id == task_id, branch_visible(person))
-        .where(team.condition(), models.Person.id != person.id)
-        .distinct()
-        .order_by(col(models.Person.email))
-    )
-    return list(session.exec(statement).all())
-
-
-def fork_points(session: Session, branch_ids: list[int]) -> dict[int, int]:
-    """The message each branch was opened from (kept in its ``branch_opened`` event)."""
-    rows = session.exec(
-        select(models.Event.branch_id, models.Event.detail).where(
-            models.Event.kind == "branch_opened", col(models.Event.branch_id).in_(branch_ids)
-        )
-    )
-    return {branch_id: int(detail) for branch_id, detail in rows if branch_id and detail.isdigit()}
-
-
-def fork_parent(
-    session: Session, person: Reader, task: models.Task, message_id: int | None
-) -> models.Branch:
-    """The branch a new one forks from: that of ``message_id``, or the main branch."""
-    if message_id is None:
-        return main_branch(session, task.id)
-    branch = session.exec(
-        select(models.Branch)
-        .join(models.Message, col(models.Message.branch_id) == models.Branch.id)
-        .where(models.Message.id == message_id, models.Message.task_id == task.id)
-        .where(branch_visible(person))
-    ).first()
-    if branch is None:
-        raise NotFound(f"no message {message_id} in task #{task.number}")
-    return branch
-
-
-def open_hidden_branch(
-    session: Session,
-    task: models.Task,
-    opener: Reader,
-    chosen: list[int],
-    message_id: int | None,
-    team: Team,
-    now: datetime,
-) -> models.Branch:
-    """A new hidden branch of the opener and the chosen team members; never anyone else."""
-    assert task.id is not None and opener.id is not None
-    allowed = {candidate.id for candidate in team_candidates(session, opener, task.id, team)}
-    refused = sorted(set(chosen) - allowed - {opener.id})
-    if refused:
-        raise BadRequest("a hidden branch takes only team members who take part in the task")
-    parent = fork_parent(session, opener, task, message_id)
-    branch = models.Branch(task_id=task.id, hidden=True, parent_id=parent.id, created_at=now)
-    session.add(branch)
-    session.flush()
-    assert branch.id is not None
-    for person_id in [opener.id, *sorted(set(chosen) - {opener.id})]:
-        add_member(session, branch.id, person_id, now)
-    detail = "" if message_id is None else str(message_id)  # no column for the fork point
-    record_event(session, task, "branch_opened", opener.person, now, branch.id, detail)
-    return branch
-
-
-def post_and_notify(
-    session: Session,
-    state: State,
-    task: models.Task,
-    branch: models.Branch,
-    person: Reader,
-    text: str,
-    now: datetime,
-) -> models.Message:
-    """Post as ``person`` and queue the mail to the branch's other readers (uncommitted)."""
-    author = person.person
-    message = posting.post_from_web(session, task, branch, author, text, "web", state.settings, now)
-    notifications.after_post(session, state.context, message.id, False, now)
-    return message
 
 
 def tag_commands(
@@ -210,7 +119,10 @@ class TaskPage(Controller):
             raise BadRequest("branch_id is missing")
         text = message_text(data)
         task, branch = visible_branch(session, person, number, branch_id)
-        message = post_and_notify(session, state, task, branch, person, text, datetime.now(UTC))
+        now = datetime.now(UTC)
+        message = posting.post_and_notify(
+            session, state.context, task, branch, person.person, text, "web", now
+        )
         session.commit()
         return see_task(number, f"#message-{message.id}")
 
@@ -234,7 +146,9 @@ class TaskPage(Controller):
         now = datetime.now(UTC)
         branch = open_hidden_branch(session, task, person, chosen, message_id, state.team, now)
         if text:
-            post_and_notify(session, state, task, branch, person, text, now)
+            posting.post_and_notify(
+                session, state.context, task, branch, person.person, text, "web", now
+            )
         session.commit()  # the task's updated_at stays: the branch is hidden
         return see_task(number, f"#branch-{branch.id}")
 

@@ -151,3 +151,29 @@ def test_upgrading_replaces_our_tokens_already_stored_by_placeholders(settings):
     assert text_file.content == clean.encode()
     assert photo.content == quoted.encode(), "binary files are never rewritten"
     engine.dispose()
+
+
+def test_upgrading_moves_the_fork_point_of_hidden_branches_into_its_column(settings):
+    engine = create_db_engine(settings)
+    command.upgrade(alembic_config(engine), "0005")
+    when = "'2024-01-01 00:00:00+00:00'"
+    with engine.begin() as connection:
+        for statement in (
+            f"INSERT INTO person (id, email, name, created_at) VALUES (1, 'a@x', 'A', {when})",
+            "INSERT INTO task (id, number, title, status, created_by_id, created_at, updated_at)"
+            f" VALUES (1, 1, 'Invoice', 'open', 1, {when}, {when})",
+            f"INSERT INTO branch (id, task_id, hidden, created_at) VALUES (1, 1, false, {when})",
+            "INSERT INTO branch (id, task_id, hidden, parent_id, created_at)"
+            f" VALUES (2, 1, true, 1, {when}), (3, 1, true, 1, {when})",
+            "INSERT INTO message (id, task_id, branch_id, author_id, text, quoted, full_text,"
+            ' subject, message_id, in_reply_to, "references", source, sent_at) VALUES'
+            f" (7, 1, 1, 1, 'Hi', '', 'Hi', 'x', 'm7@x', '', '', 'email', {when})",
+            "INSERT INTO event (task_id, branch_id, person_id, kind, detail, created_at) VALUES"
+            f" (1, 2, 1, 'branch_opened', '7', {when}), (1, 3, 1, 'branch_opened', 'team', {when})",
+        ):
+            connection.execute(text(statement))
+    migrate(engine)
+    with Session(engine) as session:
+        forks = session.exec(select(models.Branch.id, models.Branch.forked_from_id)).all()
+    assert sorted(forks) == [(1, None), (2, 7), (3, None)]
+    engine.dispose()
