@@ -19,9 +19,10 @@ from itsdangerous.timed import TimestampSigner
 from sqlmodel import Session, col, select
 
 from qmail import cli, models
+from qmail.auth.links import LOGIN_MAILS_PER_HOUR
 from qmail.context import Context
 from qmail.db import session_scope
-from qmail.web.auth import LOGIN_MAILS_PER_HOUR, session_cookie
+from qmail.web.auth import session_cookie
 from tests.integration.conftest import WebServer
 from tests.integration.test_cli import write_config
 
