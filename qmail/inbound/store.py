@@ -1,4 +1,6 @@
-"""The store stage: raw mail, and applying a route: messages into task threads.
+"""What inbound mail leaves in the database before it is filed: the raw bytes (kept once
+per Message-ID, for replay), held and quarantined mail, and the facts routing needs.
+Filing a routed mail into a thread is ``qmail.threads.posting``.
 
 Functions take the ``Session`` first and never commit: the caller owns the transaction
 (one per inbound message).  The same statements run on SQLite and PostgreSQL.
@@ -105,39 +107,14 @@ def known_for(
     sender_check: str = "none",
 ) -> Known:
     """The facts ``route_mail`` needs about this mail's thread, reply addresses and sender."""
-    ids = [i for i in (mail.in_reply_to, *mail.references) if i]
-    by_message_id: dict[str, BranchFacts] = {}
-    if ids:
-        # Mail we received, and the notifications we sent (one Message-ID per recipient).
-        rows = [
-            *session.exec(
-                select(models.Message.message_id, models.Message.branch_id).where(
-                    col(models.Message.message_id).in_(ids)
-                )
-            ).all(),
-            *session.exec(
-                select(models.Outbox.message_id, models.Outbox.branch_id).where(
-                    col(models.Outbox.message_id).in_(ids),
-                    col(models.Outbox.branch_id).is_not(None),
-                )
-            ).all(),
-        ]
-        for message_id, branch_id in rows:
-            assert branch_id is not None
-            by_message_id[message_id] = branch_facts(session, branch_id)
-    by_number: dict[int, BranchFacts] = {}
-    if number is not None:
-        task = session.exec(select(models.Task).where(models.Task.number == number)).first()
-        if task is not None:
-            by_number[number] = branch_facts(session, main_branch(session, task.id).id)
     targets = [recipient for recipient in recipients if isinstance(recipient, ReplyTarget)]
     by_branch, team_branch_of, people = _reply_address_facts(session, targets)
     sender = mail.sender.email if mail.sender is not None else ""
     sender_on_team = bool(sender) and on_team(session, Team.of(settings), sender)
     domain = settings.mail.domain.lower()
     return Known(
-        by_message_id,
-        by_number,
+        _threads_answered(session, mail),
+        _task_named(session, number),
         frozenset({sender} if sender_on_team else ()),
         own_domain=domain,
         own_addresses=frozenset(own_addresses(settings)),
@@ -150,25 +127,57 @@ def known_for(
     )
 
 
+def _threads_answered(session: Session, mail: Mail) -> dict[str, BranchFacts]:
+    """The branch of each stored message this mail's In-Reply-To and References name:
+    mail we received, and the notifications we sent (one Message-ID per recipient)."""
+    ids = [i for i in (mail.in_reply_to, *mail.references) if i]
+    if not ids:
+        return {}
+    received = select(models.Message.message_id, models.Message.branch_id).where(
+        col(models.Message.message_id).in_(ids)
+    )
+    sent = select(models.Outbox.message_id, models.Outbox.branch_id).where(
+        col(models.Outbox.message_id).in_(ids), col(models.Outbox.branch_id).is_not(None)
+    )
+    rows = [*session.exec(received).all(), *session.exec(sent).all()]
+    facts = branch_facts(session, {branch_id for _, branch_id in rows if branch_id})
+    return {message_id: facts[branch_id] for message_id, branch_id in rows if branch_id}
+
+
+def _task_named(session: Session, number: int | None) -> dict[int, BranchFacts]:
+    """The main branch of the task a ``[#N]`` subject names, if it exists."""
+    if number is None:
+        return {}
+    task = session.exec(select(models.Task).where(models.Task.number == number)).first()
+    if task is None:
+        return {}
+    main = main_branch(session, task.id)
+    assert main.id is not None
+    return {number: branch_facts(session, {main.id})[main.id]}
+
+
 def _reply_address_facts(
     session: Session, targets: list[ReplyTarget]
 ) -> tuple[dict[int, BranchFacts], dict[int, BranchFacts], dict[int, str]]:
     """The branches and people reply addresses name; for private ones, the team branch."""
-    by_branch: dict[int, BranchFacts] = {}
-    team_branch_of: dict[int, BranchFacts] = {}
     people: dict[int, str] = {}
+    branch_ids: set[int] = set()
+    team_branches: dict[int, int] = {}  # task id -> its team branch's id
     for target in targets:
-        branch = session.get(models.Branch, target.branch_id)
         person = session.get(models.Person, target.person_id)
         if person is not None:
             people[target.person_id] = person.email
+        branch = session.get(models.Branch, target.branch_id)
         if branch is None or branch.id is None:
             continue
-        by_branch[branch.id] = branch_facts(session, branch.id)
+        branch_ids.add(branch.id)
         if target.private and not branch.hidden:
             found = find_team_branch(session, branch.task_id)
             if found is not None and found.id is not None:
-                team_branch_of[branch.task_id] = branch_facts(session, found.id)
+                team_branches[branch.task_id] = found.id
+    facts = branch_facts(session, branch_ids | set(team_branches.values()))
+    by_branch = {branch_id: facts[branch_id] for branch_id in branch_ids}
+    team_branch_of = {task_id: facts[branch_id] for task_id, branch_id in team_branches.items()}
     return by_branch, team_branch_of, people
 
 
@@ -188,15 +197,22 @@ def own_addresses(settings: Settings) -> tuple[str, ...]:
     return (*settings.mail.intake_addresses, f"noreply@{domain}", f"bounces@{domain}")
 
 
-def branch_facts(session: Session, branch_id: int) -> BranchFacts:
-    branch = session.get(models.Branch, branch_id)
-    assert branch is not None
-    emails = session.exec(
-        select(models.Person.email)
-        .join(models.BranchMember, col(models.BranchMember.person_id) == models.Person.id)
-        .where(models.BranchMember.branch_id == branch_id)
-    ).all()
-    return BranchFacts(branch.id, branch.task_id, branch.hidden, frozenset(emails))
-
-
-# --- applying a route -------------------------------------------------------------------
+def branch_facts(session: Session, branch_ids: set[int]) -> dict[int, BranchFacts]:
+    """What routing needs to know of each of these branches, in two queries."""
+    if not branch_ids:
+        return {}
+    members: dict[int, set[str]] = {branch_id: set() for branch_id in branch_ids}
+    for branch_id, email in session.exec(
+        select(models.BranchMember.branch_id, models.Person.email)
+        .join(models.Person, col(models.Person.id) == models.BranchMember.person_id)
+        .where(col(models.BranchMember.branch_id).in_(branch_ids))
+    ):
+        members[branch_id].add(email)
+    branches = session.exec(select(models.Branch).where(col(models.Branch.id).in_(branch_ids)))
+    return {
+        branch.id: BranchFacts(
+            branch.id, branch.task_id, branch.hidden, frozenset(members[branch.id])
+        )
+        for branch in branches
+        if branch.id is not None
+    }
