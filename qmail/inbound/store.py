@@ -78,6 +78,7 @@ def hold(session: Session, raw_mail: models.RawMail, held: Hold, now: datetime) 
     went to is known, noted on that branch (an event only its team members see).
     """
     raw_mail.state = "held"
+    assert raw_mail.id is not None
     session.add(
         models.Quarantine(raw_mail_id=raw_mail.id, reason=f"held: {held.reason}", created_at=now)
     )

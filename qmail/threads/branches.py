@@ -55,6 +55,7 @@ def _open_hidden(
 ) -> models.Branch:
     """A new hidden branch under ``parent`` with exactly these members: the one place
     hidden branches are made, for private replies and from the task page alike."""
+    assert task.id is not None
     branch = models.Branch(
         task_id=task.id,
         hidden=True,

@@ -97,7 +97,7 @@ def _use_powers(
     """
     if not powers:
         return False, (), ()
-    ran, refused_commands = False, ()
+    ran, refused_commands = False, tuple[str, ...]()
     if content.commands and branch.hidden:
         refused_commands = tuple(f"#{c.name} {c.argument}".strip() for c in content.commands)
     elif content.commands:
@@ -131,18 +131,19 @@ def _thread_for(
     if isinstance(route, NewTask):
         task, branch = create_task(session, route, author, settings, now)
         return task, branch, author
-    branch = session.get(models.Branch, route.branch_id)
-    if branch is None:
+    named = session.get(models.Branch, route.branch_id)
+    if named is None:
         raise LookupError(f"branch {route.branch_id} does not exist")
-    task = session.get(models.Task, branch.task_id)
-    assert task is not None
-    if route.via == "private" and not branch.hidden:
-        branch = team_branch(session, task, author, team, now)
+    thread = session.get(models.Task, named.task_id)
+    assert thread is not None
+    if route.via == "private" and not named.hidden:
+        named = team_branch(session, thread, author, team, now)
     # (privately from a hidden branch's notification: that branch, it is the team's already)
-    if branch.hidden and not team.includes(author):  # routing holds these: a bug if seen
+    if named.hidden and not team.includes(author):  # routing holds these: a bug if seen
         raise PermissionError(f"{author.email} may not post to a hidden branch")
-    add_member(session, branch.id, author.id, now)
-    return task, branch, author
+    assert named.id is not None and author.id is not None
+    add_member(session, named.id, author.id, now)
+    return thread, named, author
 
 
 def post_message(
@@ -167,7 +168,7 @@ def post_message(
     in: it was made for one person.  ``mail`` (with its trimmed ``content``) gives what
     only mail has: the quoted part, threading headers, attachments.
     """
-    assert branch.id is not None and author.id is not None
+    assert task.id is not None and branch.id is not None and author.id is not None
     text = scrub_secrets(text)
     add_member(session, branch.id, author.id, now)
     message = models.Message(
@@ -187,6 +188,7 @@ def post_message(
     )
     session.add(message)
     session.flush()
+    assert message.id is not None
     for attachment in mail.attachments if mail else ():
         session.add(
             models.Attachment(

@@ -66,7 +66,7 @@ def next_task_number(session: Session) -> int:
         update(models.Counter)
         .where(col(models.Counter.name) == "task")
         .values(value=models.Counter.value + 1)
-        .returning(models.Counter.value)
+        .returning(col(models.Counter.value))
     )
     return int(result.scalar_one())
 
@@ -76,13 +76,14 @@ def add_member(session: Session, branch_id: int, person_id: int, now: datetime) 
         session.add(models.BranchMember(branch_id=branch_id, person_id=person_id, added_at=now))
 
 
-def tag_task(session: Session, task_id: int | None, names: tuple[str, ...]) -> None:
+def tag_task(session: Session, task_id: int, names: tuple[str, ...]) -> None:
     for name in names:
         tag = session.exec(select(models.Tag).where(models.Tag.name == name)).first()
         if tag is None:
             tag = models.Tag(name=name)
             session.add(tag)
             session.flush()
+        assert tag.id is not None
         if session.get(models.TaskTag, (task_id, tag.id)) is None:
             session.add(models.TaskTag(task_id=task_id, tag_id=tag.id))
 
@@ -100,12 +101,15 @@ def create_task(
     )
     session.add(task)
     session.flush()
+    assert task.id is not None and author.id is not None
     branch = models.Branch(task_id=task.id, hidden=False, created_at=now)
     session.add(branch)
     session.flush()
+    assert branch.id is not None
     tag_task(session, task.id, route.tags)
     add_member(session, branch.id, author.id, now)
     for person in triage_team(session, settings, now):
+        assert person.id is not None
         add_member(session, branch.id, person.id, now)
     record_event(session, task, "task_created", author, now, branch.id, task.title)
     return task, branch

@@ -47,6 +47,7 @@ class UnsubscribeController(Controller):
         if found is None:
             return _invalid()
         task, person = found
+        assert task.id is not None and person.id is not None
         if session.get(models.Mute, (task.id, person.id)) is None:
             now = datetime.now(UTC)
             session.add(models.Mute(task_id=task.id, person_id=person.id, created_at=now))
