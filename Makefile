@@ -31,7 +31,7 @@ test-sqlite: $(VENV)/.dev
 
 test-postgres: $(VENV)/.dev
 	@if $(PY) .ci/postgres_available.py "$(PG_URL)"; then \
-		QMAIL_TEST_DATABASE_URL="$(PG_URL)" $(PY) -m pytest tests/integration tests/unit/test_store.py; \
+		QMAIL_TEST_DATABASE_URL="$(PG_URL)" $(PY) -m pytest tests/integration; \
 	elif [ "$$CI" = "true" ]; then \
 		echo "CI: PostgreSQL at $(PG_URL) is not reachable; the PostgreSQL suite cannot run" >&2; exit 1; \
 	else \

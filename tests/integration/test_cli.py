@@ -166,7 +166,7 @@ def serve(settings: Settings, tmp_path: Path):
     )
     base_url = f"http://127.0.0.1:{web_port}"
     try:
-        wait_until(lambda: httpx.get(f"{base_url}/api/health").status_code == 200, timeout=30)
+        wait_until(lambda: httpx.get(f"{base_url}/api/health").status_code == 200, timeout=120)
         yield smtp_port, base_url, config
     finally:
         process.send_signal(signal.SIGTERM)
@@ -214,7 +214,7 @@ def test_mail_sent_with_swaks_shows_up_in_the_api(serve, capsys):
         ],
         check=True,
         capture_output=True,
-        timeout=30,
+        timeout=120,
         env={**os.environ, "LC_ALL": "C"},
     )
     token = _token(config, "you@localhost", capsys)
@@ -257,14 +257,14 @@ def test_smtp_web_and_worker_run_as_separate_processes_on_one_database(
     ]
     try:
         base_url = f"http://127.0.0.1:{ports['web']}"
-        wait_until(lambda: httpx.get(f"{base_url}/api/health").status_code == 200, timeout=30)
+        wait_until(lambda: httpx.get(f"{base_url}/api/health").status_code == 200, timeout=120)
         for port, name in (
             (ports["smtp_a"], "intake_thunderbird_en"),
             (ports["smtp_b"], "parse_koi8r"),
         ):
             wait_until(
                 lambda port=port: socket.create_connection(("127.0.0.1", port)).close() or True,
-                timeout=30,
+                timeout=120,
             )
             with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
                 client.sendmail("someone@acme.test", ["tasks@localhost"], eml_bytes(name))
@@ -272,7 +272,7 @@ def test_smtp_web_and_worker_run_as_separate_processes_on_one_database(
         answer = httpx.get(f"{base_url}/api/tasks", headers={"Authorization": f"Bearer {token}"})
         assert answer.json()["total"] == 2
         # The worker delivers the team's notifications to the Maildir.
-        wait_until(lambda: len(list((outbox / "new").glob("*"))) >= 2, timeout=30)
+        wait_until(lambda: len(list((outbox / "new").glob("*"))) >= 2, timeout=120)
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
