@@ -18,6 +18,8 @@ import httpx
 import pytest
 import uvicorn
 from aiosmtpd.smtp import SMTP
+from litestar import Litestar
+from litestar.testing import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -91,6 +93,32 @@ class WebServer:
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=10)
+
+
+@dataclasses.dataclass
+class InProcessWeb:
+    """The web app without a socket: Litestar's test client calls it in-process.
+
+    The same ``client(token)`` as ``WebServer``, for the many API and permission tests
+    that need no real server; a few tests keep uvicorn (``web_server``) and a browser.
+    """
+
+    app: Litestar
+    base_url: str = "http://127.0.0.1:8000"
+
+    def client(self, token: str | None = None) -> TestClient[Litestar]:
+        client = TestClient(self.app, base_url=self.base_url, timeout=10)
+        if token:
+            client.headers["Authorization"] = f"Bearer {token}"
+        return client
+
+
+@pytest.fixture
+def web_app(store: Context) -> InProcessWeb:
+    """``create_app()`` for the test's database, called in-process."""
+    from qmail.web.app import create_app
+
+    return InProcessWeb(create_app(store.settings, store.engine))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from qmail import models
 from qmail.auth.api_tokens import create_api_token, hash_token, person_for_api_token
 from qmail.context import Context
 from qmail.db import session_scope
-from tests.integration.conftest import WebServer
+from tests.integration.conftest import InProcessWeb
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 INVOICE_NAME = "Счёт №5.pdf"
@@ -149,26 +149,26 @@ def world(store: Context) -> World:
         return World(tokens, invoice_id, html_id, notes_id, hidden.id)
 
 
-def get_json(web_server: WebServer, token: str | None, url: str, status: int = 200) -> dict:
-    with web_server.client(token) as http:
+def get_json(web_app: InProcessWeb, token: str | None, url: str, status: int = 200) -> dict:
+    with web_app.client(token) as http:
         response = http.get(url)
     assert response.status_code == status, response.text
     return response.json()
 
 
-def numbers(web_server: WebServer, token: str, url: str = "/api/tasks") -> list[int]:
-    return [item["number"] for item in get_json(web_server, token, url)["items"]]
+def numbers(web_app: InProcessWeb, token: str, url: str = "/api/tasks") -> list[int]:
+    return [item["number"] for item in get_json(web_app, token, url)["items"]]
 
 
 # --- health, schema, authentication ----------------------------------------------------
 
 
-def test_health_answers_without_authentication(web_server: WebServer) -> None:
-    assert get_json(web_server, None, "/api/health") == {"status": "ok"}
+def test_health_answers_without_authentication(web_app: InProcessWeb) -> None:
+    assert get_json(web_app, None, "/api/health") == {"status": "ok"}
 
 
-def test_openapi_schema_lists_the_api_routes(web_server: WebServer) -> None:
-    schema = get_json(web_server, None, "/schema/openapi.json")
+def test_openapi_schema_lists_the_api_routes(web_app: InProcessWeb) -> None:
+    schema = get_json(web_app, None, "/schema/openapi.json")
     assert schema["info"]["title"] == "qmail"
     assert {
         "/api/health",
@@ -178,8 +178,8 @@ def test_openapi_schema_lists_the_api_routes(web_server: WebServer) -> None:
     } <= set(schema["paths"])
 
 
-def test_request_without_token_is_unauthorized(web_server: WebServer, world: World) -> None:
-    with web_server.client() as http:
+def test_request_without_token_is_unauthorized(web_app: InProcessWeb, world: World) -> None:
+    with web_app.client() as http:
         response = http.get("/api/tasks")
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
@@ -192,9 +192,9 @@ def test_request_without_token_is_unauthorized(web_server: WebServer, world: Wor
     ids=["altered", "unknown", "without-prefix"],
 )
 def test_request_with_bad_token_is_unauthorized(
-    web_server: WebServer, world: World, make_token: Callable[[str], str]
+    web_app: InProcessWeb, world: World, make_token: Callable[[str], str]
 ) -> None:
-    with web_server.client(make_token(world.tokens["alice"])) as http:
+    with web_app.client(make_token(world.tokens["alice"])) as http:
         response = http.get("/api/tasks/1")
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
@@ -214,8 +214,8 @@ def test_api_token_is_stored_only_as_its_hash(store: Context, world: World) -> N
 # --- listing and filters -----------------------------------------------------------------
 
 
-def test_team_member_sees_every_task_newest_first(web_server: WebServer, world: World) -> None:
-    listing = get_json(web_server, world.tokens["bob"], "/api/tasks")
+def test_team_member_sees_every_task_newest_first(web_app: InProcessWeb, world: World) -> None:
+    listing = get_json(web_app, world.tokens["bob"], "/api/tasks")
     assert [item["number"] for item in listing["items"]] == [2, 3, 1]
     assert listing["total"] == 3
     first = listing["items"][2]
@@ -226,59 +226,59 @@ def test_team_member_sees_every_task_newest_first(web_server: WebServer, world: 
     assert datetime.fromisoformat(first["created_at"]).utcoffset() == timedelta(0)
 
 
-def test_client_sees_only_their_own_tasks(web_server: WebServer, world: World) -> None:
-    assert numbers(web_server, world.tokens["carol"]) == [1]
-    assert numbers(web_server, world.tokens["dave"]) == [2]
+def test_client_sees_only_their_own_tasks(web_app: InProcessWeb, world: World) -> None:
+    assert numbers(web_app, world.tokens["carol"]) == [1]
+    assert numbers(web_app, world.tokens["dave"]) == [2]
 
 
-def test_stranger_sees_no_tasks(web_server: WebServer, world: World) -> None:
-    assert get_json(web_server, world.tokens["stranger"], "/api/tasks") == {"items": [], "total": 0}
+def test_stranger_sees_no_tasks(web_app: InProcessWeb, world: World) -> None:
+    assert get_json(web_app, world.tokens["stranger"], "/api/tasks") == {"items": [], "total": 0}
 
 
-def test_tag_filter_is_case_insensitive(web_server: WebServer, world: World) -> None:
-    assert numbers(web_server, world.tokens["alice"], "/api/tasks?tag=URGENT") == [1]
-    assert numbers(web_server, world.tokens["alice"], "/api/tasks?tag=nothing") == []
-    assert numbers(web_server, world.tokens["dave"], "/api/tasks?tag=billing") == []
+def test_tag_filter_is_case_insensitive(web_app: InProcessWeb, world: World) -> None:
+    assert numbers(web_app, world.tokens["alice"], "/api/tasks?tag=URGENT") == [1]
+    assert numbers(web_app, world.tokens["alice"], "/api/tasks?tag=nothing") == []
+    assert numbers(web_app, world.tokens["dave"], "/api/tasks?tag=billing") == []
 
 
-def test_status_filter_keeps_tasks_with_that_status(web_server: WebServer, world: World) -> None:
-    assert numbers(web_server, world.tokens["alice"], "/api/tasks?status=closed") == [2]
-    assert numbers(web_server, world.tokens["alice"], "/api/tasks?status=open") == [3, 1]
+def test_status_filter_keeps_tasks_with_that_status(web_app: InProcessWeb, world: World) -> None:
+    assert numbers(web_app, world.tokens["alice"], "/api/tasks?status=closed") == [2]
+    assert numbers(web_app, world.tokens["alice"], "/api/tasks?status=open") == [3, 1]
 
 
-def test_search_matches_titles_and_message_text(web_server: WebServer, world: World) -> None:
-    assert numbers(web_server, world.tokens["alice"], "/api/tasks?q=website") == [2]
-    assert numbers(web_server, world.tokens["alice"], "/api/tasks?q=AGENDA") == [3]
-    assert numbers(web_server, world.tokens["carol"], "/api/tasks?q=send%20the") == [1]
+def test_search_matches_titles_and_message_text(web_app: InProcessWeb, world: World) -> None:
+    assert numbers(web_app, world.tokens["alice"], "/api/tasks?q=website") == [2]
+    assert numbers(web_app, world.tokens["alice"], "/api/tasks?q=AGENDA") == [3]
+    assert numbers(web_app, world.tokens["carol"], "/api/tasks?q=send%20the") == [1]
 
 
 def test_search_ignores_text_of_branches_the_caller_cannot_see(
-    web_server: WebServer, world: World
+    web_app: InProcessWeb, world: World
 ) -> None:
-    assert numbers(web_server, world.tokens["alice"], "/api/tasks?q=discount") == [1]
-    assert numbers(web_server, world.tokens["bob"], "/api/tasks?q=discount") == []
-    assert numbers(web_server, world.tokens["carol"], "/api/tasks?q=discount") == []
+    assert numbers(web_app, world.tokens["alice"], "/api/tasks?q=discount") == [1]
+    assert numbers(web_app, world.tokens["bob"], "/api/tasks?q=discount") == []
+    assert numbers(web_app, world.tokens["carol"], "/api/tasks?q=discount") == []
 
 
-def test_search_treats_like_wildcards_literally(web_server: WebServer, world: World) -> None:
-    assert numbers(web_server, world.tokens["alice"], "/api/tasks?q=%25") == [1]
-    assert numbers(web_server, world.tokens["alice"], "/api/tasks?q=0%25_d") == [1]
-    assert numbers(web_server, world.tokens["alice"], "/api/tasks?q=Site_returns") == []
+def test_search_treats_like_wildcards_literally(web_app: InProcessWeb, world: World) -> None:
+    assert numbers(web_app, world.tokens["alice"], "/api/tasks?q=%25") == [1]
+    assert numbers(web_app, world.tokens["alice"], "/api/tasks?q=0%25_d") == [1]
+    assert numbers(web_app, world.tokens["alice"], "/api/tasks?q=Site_returns") == []
 
 
 def test_limit_and_offset_page_through_with_the_full_total(
-    web_server: WebServer, world: World
+    web_app: InProcessWeb, world: World
 ) -> None:
-    first = get_json(web_server, world.tokens["alice"], "/api/tasks?limit=2")
-    rest = get_json(web_server, world.tokens["alice"], "/api/tasks?limit=2&offset=2")
+    first = get_json(web_app, world.tokens["alice"], "/api/tasks?limit=2")
+    rest = get_json(web_app, world.tokens["alice"], "/api/tasks?limit=2&offset=2")
     assert [item["number"] for item in first["items"]] == [2, 3]
     assert [item["number"] for item in rest["items"]] == [1]
     assert first["total"] == rest["total"] == 3
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=201", "limit=abc", "offset=-1", "offset=x"])
-def test_bad_paging_values_are_rejected(web_server: WebServer, world: World, query: str) -> None:
-    answer = get_json(web_server, world.tokens["alice"], f"/api/tasks?{query}", status=400)
+def test_bad_paging_values_are_rejected(web_app: InProcessWeb, world: World, query: str) -> None:
+    answer = get_json(web_app, world.tokens["alice"], f"/api/tasks?{query}", status=400)
     assert "error" in answer
 
 
@@ -286,9 +286,9 @@ def test_bad_paging_values_are_rejected(web_server: WebServer, world: World, que
 
 
 def test_task_shows_branches_members_messages_and_attachments(
-    web_server: WebServer, world: World
+    web_app: InProcessWeb, world: World
 ) -> None:
-    task = get_json(web_server, world.tokens["alice"], "/api/tasks/1")
+    task = get_json(web_app, world.tokens["alice"], "/api/tasks/1")
     assert (task["number"], task["title"], task["tags"]) == (
         1,
         "Invoice for March",
@@ -334,52 +334,52 @@ def statements(store: Context) -> Iterator[list[str]]:
 
 
 def test_task_is_read_in_a_fixed_number_of_queries(
-    web_server: WebServer, world: World, statements: list[str]
+    web_app: InProcessWeb, world: World, statements: list[str]
 ) -> None:
-    get_json(web_server, world.tokens["alice"], "/api/tasks/1")
+    get_json(web_app, world.tokens["alice"], "/api/tasks/1")
     # token, task, branches, members, messages, attachments, tags: not one per message
     assert len(statements) <= 7, statements
     assert not any("attachment.content " in s or "attachment.content," in s for s in statements)
 
 
-def test_hidden_branch_is_absent_for_the_client(web_server: WebServer, world: World) -> None:
-    task = get_json(web_server, world.tokens["carol"], "/api/tasks/1")
+def test_hidden_branch_is_absent_for_the_client(web_app: InProcessWeb, world: World) -> None:
+    task = get_json(web_app, world.tokens["carol"], "/api/tasks/1")
     assert [branch["hidden"] for branch in task["branches"]] == [False]
     assert "discount" not in str(task)
 
 
 def test_hidden_branch_is_absent_for_a_team_member_not_in_it(
-    web_server: WebServer, world: World
+    web_app: InProcessWeb, world: World
 ) -> None:
-    task = get_json(web_server, world.tokens["bob"], "/api/tasks/1")
+    task = get_json(web_app, world.tokens["bob"], "/api/tasks/1")
     assert [branch["hidden"] for branch in task["branches"]] == [False]
 
 
-def test_other_clients_task_is_not_found(web_server: WebServer, world: World) -> None:
-    answer = get_json(web_server, world.tokens["dave"], "/api/tasks/1", status=404)
-    missing = get_json(web_server, world.tokens["dave"], "/api/tasks/1000", status=404)
+def test_other_clients_task_is_not_found(web_app: InProcessWeb, world: World) -> None:
+    answer = get_json(web_app, world.tokens["dave"], "/api/tasks/1", status=404)
+    missing = get_json(web_app, world.tokens["dave"], "/api/tasks/1000", status=404)
     assert answer.keys() == missing.keys() == {"error"}
 
 
-def test_stranger_gets_not_found_for_any_task(web_server: WebServer, world: World) -> None:
-    get_json(web_server, world.tokens["stranger"], "/api/tasks/1", status=404)
+def test_stranger_gets_not_found_for_any_task(web_app: InProcessWeb, world: World) -> None:
+    get_json(web_app, world.tokens["stranger"], "/api/tasks/1", status=404)
 
 
-def test_client_cannot_see_a_team_only_task(web_server: WebServer, world: World) -> None:
-    get_json(web_server, world.tokens["carol"], "/api/tasks/3", status=404)
+def test_client_cannot_see_a_team_only_task(web_app: InProcessWeb, world: World) -> None:
+    get_json(web_app, world.tokens["carol"], "/api/tasks/3", status=404)
 
 
-def test_nonexistent_task_is_not_found(web_server: WebServer, world: World) -> None:
-    assert "error" in get_json(web_server, world.tokens["alice"], "/api/tasks/999", status=404)
+def test_nonexistent_task_is_not_found(web_app: InProcessWeb, world: World) -> None:
+    assert "error" in get_json(web_app, world.tokens["alice"], "/api/tasks/999", status=404)
 
 
 # --- attachments -----------------------------------------------------------------------------
 
 
 def test_attachment_downloads_with_its_bytes_type_and_name(
-    web_server: WebServer, world: World
+    web_app: InProcessWeb, world: World
 ) -> None:
-    with web_server.client(world.tokens["carol"]) as http:
+    with web_app.client(world.tokens["carol"]) as http:
         response = http.get(f"/api/attachments/{world.invoice_id}")
     assert response.status_code == 200
     assert response.content == INVOICE_BYTES
@@ -390,36 +390,36 @@ def test_attachment_downloads_with_its_bytes_type_and_name(
     assert f"filename*=UTF-8''{quote(INVOICE_NAME, safe='')}" in disposition
 
 
-def test_attachment_is_not_found_for_the_other_client(web_server: WebServer, world: World) -> None:
+def test_attachment_is_not_found_for_the_other_client(web_app: InProcessWeb, world: World) -> None:
     url = f"/api/attachments/{world.invoice_id}"
-    assert "error" in get_json(web_server, world.tokens["dave"], url, status=404)
-    get_json(web_server, world.tokens["stranger"], url, status=404)
+    assert "error" in get_json(web_app, world.tokens["dave"], url, status=404)
+    get_json(web_app, world.tokens["stranger"], url, status=404)
 
 
 def test_hidden_branch_attachment_is_only_for_its_members(
-    web_server: WebServer, world: World
+    web_app: InProcessWeb, world: World
 ) -> None:
     url = f"/api/attachments/{world.notes_id}"
-    get_json(web_server, world.tokens["carol"], url, status=404)
-    get_json(web_server, world.tokens["bob"], url, status=404)
-    with web_server.client(world.tokens["alice"]) as http:
+    get_json(web_app, world.tokens["carol"], url, status=404)
+    get_json(web_app, world.tokens["bob"], url, status=404)
+    with web_app.client(world.tokens["alice"]) as http:
         assert http.get(url).content == b"discount 10"
 
 
-def test_html_attachment_is_served_as_opaque_bytes(web_server: WebServer, world: World) -> None:
-    with web_server.client(world.tokens["carol"]) as http:
+def test_html_attachment_is_served_as_opaque_bytes(web_app: InProcessWeb, world: World) -> None:
+    with web_app.client(world.tokens["carol"]) as http:
         response = http.get(f"/api/attachments/{world.html_id}")
     assert response.status_code == 200
     assert response.content == HOSTILE_HTML
     assert response.headers["content-type"] == "application/octet-stream"
 
 
-def test_attachment_download_requires_authentication(web_server: WebServer, world: World) -> None:
-    get_json(web_server, None, f"/api/attachments/{world.invoice_id}", status=401)
+def test_attachment_download_requires_authentication(web_app: InProcessWeb, world: World) -> None:
+    get_json(web_app, None, f"/api/attachments/{world.invoice_id}", status=401)
 
 
-def test_unknown_page_gets_the_escaped_error_page(web_server):
-    with web_server.client() as client:
+def test_unknown_page_gets_the_escaped_error_page(web_app):
+    with web_app.client() as client:
         answer = client.get("/nothing-<script>alert(1)</script>")
     assert answer.status_code == 404
     assert answer.headers["content-type"].startswith("text/html")
@@ -427,8 +427,8 @@ def test_unknown_page_gets_the_escaped_error_page(web_server):
     assert "<script>" not in answer.text
 
 
-def test_static_assets_are_served(web_server):
-    with web_server.client() as client:
+def test_static_assets_are_served(web_app):
+    with web_app.client() as client:
         answer = client.get("/static/qmail.css")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/css")

@@ -34,7 +34,7 @@ from qmail.errors import NotFound
 from qmail.people import Team, get_person
 from qmail.queries.tasks import read_task
 from tests.conftest import eml_bytes
-from tests.integration.conftest import SmtpServer, WebServer
+from tests.integration.conftest import InProcessWeb, SmtpServer
 from tests.integration.test_ingest import FIRST, INTAKE
 from tests.integration.test_pages import client_mail
 from tests.integration.test_threads import address, branches
@@ -71,8 +71,8 @@ def token_for(store: Context, email_address: str) -> str:
     return token
 
 
-def post_as(web_server: WebServer, token: str, branch_id: int | None, text: str) -> None:
-    with web_server.client(token) as client:
+def post_as(web_app: InProcessWeb, token: str, branch_id: int | None, text: str) -> None:
+    with web_app.client(token) as client:
         answer = client.post("/api/tasks/1/messages", json={"branch_id": branch_id, "text": text})
     assert answer.status_code == 201, answer.text
 
@@ -86,7 +86,7 @@ def private_reply_copying_the_client() -> bytes:
 
 
 @pytest.fixture
-def world(smtp_server: SmtpServer, web_server: WebServer) -> models.Branch:
+def world(smtp_server: SmtpServer, web_app: InProcessWeb) -> models.Branch:
     """The task of the module docstring; returns its hidden branch."""
     store = smtp_server.store
     add_people(store, Address(ALICE, "Alice Admin"), Address(FRANK, "Frank Fixer"))
@@ -95,9 +95,9 @@ def world(smtp_server: SmtpServer, web_server: WebServer) -> models.Branch:
     private = address(store, main.id, ALICE, private=True)
     smtp_server.send(private_reply_copying_the_client(), private, sender=ALICE)
     _, hidden = branches(store)
-    post_as(web_server, token_for(store, FRANK), hidden.id, FRANK_SECRET)
+    post_as(web_app, token_for(store, FRANK), hidden.id, FRANK_SECRET)
     add_people(store, Address(BOB, "Bob Builder"), Address(EVE, "Eve Outsider"))
-    post_as(web_server, token_for(store, BOB), main.id, "Bob here: a corrected invoice follows.")
+    post_as(web_app, token_for(store, BOB), main.id, "Bob here: a corrected invoice follows.")
     reply = eml_bytes("intake_followup_in_reply_to")
     smtp_server.send(reply, address(store, main.id, CAROL), sender=CAROL)
     smtp_server.send(client_mail(DAVE, "Globex order status"), INTAKE, sender=DAVE)
@@ -144,8 +144,8 @@ def read_by_branch_visible(store: Context, reader: Reader, hidden: models.Branch
     return hidden.id in ids
 
 
-def read_by_api(web_server: WebServer, token: str, hidden: models.Branch) -> bool:
-    with web_server.client(token) as client:
+def read_by_api(web_app: InProcessWeb, token: str, hidden: models.Branch) -> bool:
+    with web_app.client(token) as client:
         answer = client.get("/api/tasks/1")
     if answer.status_code == 404:
         raise NotFound(answer.text)
@@ -155,8 +155,8 @@ def read_by_api(web_server: WebServer, token: str, hidden: models.Branch) -> boo
     return shown
 
 
-def read_by_page(web_server: WebServer, token: str) -> bool:
-    with web_server.client(token) as client:
+def read_by_page(web_app: InProcessWeb, token: str) -> bool:
+    with web_app.client(token) as client:
         page = client.get("/tasks/1")
     if page.status_code == 404:
         assert not shows_hidden(page.text) and "Hidden from the client" not in page.text
@@ -177,7 +177,7 @@ def read_by_mail(store: Context, email_address: str) -> bool:
 
 
 def read(
-    way: str, store: Context, web_server: WebServer, reader: str, hidden: models.Branch
+    way: str, store: Context, web_app: InProcessWeb, reader: str, hidden: models.Branch
 ) -> bool:
     """Whether ``reader`` sees the hidden branch this way; NotFound when not even the task."""
     if way == "read_task":
@@ -185,18 +185,18 @@ def read(
     if way == "branch_visible":
         return read_by_branch_visible(store, person(store, reader), hidden)
     if way == "api":
-        return read_by_api(web_server, token_for(store, reader), hidden)
+        return read_by_api(web_app, token_for(store, reader), hidden)
     if way == "page":
-        return read_by_page(web_server, token_for(store, reader))
+        return read_by_page(web_app, token_for(store, reader))
     return read_by_mail(store, reader)
 
 
 @pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("reader", list(READERS), ids=lambda reader: reader.split("@")[0])
-def test_hidden_branch_shows_exactly_to_its_members(world, store, web_server, reader, way):
+def test_hidden_branch_shows_exactly_to_its_members(world, store, web_app, reader, way):
     sees_task, sees_hidden = READERS[reader]
     if not sees_task and way in ("read_task", "api", "page"):
         with pytest.raises(NotFound):
-            read(way, store, web_server, reader, world)
+            read(way, store, web_app, reader, world)
         return
-    assert read(way, store, web_server, reader, world) is sees_hidden
+    assert read(way, store, web_app, reader, world) is sees_hidden
