@@ -142,7 +142,9 @@ def _process(
     trimmed = remove_known_quotes(trimmed, sent)
     rest, commands = parse_commands(trimmed.text)
     content = Content(trimmed, commands, rest)
-    posted = posting.apply_route(session, route, mail, content, raw_mail, context.settings, now)
+    incoming = posting.Incoming(mail, content, raw_mail.id)
+    posted = posting.apply_route(session, route, incoming, context.settings, now)
+    raw_mail.state = "ignored" if isinstance(route, Ignore) else "done"
     if notify and not isinstance(route, Ignore):  # automatic mail never sets anything off
         new_task = isinstance(route, NewTask)
         notifications.after_post(

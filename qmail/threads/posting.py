@@ -26,6 +26,16 @@ from qmail.threads.tasks import add_member, create_task, record_event, touch
 
 
 @dataclass(frozen=True)
+class Incoming:
+    """A mail ready to be filed: parsed and scrubbed, its ``content`` trimmed, and the id
+    of the raw mail it came from."""
+
+    mail: Mail
+    content: Content
+    raw_mail_id: int | None
+
+
+@dataclass(frozen=True)
 class Posted:
     """What ``apply_route`` did: the task and, when a message was posted, the message.
 
@@ -42,15 +52,14 @@ class Posted:
 def apply_route(
     session: Session,
     route: NewTask | Reply | Ignore,
-    mail: Mail,
-    content: Content,
-    raw_mail: models.RawMail,
+    incoming: Incoming,
     settings: Settings,
     now: datetime,
 ) -> Posted:
     """Write what routing decided: a new task, a message in a branch, or an event."""
     if isinstance(route, Ignore):
-        return _record_ignored(session, route, raw_mail, now)
+        return _record_ignored(session, route, incoming.raw_mail_id, now)
+    mail, content = incoming.mail, incoming.content
     team = Team.of(settings)
     task, branch, author = _thread_for(session, route, mail, team, settings, now)
     powers = route.proven and team.includes(author)
@@ -70,11 +79,10 @@ def apply_route(
             now,
             mail=mail,
             content=content,
-            raw_mail_id=raw_mail.id,
+            raw_mail_id=incoming.raw_mail_id,
         )
         message_id = message.id
     touch(task, branch, now)
-    raw_mail.state = "done"
     return Posted(task.number, message_id, refused, refused_commands)
 
 
@@ -225,9 +233,8 @@ def post_and_notify(
 
 
 def _record_ignored(
-    session: Session, route: Ignore, raw_mail: models.RawMail, now: datetime
+    session: Session, route: Ignore, raw_mail_id: int | None, now: datetime
 ) -> Posted:
-    raw_mail.state = "ignored"
     task_number = None
     task_id = None
     if route.branch_id is not None:
@@ -241,7 +248,7 @@ def _record_ignored(
             branch_id=route.branch_id,
             kind="ignored",
             detail=route.reason,
-            raw_mail_id=raw_mail.id,
+            raw_mail_id=raw_mail_id,
             created_at=now,
         )
     )
