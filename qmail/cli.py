@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=config_help)
     sub = parser.add_subparsers(metavar="COMMAND")
 
-    def command(name: str, func: Command, help: str, **kwargs: object) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, parents=[common], **kwargs)
+    def command(name: str, func: Command, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=[common])
         p.set_defaults(command=func)
         return p
 
