@@ -11,7 +11,7 @@ PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet \
 	--custom-compile-command "make lock"
 
-.PHONY: run test test-sqlite test-postgres lint lock lock-upgrade bench clean
+.PHONY: run check test test-sqlite test-postgres lint style types lock lock-upgrade bench clean
 
 # The venv holds exactly the lock's versions (uv when it can be had, else pip; see
 # .ci/install.py).  The dev lock is a superset of the runtime lock, with the same versions.
@@ -28,6 +28,10 @@ run: $(VENV)/.installed
 	$(QMAIL) init $(CONFIG)
 	exec $(QMAIL) serve $(CONFIG)
 
+# Everything CI checks: style, types, then the tests.  `make -k check` (as CI runs it)
+# goes on past a failure, so one run reports all three.
+check: style types test
+
 test: test-sqlite test-postgres
 
 test-sqlite: $(VENV)/.dev
@@ -42,10 +46,15 @@ test-postgres: $(VENV)/.dev
 		echo "*** PostgreSQL at $(PG_URL) not reachable: PostgreSQL suite NOT run ***" >&2; \
 	fi
 
-lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check qmail tests bench
-	$(VENV)/bin/ruff format --check qmail tests bench
-	$(VENV)/bin/mypy --strict qmail/core
+lint: style types
+
+style: $(VENV)/.dev
+	$(VENV)/bin/ruff check qmail tests bench .ci
+	$(VENV)/bin/ruff format --check qmail tests bench .ci
+
+# The whole package; strict on qmail/core (pyproject.toml [tool.mypy]).
+types: $(VENV)/.dev
+	$(VENV)/bin/mypy qmail
 
 # Write requirements.lock and requirements-dev.lock from pyproject.toml with uv, keeping
 # the versions already pinned where they still fit; `make lock-upgrade` takes the newest.
