@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -33,7 +32,7 @@ from qmail.errors import QmailError
 from qmail.inbound import importer, pipeline
 from qmail.people import EXTERNAL, TEAM, Team, find_person, get_person
 from qmail.queries.outbox import list_outbox, outbox_subject
-from qmail.roles import ROLES, serve
+from qmail.roles import ROLES, configure_logging, serve
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -146,12 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-
-
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    _configure_logging()
+    configure_logging()
     with opened_context(settings) as context:
         asyncio.run(serve(context, ROLES))
     return 0
@@ -159,7 +154,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_role(role: str) -> Command:
     def run_role(args: argparse.Namespace, settings: Settings) -> int:
-        _configure_logging()
+        configure_logging()
         with opened_context(settings) as context:
             asyncio.run(serve(context, [role]))
         return 0

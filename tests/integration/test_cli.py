@@ -278,3 +278,41 @@ def test_smtp_web_and_worker_run_as_separate_processes_on_one_database(
             process.send_signal(signal.SIGTERM)
         for process in processes:
             assert process.wait(timeout=20) == 0
+
+
+def test_smtp_logs_each_mail_once_and_a_normal_quit_not_at_all(settings, tmp_path):
+    """aiosmtpd's QUIT used to log "Connection lost during _handle_client()"."""
+    port = free_port()
+    config = write_config(
+        settings,
+        tmp_path / "qmail.toml",
+        smtp={"port": port},
+        mail={"domain": "localhost", "team_domains": ["localhost"]},
+    )
+    log = tmp_path / "smtp.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "qmail", "smtp", "--config", config],
+            cwd=tmp_path,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: "SMTP ingest listening" in log.read_text(), timeout=30)
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.sendmail(
+                "carol@acme.test", ["tasks@localhost"], eml_bytes("intake_thunderbird_en")
+            )
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            assert client.docmd("XYZZY")[0] == 500
+        # The second session starts after the first one's QUIT was handled and logged.
+        wait_until(lambda: "unrecognised: XYZZY" in log.read_text(), timeout=30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    output = log.read_text()
+    assert "Connection lost" not in output
+    mail_lines = [line for line in output.splitlines() if "-> task" in line]
+    assert len(mail_lines) == 1
+    assert "<5c1f0e2a-77b1-4f0e-9d0a-4a1b2c3d4e5f@acme.test> done -> task 1" in mail_lines[0]
+    assert "mail.log" in output  # aiosmtpd's warnings (here: the unknown command) still show
