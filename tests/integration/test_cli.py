@@ -316,3 +316,33 @@ def test_smtp_logs_each_mail_once_and_a_normal_quit_not_at_all(settings, tmp_pat
     assert len(mail_lines) == 1
     assert "<5c1f0e2a-77b1-4f0e-9d0a-4a1b2c3d4e5f@acme.test> done -> task 1" in mail_lines[0]
     assert "mail.log" in output  # aiosmtpd's warnings (here: the unknown command) still show
+
+
+def run_into_a_closed_pipe(*args: str) -> tuple[int, str]:
+    """``python -m qmail ARGS`` writing to a pipe whose reader is gone; (status, stderr)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # as after `| head -n1` has read its line: the next write fails
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "qmail", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+            # stdout block-buffered, as in a shell (pytest's environment may unbuffer it)
+            env={name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"},
+        )
+    finally:
+        os.close(write_end)
+    return result.returncode, result.stderr
+
+
+def test_a_listing_into_a_closed_pipe_ends_without_a_traceback(config):
+    """``qmail outbox list | head -n1``."""
+    assert cli.main(["init", "--config", config]) == 0
+    assert run_into_a_closed_pipe("outbox", "list", "--config", config) == (1, "")
+
+
+def test_help_into_a_closed_pipe_ends_without_a_traceback():
+    assert run_into_a_closed_pipe("--help") == (1, "")
