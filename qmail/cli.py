@@ -74,9 +74,18 @@ def _run(argv: Sequence[str] | None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qmail", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="qmail",
+        description="qmail: an email-native task and discussion tracker.",
+        epilog=(
+            "Settings come from --config PATH, else $QMAIL_CONFIG, else qmail.toml in the "
+            "working directory when there is one, else the built-in defaults. "
+            "QMAIL_<SECTION>__<KEY> environment variables override any key "
+            "(e.g. QMAIL_SMTP__PORT=2526)."
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"qmail {__version__}")
-    config_help = "TOML config file (default: $QMAIL_CONFIG, then ./qmail.toml)"
+    config_help = "a TOML settings file (default: $QMAIL_CONFIG, else ./qmail.toml if present)"
     parser.add_argument("--config", metavar="PATH", help=config_help)
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a command's own default would overwrite a --config given before its name

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -346,3 +348,29 @@ def test_a_listing_into_a_closed_pipe_ends_without_a_traceback(config):
 
 def test_help_into_a_closed_pipe_ends_without_a_traceback():
     assert run_into_a_closed_pipe("--help") == (1, "")
+
+
+def all_help_texts() -> list[str]:
+    """Every text of ``qmail --help`` and of each command's help, unwrapped."""
+    texts: list[str] = []
+    parsers = [cli.build_parser()]
+    while parsers:
+        parser = parsers.pop()
+        texts += [parser.description or "", parser.epilog or ""]
+        for action in parser._actions:
+            texts.append(action.help or "")
+            if isinstance(action, argparse._SubParsersAction):
+                texts += [choice.help or "" for choice in action._choices_actions]
+                parsers.extend(action.choices.values())
+    return [text for text in texts if text]
+
+
+def test_help_names_no_file_that_is_not_there():
+    """Only qmail.toml, and only as "if present": no CONTRACT.md, no config.example.toml."""
+    texts = all_help_texts()
+    assert "only the background worker" in texts
+    named = {name for text in texts for name in re.findall(r"[\w./-]+\.(?:md|toml|py)\b", text)}
+    assert named <= {"qmail.toml", "./qmail.toml"}
+    for text in texts:
+        if "qmail.toml" in text:
+            assert "if present" in text or "when there is one" in text, text
