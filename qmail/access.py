@@ -52,9 +52,9 @@ def reader_of(person: models.Person, team: Team) -> Reader:
 
 def _member(branch_id: Any, person: Reader) -> ColumnElement[bool]:
     return exists(
-        select(models.BranchMember.branch_id).where(
-            models.BranchMember.branch_id == branch_id,
-            models.BranchMember.person_id == person.id,
+        select(col(models.BranchMember.branch_id)).where(
+            col(models.BranchMember.branch_id) == branch_id,
+            col(models.BranchMember.person_id) == person.id,
         )
     )
 
@@ -78,7 +78,9 @@ def task_visible(person: Reader | None) -> ColumnElement[bool]:
     # An alias, so that a query that also selects from Branch is not correlated with it.
     branch = aliased(models.Branch)
     return exists(
-        select(branch.id).where(branch.task_id == models.Task.id, branch_visible(person, branch))
+        select(col(branch.id)).where(
+            col(branch.task_id) == models.Task.id, branch_visible(person, branch)
+        )
     )
 
 
@@ -97,8 +99,8 @@ def branch_readers(branch: models.Branch, team: Team) -> ColumnElement[bool]:
 
 def _member_of(branch_id: int | None) -> ColumnElement[bool]:
     return exists(
-        select(models.BranchMember.person_id).where(
-            models.BranchMember.branch_id == branch_id,
-            models.BranchMember.person_id == models.Person.id,
+        select(col(models.BranchMember.person_id)).where(
+            col(models.BranchMember.branch_id) == branch_id,
+            col(models.BranchMember.person_id) == models.Person.id,
         )
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -33,12 +33,28 @@ from qmail.errors import QmailError
 from qmail.inbound import importer, pipeline
 from qmail.people import EXTERNAL, TEAM, Team, find_person, get_person
 from qmail.queries.outbox import list_outbox, outbox_subject
-from qmail.roles import ROLES, serve
+from qmail.roles import ROLES, configure_logging, serve
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit status."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+    except BrokenPipeError:
+        # The reader went away (`qmail outbox list | head -n1`).  As the Python docs advise
+        # (signal module, "Note on SIGPIPE"): point stdout at devnull, so that the flush at
+        # exit cannot fail again, and exit non-zero like a command stopped by SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "command"):
@@ -58,17 +74,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qmail", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="qmail",
+        description="qmail: an email-native task and discussion tracker.",
+        epilog=(
+            "Settings come from --config PATH, else $QMAIL_CONFIG, else qmail.toml in the "
+            "working directory when there is one, else the built-in defaults. "
+            "QMAIL_<SECTION>__<KEY> environment variables override any key "
+            "(e.g. QMAIL_SMTP__PORT=2526)."
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"qmail {__version__}")
-    config_help = "TOML config file (default: $QMAIL_CONFIG, then ./qmail.toml)"
+    config_help = "a TOML settings file (default: $QMAIL_CONFIG, else ./qmail.toml if present)"
     parser.add_argument("--config", metavar="PATH", help=config_help)
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a command's own default would overwrite a --config given before its name
     common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=config_help)
     sub = parser.add_subparsers(metavar="COMMAND")
 
-    def command(name: str, func: Command, help: str, **kwargs: object) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, parents=[common], **kwargs)
+    def command(name: str, func: Command, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=[common])
         p.set_defaults(command=func)
         return p
 
@@ -146,12 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-
-
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    _configure_logging()
+    configure_logging()
     with opened_context(settings) as context:
         asyncio.run(serve(context, ROLES))
     return 0
@@ -159,7 +180,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_role(role: str) -> Command:
     def run_role(args: argparse.Namespace, settings: Settings) -> int:
-        _configure_logging()
+        configure_logging()
         with opened_context(settings) as context:
             asyncio.run(serve(context, [role]))
         return 0

@@ -30,6 +30,22 @@ ROLES = ("smtp", "web", "worker")
 STALE_PENDING = timedelta(minutes=2)
 
 
+def configure_logging() -> None:
+    """Log INFO and up to stderr, one line each, for the long-running roles.
+
+    aiosmtpd's logger, ``mail.log``, is kept to warnings and errors.  At INFO it traces
+    every command of every session, and a plain QUIT ends with "Connection lost during
+    _handle_client()": aiosmtpd's QUIT cancels the session's own task and reports the
+    cancellation with the same INFO line as a client that vanished, so no level or
+    filter short of matching its wording could tell the two apart.  What matters stays:
+    aiosmtpd logs protocol abuse at WARNING and exceptions at ERROR, ``IngestHandler``
+    logs its failures on ``qmail.inbound.ingest``, and the pipeline gives every mail one
+    line, Message-ID first.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
 def accept(context: Context, raw: bytes, envelope: Envelope, now: datetime) -> pipeline.Outcome:
     return pipeline.accept(raw, envelope, context, now)
 

@@ -19,15 +19,15 @@ _NEEDS_ARGUMENT = {"tag", "untag", "assign"}
 
 
 def parse_commands(text: str) -> tuple[str, tuple[Command, ...]]:
-    """Split command lines off the top of ``text``: (the rest, the commands).
+    r"""Split command lines off the top of ``text``: (the rest, the commands).
 
-    >>> text, commands = parse_commands("#tag Billing\\n#close\\n\\nDone, invoice sent.")
+    >>> text, commands = parse_commands("#tag Billing\n#close\n\nDone, invoice sent.")
     >>> text, [(command.name, command.argument) for command in commands]
     ('Done, invoice sent.', [('tag', 'billing'), ('close', '')])
     >>> parse_commands("We #close tomorrow.")
     ('We #close tomorrow.', ())
-    >>> parse_commands("#tag\\nno name given")
-    ('#tag\\nno name given', ())
+    >>> parse_commands("#tag\nno name given")
+    ('#tag\nno name given', ())
     """
     lines = text.split("\n")
     commands: list[Command] = []

@@ -265,7 +265,7 @@ def compose_refusal(r: Refusal, env: Environment) -> EmailMessage:
 
 
 def body_text(message: EmailMessage) -> str:
-    """The text/plain part of ``message``, with ``\\n`` line ends, or ``""`` if none.
+    r"""The text/plain part of ``message``, with ``\n`` line ends, or ``""`` if none.
 
     The caller stores it, so that a later reply quoting it can be recognised.
     """
@@ -334,5 +334,5 @@ def _display(person: Address) -> str:
 
 
 def _text(text: str) -> str:
-    """Body text with ``\\n`` line ends and no blank lines around it."""
+    r"""Body text with ``\n`` line ends and no blank lines around it."""
     return text.replace("\r\n", "\n").replace("\r", "\n").rstrip().lstrip("\n")

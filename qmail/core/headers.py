@@ -1,7 +1,7 @@
-"""Safe header values for the mail we send: one line each, encoded where they must be.
+r"""Safe header values for the mail we send: one line each, encoded where they must be.
 
 Titles, names and ids come from strangers' mail, so a CR or LF in them must never start a
-new header (``Subject: Hi\\r\\nBcc: evil@x``): every value passes ``one_line()`` first.
+new header (``Subject: Hi\r\nBcc: evil@x``): every value passes ``one_line()`` first.
 Values reach the wire through ``POLICY`` (``email.policy.SMTP``: CRLF, folded at 78
 columns, non-ASCII as RFC 2047) with one repair: the stdlib RFC 2047-encodes any header
 word too long to fold, which turns a long ``List-Unsubscribe`` URL into an encoded word
@@ -31,18 +31,18 @@ _NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]")
 
 
 def one_line(value: str) -> str:
-    """``value`` on one line: control characters become spaces, runs of space collapse.
+    r"""``value`` on one line: control characters become spaces, runs of space collapse.
 
-    >>> one_line("Hi\\r\\nBcc: evil@x")
+    >>> one_line("Hi\r\nBcc: evil@x")
     'Hi Bcc: evil@x'
-    >>> one_line("  Alice\\n Smith\\t")
+    >>> one_line("  Alice\n Smith\t")
     'Alice Smith'
     """
     return " ".join(_CONTROL.sub(" ", value).split())
 
 
 def msg_id(value: str, domain: str, *, strict: bool = False) -> str:
-    """A Message-ID in angle brackets, from an id stored without them.
+    r"""A Message-ID in angle brackets, from an id stored without them.
 
     Brackets, white space and control characters are dropped; an id without a domain
     part gets ``@domain``.  ``strict`` (for our own ``Message-ID``) also keeps only
@@ -52,9 +52,9 @@ def msg_id(value: str, domain: str, *, strict: bool = False) -> str:
 
     >>> msg_id("abc@example.com", "example.com")
     '<abc@example.com>'
-    >>> msg_id(" <a b\\r\\nX: y@x> ", "example.com")
+    >>> msg_id(" <a b\r\nX: y@x> ", "example.com")
     '<abX:y@x>'
-    >>> msg_id("a@x\\r\\nBcc: evil@y", "example.com", strict=True)
+    >>> msg_id("a@x\r\nBcc: evil@y", "example.com", strict=True)
     '<a@xBccevily>'
     >>> msg_id("local-only", "example.com")
     '<local-only@example.com>'
@@ -69,21 +69,21 @@ def msg_id(value: str, domain: str, *, strict: bool = False) -> str:
 
 
 def mailbox(name: str, address: str) -> Address:
-    """An ``Address`` whose display name is one line; the stdlib quotes and encodes it.
+    r"""An ``Address`` whose display name is one line; the stdlib quotes and encodes it.
 
-    >>> str(mailbox("Bob\\nBcc: x@y", "bob@example.com"))
+    >>> str(mailbox("Bob\nBcc: x@y", "bob@example.com"))
     '"Bob Bcc: x@y" <bob@example.com>'
     """
     return Address(display_name=one_line(name), addr_spec="".join(one_line(address).split()))
 
 
 def phrase(text: str) -> str:
-    """An RFC 5322 phrase: a quoted string when ASCII, RFC 2047 encoded words otherwise.
+    r"""An RFC 5322 phrase: a quoted string when ASCII, RFC 2047 encoded words otherwise.
 
     Used where the stdlib has no structured header to do it, as ``List-Id`` (RFC 2919).
 
     >>> phrase('qmail "core" task 12')
-    '"qmail \\\\"core\\\\" task 12"'
+    '"qmail \\"core\\" task 12"'
     >>> phrase("Команда")
     '=?utf-8?b?0JrQvtC80LDQvdC00LA=?='
     """
@@ -193,9 +193,9 @@ def set_thread(
 
 
 def task_subject(number: int, title: str) -> str:
-    """``[#12] Title``: the same on every mail of a task, so clients keep one thread.
+    r"""``[#12] Title``: the same on every mail of a task, so clients keep one thread.
 
-    >>> task_subject(12, "Broken\\r\\nBcc: x@y")
+    >>> task_subject(12, "Broken\r\nBcc: x@y")
     '[#12] Broken Bcc: x@y'
     """
     return f"[#{number}] {one_line(title)}".rstrip()

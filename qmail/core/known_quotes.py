@@ -1,4 +1,4 @@
-"""Remove the parts of a reply that quote what we sent: the second half of the *trim* stage.
+r"""Remove the parts of a reply that quote what we sent: the second half of the *trim* stage.
 
 ``trim_reply`` sees quotes only by their shape (``>`` markers, attributions).  Clients
 also quote without markers (phones paste our text under a blank line, HTML quotes that
@@ -8,7 +8,7 @@ reproduces a sent body to ``trimmed.quoted`` and keeps everything else.
 
 A line is ours when its words are a contiguous run of the words of one sent body, so
 re-wrapping at any width, quote markers (``>``, ``> >``, ``|``), white space, typographic
-quotes and dashes and html2text's Markdown (``**``, ``_``, ``\\-``, ``[text](url)``) do not
+quotes and dashes and html2text's Markdown (``**``, ``_``, ``\-``, ``[text](url)``) do not
 matter.  A line of one or two words is ours only with a quote marker, or when it continues
 a matched neighbour exactly in the sent body.
 

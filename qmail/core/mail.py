@@ -223,8 +223,10 @@ class Envelope:
 
 @dataclass(frozen=True)
 class Command:
-    """A command line from the top of a team member's reply: ``#tag billing`` ->
-    ``Command("tag", "billing")``; ``#close`` -> ``Command("close")``."""
+    """A command line from the top of a team member's reply.
+
+    ``#tag billing`` -> ``Command("tag", "billing")``; ``#close`` -> ``Command("close")``.
+    """
 
     name: str
     argument: str = ""

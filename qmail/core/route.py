@@ -1,5 +1,6 @@
-"""Routing: decide where a parsed mail goes, and as whom.  Pure; the database's facts come
-in ``Known``.
+"""Routing: decide where a parsed mail goes, and as whom.
+
+Pure; the database's facts come in ``Known``.
 
 The author of a mail is its sender, the From address: never the address it was sent
 to.  A reply address (``reply+TOKEN``) names a branch and the person it was made for; it
@@ -158,8 +159,11 @@ def _thread_branch(mail: Mail, known: Known) -> BranchFacts | None:
 
 
 def _may_post(sender: str, is_team: bool, branch: BranchFacts) -> bool:
-    """A hidden branch takes mail only from its team members; the main branch from anyone
-    who has the thread (they were sent or copied a message of it)."""
+    """Whether ``sender`` may post to ``branch``.
+
+    A hidden branch takes mail only from its team members; the main branch from anyone who
+    has the thread (they were sent or copied a message of it).
+    """
     if branch.hidden:
         return is_team and sender in branch.member_emails
     return bool(sender)

@@ -48,8 +48,11 @@ _PAYLOAD = f"{_B64}{{1,{_PAYLOAD_LIMIT}}}+"
 
 
 def _signature(length: int) -> str:
-    """A random signature of ``length``: it has a capital, digit or dash somewhere, which
-    a snake_case name in code (``html_page.render.a_long_function_name``) has not."""
+    """A pattern for a random signature of ``length`` characters.
+
+    It has a capital, digit or dash somewhere, which a snake_case name in code
+    (``html_page.render.a_long_function_name``) has not.
+    """
     return f"(?=[a-z_]{{0,{length - 1}}}[A-Z0-9-]){_B64}{{{length}}}"
 
 
@@ -197,12 +200,12 @@ def find_secrets(text: str) -> list[str]:
 
 
 def scrub_secrets(text: str) -> str:
-    """``text`` with every token of ours replaced by its placeholder; itself if none.
+    r"""``text`` with every token of ours replaced by its placeholder; itself if none.
 
     >>> scrub_secrets("Open <https://q.example/auth/magic/ml_WzUs.aw47JA." + "Zx" * 13 + "Q>")
     'Open <[sign-in link]>'
-    >>> scrub_secrets("> mailto:reply+1-2-p-abcdefghijklmn\\n> opqrstuvwxyz@x.org\\n> Hi")
-    '> [reply address]\\n> Hi'
+    >>> scrub_secrets("> mailto:reply+1-2-p-abcdefghijklmn\n> opqrstuvwxyz@x.org\n> Hi")
+    '> [reply address]\n> Hi'
     """
     found = _find(text)
     if not found:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -278,3 +280,97 @@ def test_smtp_web_and_worker_run_as_separate_processes_on_one_database(
             process.send_signal(signal.SIGTERM)
         for process in processes:
             assert process.wait(timeout=20) == 0
+
+
+def test_smtp_logs_each_mail_once_and_a_normal_quit_not_at_all(settings, tmp_path):
+    """aiosmtpd's QUIT used to log "Connection lost during _handle_client()"."""
+    port = free_port()
+    config = write_config(
+        settings,
+        tmp_path / "qmail.toml",
+        smtp={"port": port},
+        mail={"domain": "localhost", "team_domains": ["localhost"]},
+    )
+    log = tmp_path / "smtp.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "qmail", "smtp", "--config", config],
+            cwd=tmp_path,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: "SMTP ingest listening" in log.read_text(), timeout=30)
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.sendmail(
+                "carol@acme.test", ["tasks@localhost"], eml_bytes("intake_thunderbird_en")
+            )
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            assert client.docmd("XYZZY")[0] == 500
+        # The second session starts after the first one's QUIT was handled and logged.
+        wait_until(lambda: "unrecognised: XYZZY" in log.read_text(), timeout=30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    output = log.read_text()
+    assert "Connection lost" not in output
+    mail_lines = [line for line in output.splitlines() if "-> task" in line]
+    assert len(mail_lines) == 1
+    assert "<5c1f0e2a-77b1-4f0e-9d0a-4a1b2c3d4e5f@acme.test> done -> task 1" in mail_lines[0]
+    assert "mail.log" in output  # aiosmtpd's warnings (here: the unknown command) still show
+
+
+def run_into_a_closed_pipe(*args: str) -> tuple[int, str]:
+    """``python -m qmail ARGS`` writing to a pipe whose reader is gone; (status, stderr)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # as after `| head -n1` has read its line: the next write fails
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "qmail", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+            # stdout block-buffered, as in a shell (pytest's environment may unbuffer it)
+            env={name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"},
+        )
+    finally:
+        os.close(write_end)
+    return result.returncode, result.stderr
+
+
+def test_a_listing_into_a_closed_pipe_ends_without_a_traceback(config):
+    """``qmail outbox list | head -n1``."""
+    assert cli.main(["init", "--config", config]) == 0
+    assert run_into_a_closed_pipe("outbox", "list", "--config", config) == (1, "")
+
+
+def test_help_into_a_closed_pipe_ends_without_a_traceback():
+    assert run_into_a_closed_pipe("--help") == (1, "")
+
+
+def all_help_texts() -> list[str]:
+    """Every text of ``qmail --help`` and of each command's help, unwrapped."""
+    texts: list[str] = []
+    parsers = [cli.build_parser()]
+    while parsers:
+        parser = parsers.pop()
+        texts += [parser.description or "", parser.epilog or ""]
+        for action in parser._actions:
+            texts.append(action.help or "")
+            if isinstance(action, argparse._SubParsersAction):
+                texts += [choice.help or "" for choice in action._choices_actions]
+                parsers.extend(action.choices.values())
+    return [text for text in texts if text]
+
+
+def test_help_names_no_file_that_is_not_there():
+    """Only qmail.toml, and only as "if present": no CONTRACT.md, no config.example.toml."""
+    texts = all_help_texts()
+    assert "only the background worker" in texts
+    named = {name for text in texts for name in re.findall(r"[\w./-]+\.(?:md|toml|py)\b", text)}
+    assert named <= {"qmail.toml", "./qmail.toml"}
+    for text in texts:
+        if "qmail.toml" in text:
+            assert "if present" in text or "when there is one" in text, text
