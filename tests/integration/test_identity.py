@@ -17,6 +17,8 @@ from sqlmodel import Session, col, select
 
 from qmail import cli, models
 from qmail.config import Settings
+from qmail.core.addresses import reply_address
+from qmail.core.mail import ReplyTarget
 from qmail.core.parse import parse_mail
 from qmail.inbound import importer
 from tests.conftest import eml_bytes, expected
@@ -382,3 +384,20 @@ def test_team_role_follows_the_configuration_and_person_set(
     assert "zoe@example.com\t\texternal (by mail.team_domains)\n" in capsys.readouterr().out
     assert cli.main(["person", "list", "--config", config]) == 0
     assert "zoe@example.com\t\tteam member (by mail.team_domains)\n" in capsys.readouterr().out
+
+
+def test_a_genuine_reply_address_whose_discussion_is_gone_is_refused_not_quarantined(
+    smtp_server, team
+):
+    store = smtp_server.store
+    start(smtp_server)
+    with Session(store.engine) as session:
+        carol = session.exec(select(models.Person).where(models.Person.email == CAROL)).one()
+        assert carol.id is not None
+        gone = store.tokens.make(ReplyTarget(branch_id=999, person_id=carol.id))
+    to_gone = reply_address(gone, store.settings.mail.domain)
+    raw = eml_bytes("intake_followup_in_reply_to")
+    code, reply = send_refused(smtp_server, raw, to_gone, CAROL)
+    assert (code, reply) == (550, b"5.1.1 This discussion no longer exists")
+    assert quarantined(store) == []
+    assert len(messages(store)) == 1
