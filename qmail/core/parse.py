@@ -1,10 +1,10 @@
 """Parse stage: the raw bytes of an inbound mail become a ``Mail`` value, or a ``Reject``.
 
 This is the only module that imports flanker; it reads the MIME tree with flanker (the
-stdlib parser when flanker trips over garbage), the top-level headers with its own small
-reader, and hands ``parts.py`` plain values to pick the body and attachments from.  It
-must never raise on bad input, never let a flanker object out, and never do I/O or look
-at the clock: malformed mail is a ``Reject(554, "5.6.0 ...")`` value.
+stdlib parser when flanker trips over garbage), the headers with its own small reader
+(``fields.py``), and hands ``parts.py`` plain values to pick the body and attachments
+from.  It must never raise on bad input, never let a flanker object out, and never do
+I/O or look at the clock: malformed mail is a ``Reject(554, "5.6.0 ...")`` value.
 """
 
 from __future__ import annotations
@@ -22,24 +22,14 @@ from flanker.mime.message.errors import MimeError
 from flanker.mime.message.headers import mime_to_unicode
 
 from qmail.core.automatic import detect_automatic
-from qmail.core.charsets import decode_text, decode_words, repair
+from qmail.core.charsets import decode_words, repair
+from qmail.core.fields import file_name, header_fields, split_head
+from qmail.core.fields import first as _first
 from qmail.core.mail import Address, Mail, Reject
-from qmail.core.parts import (
-    Part,
-    part_from_email,
-    read_parts,
-    split_head,
-    strip_id,
-    transfer_decode,
-)
+from qmail.core.parts import Part, part_from_email, read_parts, strip_id, transfer_decode
 
 GENERATED_DOMAIN = "generated.qmail.invalid"
 AUTH_RESULTS = "authentication-results"
-
-Fields = list[tuple[str, str]]
-
-# RFC 5322 field names: printable ASCII except the colon.
-_FIELD = re.compile(rb"([!-9;-~]+)[ \t]*:(.*)", re.DOTALL)
 
 
 def parse_mail(raw: bytes) -> Mail | Reject:
@@ -92,29 +82,6 @@ def _malformed(why: str) -> Reject:
 
 
 # --- top-level headers ---------------------------------------------------------------
-
-
-def header_fields(raw: bytes) -> Fields:
-    r"""The unfolded header fields of ``raw`` in order; stops at the first non-header line.
-
-    >>> header_fields(b"From x\r\nSubject: a\r\n  b\r\nX-Y:1\r\n\r\nbody")
-    [('Subject', 'a  b'), ('X-Y', '1')]
-    """
-    head, _ = split_head(raw)
-    fields: list[tuple[str, bytes]] = []
-    for number, line in enumerate(re.split(rb"\r?\n", head)):
-        match = _FIELD.fullmatch(line)
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] = (fields[-1][0], fields[-1][1] + line)
-        elif match:
-            fields.append((match.group(1).decode("ascii"), match.group(2)))
-        elif not (number == 0 and line.startswith(b"From ")):  # an mbox separator line
-            break
-    return [(name, decode_text(value).strip()) for name, value in fields]
-
-
-def _first(fields: Fields, name: str) -> str | None:
-    return next((value for key, value in fields if key.lower() == name), None)
 
 
 def decode_header(value: str) -> str:
@@ -206,7 +173,7 @@ def _from_flanker(part: Any) -> Part:
     content_type = f"{part.content_type.main}/{part.content_type.sub}".lower()
     if part.content_type.is_multipart():
         return Part(content_type, children=tuple(_from_flanker(child) for child in part.parts))
-    _, body = split_head(str(part.to_string()).encode("utf-8", "surrogateescape"))
+    head, body = split_head(str(part.to_string()).encode("utf-8", "surrogateescape"))
     disposition = part.content_disposition[0]
     charset = part.content_type.params.get("charset")
     return Part(
@@ -214,6 +181,6 @@ def _from_flanker(part: Any) -> Part:
         transfer_decode(str(part.content_encoding.value), body),
         charset if isinstance(charset, str) else None,
         str(disposition or "").lower(),
-        repair(str(part.detected_file_name or "")),
+        file_name(header_fields(head)),
         strip_id(part.headers.get("Content-Id")),
     )

@@ -67,20 +67,6 @@ class Part:
         )
 
 
-def split_head(raw: bytes) -> tuple[bytes, bytes]:
-    r"""Split a message or part into its header block and its body.
-
-    >>> split_head(b"A: 1\r\nB: 2\r\n\r\nbody\r\n"), split_head(b"\r\nno headers")
-    ((b'A: 1\r\nB: 2', b'body\r\n'), (b'', b'no headers'))
-    """
-    if raw.startswith((b"\r\n", b"\n")):
-        return b"", raw.split(b"\n", 1)[1]
-    match = re.search(rb"\r?\n\r?\n", raw)
-    if match is None:
-        return raw, b""
-    return raw[: match.start()], raw[match.end() :]
-
-
 def transfer_decode(encoding: str | None, body: bytes) -> bytes:
     r"""Undo a Content-Transfer-Encoding, forgiving broken base64 padding.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.message
+import hashlib
 import random
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +70,9 @@ def check_attachments(mail: Mail, golden: dict[str, Any]) -> None:
         assert [a.content_type for a in found] == golden["attachment_types"]
     for index, piece in golden.get("attachment_contains", []):
         assert piece.encode() in found[index].content
+    if "attachment_sha256" in golden:
+        digests = [hashlib.sha256(a.content).hexdigest() for a in found]
+        assert digests == golden["attachment_sha256"]
 
 
 @pytest.mark.parametrize("name", FIXTURES)
