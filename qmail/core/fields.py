@@ -8,6 +8,7 @@ were sent, the same way whichever parser found the part.  Pure: never raises on 
 
 from __future__ import annotations
 
+import email.utils
 import re
 import urllib.parse
 
@@ -150,3 +151,68 @@ def file_name(fields: Fields) -> str:
         if found and found.strip():
             return found
     return ""
+
+
+def address_pairs(value: str) -> list[tuple[str, str]]:
+    """``(name, address)`` pairs of an address header, RFC 5322 comments read as comments.
+
+    A comment is not part of a display name (``"Jan" <jan@x.nl> (Sales)`` is Jan); the old
+    form ``jan@x.nl (Jan Jansen)`` has no display name, so there the comment names the
+    person, as RFC 822 mail programs meant it.
+
+    >>> address_pairs('"Jan" (NL) <jan@x.nl> (Sales, Utrecht), piet@x.nl (Piet (de) Vries)')
+    [('Jan', 'jan@x.nl'), ('Piet (de) Vries', 'piet@x.nl')]
+    >>> address_pairs('"Kees (Inkoop)" <kees@x.nl>, <wim@x.nl> (Wim), Team: a@x.nl (A);')
+    [('Kees (Inkoop)', 'kees@x.nl'), ('Wim', 'wim@x.nl'), ('', 'a@x.nl')]
+    """
+    mailboxes = []
+    for text, comments in _uncommented(value):
+        text = text.strip()
+        bare = re.fullmatch(r"<?([^<>\";:\s]+)>?", text)  # an address without a display name
+        if comments and bare:
+            name = " ".join(" ".join(comments).split())
+            quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+            text = f'"{quoted}" <{bare.group(1).strip()}>'
+        mailboxes.append(text)
+    return email.utils.getaddresses([", ".join(mailboxes)])
+
+
+def _uncommented(value: str) -> list[tuple[str, list[str]]]:
+    """Split an address list at its top-level commas: each piece without comments, and them."""
+    pieces: list[tuple[str, list[str]]] = []
+    text: list[str] = []
+    comments: list[str] = []
+    comment: list[str] = []
+    depth, quoted, angle, escaped = 0, False, False, False
+    for char in value:
+        if escaped:
+            (comment if depth else text).append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+            if not depth:
+                text.append(char)
+        elif depth:
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if depth:
+                comment.append(char)
+            else:
+                comments.append("".join(comment))
+                comment = []
+                text.append(" ")
+        elif quoted:
+            text.append(char)
+            quoted = char != '"'
+        elif char == "(":
+            depth = 1
+        elif char == "," and not angle:
+            pieces.append(("".join(text), comments))
+            text, comments = [], []
+        else:
+            text.append(char)
+            quoted = char == '"'
+            angle = (angle or char == "<") and char != ">"
+    if comment:
+        comments.append("".join(comment))
+    pieces.append(("".join(text), comments))
+    return pieces

@@ -23,7 +23,7 @@ from flanker.mime.message.headers import mime_to_unicode
 
 from qmail.core.automatic import detect_automatic
 from qmail.core.charsets import decode_words, repair
-from qmail.core.fields import file_name, header_fields, split_head
+from qmail.core.fields import address_pairs, file_name, header_fields, split_head
 from qmail.core.fields import first as _first
 from qmail.core.mail import Address, Mail, Reject
 from qmail.core.parts import Part, part_from_email, read_parts, strip_id, transfer_decode
@@ -100,11 +100,15 @@ def decode_header(value: str) -> str:
 def addresses(value: str | None) -> tuple[Address, ...]:
     """The valid mailboxes in an address header, emails lower-cased, names decoded.
 
+    Comments are not names, except in the old ``address (Name)`` form (``fields.py``).
+
     >>> addresses('=?utf-8?q?J=C3=B6rg?= <Joerg@Example.ORG>, broken, "A, B" <a@b.c>')
     (Address(email='joerg@example.org', name='Jörg'), Address(email='a@b.c', name='A, B'))
+    >>> addresses('"Jan" <jan@x.nl> (Sales dept), piet@x.nl (Piet Jansen)')
+    (Address(email='jan@x.nl', name='Jan'), Address(email='piet@x.nl', name='Piet Jansen'))
     """
     found = []
-    for name, mailbox in email.utils.getaddresses([value or ""]):
+    for name, mailbox in address_pairs(value or ""):
         parsed = address.parse(mailbox, addr_spec_only=True) if "@" in mailbox else None
         if parsed is not None:
             found.append(Address(str(parsed.address).lower(), decode_header(name)))

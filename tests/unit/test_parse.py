@@ -38,7 +38,7 @@ def check_golden(mail: Mail, golden: dict[str, Any]) -> None:
     if "sender" in golden:
         sender = [mail.sender.email, mail.sender.name] if mail.sender else None
         assert sender == golden["sender"]
-    for key in ("to", "cc"):
+    for key in ("to", "cc", "reply_to"):
         if key in golden:
             assert [[one.email, one.name] for one in getattr(mail, key)] == golden[key]
     if "date" in golden:
@@ -439,3 +439,26 @@ def test_stdlib_tree_survives_a_generator_crash(monkeypatch: pytest.MonkeyPatch)
 def test_empty_leaves_are_not_attachments() -> None:
     root = Part("multipart/mixed", children=(Part("text/plain", b"hi"), Part("image/png")))
     assert read_parts(root) == ("hi", False, ())
+
+
+# --- address comments (issue 9) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [
+        ('"Jan" <jan@x.nl> (Sales dept)', "Jan"),
+        ("Jan Jansen <jan@x.nl> (Sales)", "Jan Jansen"),
+        ("jan@x.nl (Jan Jansen)", "Jan Jansen"),
+        ("<jan@x.nl> (Jan Jansen)", "Jan Jansen"),
+        ("(Jan Jansen) jan@x.nl", "Jan Jansen"),
+        ('"Jan (Sales)" <jan@x.nl>', "Jan (Sales)"),
+        ("jan@x.nl (Jan", "Jan"),
+        ("jan@x.nl (=?utf-8?q?J=C3=B6rg?=)", "Jörg"),
+        ("=?utf-8?q?J=C3=B6rg?= <jan@x.nl> (=?utf-8?q?K=C3=B6ln?=)", "Jörg"),
+        ("Jan <jan@x.nl (inside the brackets)>", "Jan"),
+        ("jan@x.nl", ""),
+    ],
+)
+def test_address_comments_are_comments_unless_there_is_no_name(value: str, name: str) -> None:
+    assert parse.addresses(value) == (Address("jan@x.nl", name),)

@@ -413,7 +413,8 @@ def test_unreadable_forwarded_mail_is_still_scrubbed_byte_by_byte(monkeypatch):
 def test_html_only_reply_quoting_the_notification_is_scrubbed_after_parse():
     message = EmailMessage()
     message["From"] = "Bob <bob@client.example>"
-    message["To"] = f"Anna (via Acme) <{ADDRESS}>"
+    # Quoted, as the notification's From was: unquoted, "(via Acme)" is an RFC 5322 comment.
+    message["To"] = f'"Anna (via Acme)" <{ADDRESS}>'
     message["Subject"] = "Re: [#12] Printer on fire"
     message["Message-ID"] = "<html-only@client.example>"
     message.set_content(
