@@ -26,7 +26,7 @@ from qmail.core.charsets import decode_words, repair
 from qmail.core.fields import address_pairs, file_name, header_fields, split_head
 from qmail.core.fields import first as _first
 from qmail.core.mail import Address, Mail, Reject
-from qmail.core.parts import Part, part_from_email, read_parts, strip_id, transfer_decode
+from qmail.core.parts import Part, part_from_email, read_parts, strip_id, transfer_decoded
 
 GENERATED_DOMAIN = "generated.qmail.invalid"
 AUTH_RESULTS = "authentication-results"
@@ -180,11 +180,12 @@ def _from_flanker(part: Any) -> Part:
     head, body = split_head(str(part.to_string()).encode("utf-8", "surrogateescape"))
     disposition = part.content_disposition[0]
     charset = part.content_type.params.get("charset")
-    return Part(
+    leaf = Part(
         content_type,
-        transfer_decode(str(part.content_encoding.value), body),
+        body,
         charset if isinstance(charset, str) else None,
         str(disposition or "").lower(),
         file_name(header_fields(head)),
         strip_id(part.headers.get("Content-Id")),
     )
+    return transfer_decoded(leaf, str(part.content_encoding.value))

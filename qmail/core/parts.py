@@ -3,7 +3,8 @@
 ``parse.py`` turns flanker's tree (or, when flanker fails, the stdlib's) into plain
 ``Part`` values; this module chooses the body the way a mail client shows it: text/plain
 before HTML in multipart/alternative, HTML turned into text when that is all there is,
-every other leaf an attachment.  It never imports flanker and never raises on odd trees.
+every other leaf an attachment; uuencoded blocks in a plain-text body become attachments
+too (``uuencode.py``).  It never imports flanker and never raises on odd trees.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import binascii
 import email.message
 import quopri
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from qmail.core.charsets import decode_text, decode_words, repair
 from qmail.core.html import html_to_text
 from qmail.core.mail import Attachment
+from qmail.core.uuencode import UU_ENCODINGS, decode_body, lift_files
 
 _BODY_TYPES = ("text/plain", "text/html")
 
@@ -34,6 +36,14 @@ _EXTENSIONS = {
     "image/jpeg": ".jpg",
     "image/gif": ".gif",
     "image/webp": ".webp",
+}
+# Types for files that carry only a name (uuencoded blocks in a text): the table above the
+# other way round, and a few names older mail programs sent that way.
+_TYPES = {extension: kind for kind, extension in _EXTENSIONS.items()} | {
+    ".txt": "text/plain",
+    ".jpeg": "image/jpeg",
+    ".doc": "application/msword",
+    ".xls": "application/vnd.ms-excel",
 }
 
 
@@ -86,6 +96,19 @@ def transfer_decode(encoding: str | None, body: bytes) -> bytes:
         return binascii.a2b_base64(letters + b"=" * (-len(letters) % 4))
     except binascii.Error:  # pragma: no cover - the input is clean base64 by now
         return b""
+
+
+def transfer_decoded(part: Part, encoding: str | None) -> Part:
+    """``part`` with its payload transfer-decoded; a uuencoded file keeps its ``begin`` name.
+
+    A uuencode body that is not one whole block stays as sent (Netscape, Eudora, Pine).
+    """
+    if (encoding or "").strip().lower() not in UU_ENCODINGS:
+        return replace(part, payload=transfer_decode(encoding, part.payload))
+    found = decode_body(part.payload)
+    if found is None:
+        return part
+    return replace(part, payload=found.content, filename=part.filename or found.name)
 
 
 def part_from_email(message: email.message.Message) -> Part:
@@ -149,8 +172,13 @@ def _collect(part: Part, texts: list[tuple[str, bool]], files: list[Part]) -> No
     elif part.children:
         for child in part.children:
             _collect(child, texts, files)
+    elif part.is_body and part.content_type == "text/plain":
+        text, lifted = _plain_text(part)
+        texts.append((text, False))
+        files.extend(lifted)
     elif part.is_body:
-        texts.append(_body_text(part))
+        charset = part.charset or meta_charset(part.payload)
+        texts.append((html_to_text(decode_text(part.payload, charset)), True))
     elif part.payload or part.filename:
         files.append(part)
 
@@ -167,13 +195,30 @@ def _best_alternative(children: tuple[Part, ...], files: list[Part]) -> list[tup
     return (plain or choices or [[]])[0]
 
 
-def _body_text(part: Part) -> tuple[str, bool]:
-    """The text of a body part; HTML goes through ``html_to_text``."""
-    if part.content_type == "text/html":
-        charset = part.charset or meta_charset(part.payload)
-        return html_to_text(decode_text(part.payload, charset)), True
+def _plain_text(part: Part) -> tuple[str, list[Part]]:
+    """The text of a text/plain body, and the uuencoded files lifted out of it."""
     text = decode_text(part.payload, part.charset)
-    return _edges(text.replace("\r\n", "\n").replace("\r", "\n")), False
+    text, found = lift_files(text.replace("\r\n", "\n").replace("\r", "\n"))
+    lifted = [
+        Part(
+            type_of(one.name),
+            one.content,
+            disposition="attachment",
+            filename=one.name,
+        )
+        for one in found
+    ]
+    return _edges(text), lifted
+
+
+def type_of(name: str) -> str:
+    """The content type of a file known only by its name, from a fixed table.
+
+    >>> type_of("Report.PDF"), type_of("notes.txt"), type_of("README"), type_of("a.tar.xz")
+    ('application/pdf', 'text/plain', 'application/octet-stream', 'application/octet-stream')
+    """
+    extension = "." + name.lower().rpartition(".")[2] if "." in name else ""
+    return _TYPES.get(extension, "application/octet-stream")
 
 
 def meta_charset(markup: bytes) -> str | None:

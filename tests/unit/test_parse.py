@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.message
 import hashlib
 import random
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -462,3 +463,42 @@ def test_empty_leaves_are_not_attachments() -> None:
 )
 def test_address_comments_are_comments_unless_there_is_no_name(value: str, name: str) -> None:
     assert parse.addresses(value) == (Address("jan@x.nl", name),)
+
+
+# --- uuencode (issue 9) -------------------------------------------------------------------
+
+
+def test_uuencode_lines_that_lost_their_trailing_spaces_still_decode() -> None:
+    # Pine's uuencode writes spaces, which relays strip from the ends of lines.
+    raw = re.sub(rb" +\r\n", b"\r\n", eml_bytes("parse_pine_x_uuencode"))
+    assert raw != eml_bytes("parse_pine_x_uuencode")
+    (config,) = parsed_raw(raw).attachments
+    assert (
+        hashlib.sha256(config.content).hexdigest()
+        == expected("parse_pine_x_uuencode")["attachment_sha256"][0]
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"begin 644 cut.bin\r\nM86)C\r\n",  # the end never came
+        b"begin 644 a.txt\r\n#86)C\r\n`\r\nend\r\nbegin 644 b.txt\r\n#86)C\r\n`\r\nend\r\n",
+        b"SGVsbG8gd29ybGQ=\r\n",  # base64 under the wrong name
+    ],
+)
+def test_uuencoded_part_that_is_not_one_block_is_kept_as_sent(body: bytes) -> None:
+    raw = (
+        b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+        b'Content-Type: application/octet-stream; name="data.bin"\r\n'
+        b"Content-Transfer-Encoding: x-uuencode\r\n\r\n" + body + b"--b--\r\n"
+    )
+    (kept,) = parsed_raw(raw).attachments
+    assert (kept.filename, kept.content) == ("data.bin", body.removesuffix(b"\r\n"))
+
+
+def test_uuencoded_block_in_a_quote_stays_text() -> None:
+    body = "Did you mean this?\n\n> begin 644 a.txt\n> #86)C\n> `\n> end"
+    raw = b"From: a@example.org\r\n\r\n" + body.replace("\n", "\r\n").encode()
+    mail = parsed_raw(raw)
+    assert (mail.text, mail.attachments) == (body, ())
