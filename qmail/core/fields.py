@@ -153,6 +153,18 @@ def file_name(fields: Fields) -> str:
     return ""
 
 
+def fields_of(items: list[tuple[str, str]]) -> Fields:
+    r"""Header fields as the stdlib keeps them (folded, raw bytes as surrogates), unfolded.
+
+    >>> fields_of([("Subject", "caf\udce9\r\n au lait")])
+    [('Subject', 'café au lait')]
+    """
+    return [
+        (name, decode_text(re.sub(r"\r?\n", "", value).encode("utf-8", "surrogateescape")).strip())
+        for name, value in items
+    ]
+
+
 def address_pairs(value: str) -> list[tuple[str, str]]:
     """``(name, address)`` pairs of an address header, RFC 5322 comments read as comments.
 

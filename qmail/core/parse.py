@@ -1,15 +1,15 @@
 """Parse stage: the raw bytes of an inbound mail become a ``Mail`` value, or a ``Reject``.
 
-This is the only module that imports flanker; it reads the MIME tree with flanker (the
-stdlib parser when flanker trips over garbage), the headers with its own small reader
-(``fields.py``), and hands ``parts.py`` plain values to pick the body and attachments
-from.  It must never raise on bad input, never let a flanker object out, and never do
-I/O or look at the clock: malformed mail is a ``Reject(554, "5.6.0 ...")`` value.
+This is the only module that imports flanker; it reads the MIME tree with flanker, and
+with the standard library (``fallback.py``) when flanker cannot, the headers with its own
+small reader (``fields.py``), and hands ``parts.py`` plain values to pick the body and
+attachments from.  It must never raise on bad input, never let a flanker object out, and
+never do I/O or look at the clock: mail that nothing can read is a
+``Reject(554, "5.6.0 ...")`` value (the raw mail is kept by the pipeline).
 """
 
 from __future__ import annotations
 
-import email
 import email.utils
 import hashlib
 import re
@@ -23,10 +23,11 @@ from flanker.mime.message.headers import mime_to_unicode
 
 from qmail.core.automatic import detect_automatic
 from qmail.core.charsets import decode_words, repair
+from qmail.core.fallback import read_with_stdlib
 from qmail.core.fields import address_pairs, file_name, header_fields, split_head
 from qmail.core.fields import first as _first
 from qmail.core.mail import Address, Mail, Reject
-from qmail.core.parts import Part, part_from_email, read_parts, strip_id, transfer_decoded
+from qmail.core.parts import Part, read_parts, strip_id, transfer_decoded
 
 GENERATED_DOMAIN = "generated.qmail.invalid"
 AUTH_RESULTS = "authentication-results"
@@ -157,17 +158,21 @@ def normalize_message_id(value: str | None) -> str | None:
 
 
 def _read_tree(raw: bytes) -> Part | str:
-    """The MIME tree of ``raw`` as ``Part`` values, or why it cannot be read."""
+    """The MIME tree of ``raw`` as ``Part`` values, or why nothing can read it.
+
+    Flanker first; when it refuses the mail (or trips over garbage with some other
+    error), the standard library.  The reason given is flanker's, the first reader's.
+    """
     try:
         # Flanker decodes bytes it is given with a guessed charset; surrogate escapes
         # keep every byte, so each part's own charset can be applied later.
         return _from_flanker(mime.from_string(raw.decode("utf-8", "surrogateescape")))
     except MimeError as error:
-        return str(error) or type(error).__name__
-    except Exception:  # flanker has bugs on garbage that are not MimeErrors: try the stdlib
-        pass
+        why = str(error) or type(error).__name__
+    except Exception as error:  # flanker has bugs on garbage that are not MimeErrors
+        why = f"unreadable MIME structure ({type(error).__name__})"
     try:
-        return part_from_email(email.message_from_bytes(raw))
+        return read_with_stdlib(raw) or why
     except Exception as error:
         return f"unreadable MIME structure ({type(error).__name__})"
 

@@ -1,7 +1,7 @@
 """Pick the readable text and the attachments out of a mail's MIME tree.
 
-``parse.py`` turns flanker's tree (or, when flanker fails, the stdlib's) into plain
-``Part`` values; this module chooses the body the way a mail client shows it: text/plain
+``parse.py`` turns flanker's tree (or the stdlib's, ``fallback.py``) into plain ``Part``
+values; this module chooses the body the way a mail client shows it: text/plain
 before HTML in multipart/alternative, HTML turned into text when that is all there is,
 every other leaf an attachment; uuencoded blocks in a plain-text body become attachments
 too (``uuencode.py``).  It never imports flanker and never raises on odd trees.
@@ -10,12 +10,11 @@ too (``uuencode.py``).  It never imports flanker and never raises on odd trees.
 from __future__ import annotations
 
 import binascii
-import email.message
 import quopri
 import re
 from dataclasses import dataclass, replace
 
-from qmail.core.charsets import decode_text, decode_words, repair
+from qmail.core.charsets import decode_text
 from qmail.core.html import html_to_text
 from qmail.core.mail import Attachment
 from qmail.core.uuencode import UU_ENCODINGS, decode_body, lift_files
@@ -109,39 +108,6 @@ def transfer_decoded(part: Part, encoding: str | None) -> Part:
     if found is None:
         return part
     return replace(part, payload=found.content, filename=part.filename or found.name)
-
-
-def part_from_email(message: email.message.Message) -> Part:
-    """A ``Part`` tree from the stdlib parser: the fallback when flanker gives up."""
-    content_type = message.get_content_type()
-    if content_type == "message/rfc822" or not message.is_multipart():
-        payload = message.get_payload(decode=True)
-        if not isinstance(payload, bytes):  # message/rfc822: the enclosed message
-            payload = _enclosed_bytes(message)
-        disposition = message.get_content_disposition() or ""
-        return Part(
-            content_type,
-            payload,
-            message.get_content_charset(),
-            disposition,
-            decode_words(repair(message.get_filename() or "")),
-            strip_id(message.get("Content-ID")),
-        )
-    children = tuple(
-        part_from_email(child)
-        for child in message.get_payload()
-        if isinstance(child, email.message.Message)
-    )
-    return Part(content_type, children=children)
-
-
-def _enclosed_bytes(message: email.message.Message) -> bytes:
-    """The raw bytes of the message inside a message/rfc822 part, ``b""`` if unprintable."""
-    try:
-        enclosed = message.get_payload(0)
-        return enclosed.as_bytes() if isinstance(enclosed, email.message.Message) else b""
-    except Exception:  # the stdlib generator raises on some broken headers
-        return b""
 
 
 def strip_id(value: str | None) -> str | None:

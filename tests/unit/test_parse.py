@@ -11,14 +11,15 @@ from typing import Any
 
 import pytest
 
-from qmail.core import html, parse
+from qmail.core import fallback, html, parse
 from qmail.core.charsets import decode_text
 from qmail.core.mail import Address, Mail, Reject
 from qmail.core.parse import parse_mail, read_message_id
-from qmail.core.parts import Part, part_from_email, read_parts
+from qmail.core.parts import Part, read_parts
 from tests.conftest import MAIL_DIR, eml_bytes, expected
 
 FIXTURES = sorted(path.stem for path in MAIL_DIR.glob("parse_*.eml"))
+EVERY_FIXTURE = sorted(path.stem for path in MAIL_DIR.glob("*.eml"))
 
 
 def parsed(name: str) -> Mail:
@@ -370,6 +371,7 @@ def test_reject_reason_is_one_ascii_line(monkeypatch: pytest.MonkeyPatch) -> Non
         raise parse.MimeError("Ungültige\r\nStruktur " + "x" * 500)
 
     monkeypatch.setattr(parse.mime, "from_string", refuse)
+    monkeypatch.setattr(parse, "read_with_stdlib", lambda _: None)  # nothing can read it
     result = parse_mail(eml_bytes("parse_plain_utf8"))
     assert isinstance(result, Reject)
     assert result.reason.startswith("5.6.0 Malformed message: Ung?ltige Struktur xxx")
@@ -394,7 +396,7 @@ def test_stdlib_crash_after_flanker_crash_is_rejected(monkeypatch: pytest.Monkey
         raise RecursionError("too deep")
 
     monkeypatch.setattr(parse.mime, "from_string", crash)
-    monkeypatch.setattr(parse, "part_from_email", crash)
+    monkeypatch.setattr(parse, "read_with_stdlib", crash)
     result = parse_mail(eml_bytes("parse_plain_utf8"))
     assert isinstance(result, Reject)
     assert "RecursionError" in result.reason
@@ -419,27 +421,95 @@ def test_html2text_crash_falls_back_to_stripping_tags(monkeypatch: pytest.Monkey
     assert text == "Hi  there"
 
 
-def test_stdlib_tree_of_unprintable_forwarded_message_is_empty() -> None:
-    outer = email.message.Message()
-    outer["Content-Type"] = "message/rfc822"
-    outer.set_payload(["not a message"])
-    assert part_from_email(outer).payload == b""
-
-
-def test_stdlib_tree_survives_a_generator_crash(monkeypatch: pytest.MonkeyPatch) -> None:
-    def crash(_: object) -> bytes:
-        raise UnicodeEncodeError("ascii", "x", 0, 1, "broken header")
-
-    monkeypatch.setattr(email.message.Message, "as_bytes", crash)
-    raw = eml_bytes("parse_forwarded_rfc822")
-    tree = part_from_email(email.message_from_bytes(raw))
-    assert tree.children[1].content_type == "message/rfc822"
-    assert tree.children[1].payload == b""
-
-
 def test_empty_leaves_are_not_attachments() -> None:
     root = Part("multipart/mixed", children=(Part("text/plain", b"hi"), Part("image/png")))
     assert read_parts(root) == ("hi", False, ())
+
+
+# --- what flanker refuses: the stdlib fallback (issue 9) --------------------------------
+
+
+def flanker_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(_: str) -> None:
+        raise parse.MimeError("refused")
+
+    monkeypatch.setattr(parse.mime, "from_string", refuse)
+
+
+@pytest.mark.parametrize("name", EVERY_FIXTURE)
+def test_stdlib_fallback_reads_every_fixture_as_flanker_does(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    by_flanker = parse_mail(eml_bytes(name))
+    flanker_refuses(monkeypatch)
+    by_stdlib = parse_mail(eml_bytes(name))
+    if isinstance(by_flanker, Reject):
+        assert isinstance(by_stdlib, Reject)
+    else:
+        assert by_stdlib == by_flanker
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "parse_outlook_express_unquoted_boundary",
+        "parse_javamail_unquoted_boundary",
+        "parse_forwarded_broken_rfc822",
+    ],
+)
+def test_mail_flanker_refuses_is_read_by_the_stdlib(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert isinstance(parse_mail(eml_bytes(name)), Mail)
+    monkeypatch.setattr(parse, "read_with_stdlib", lambda _: None)
+    refused = parse_mail(eml_bytes(name))
+    assert isinstance(refused, Reject)
+    assert refused.reason.endswith("Multipart message without starting boundary")
+
+
+def test_refusal_names_what_flanker_found() -> None:
+    refused = parse_mail(eml_bytes("parse_multipart_without_boundary"))
+    assert refused == Reject(554, "5.6.0 Malformed message: Multipart message without boundary")
+
+
+def test_broken_forwarded_message_is_kept_as_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(_: object) -> bytes:
+        raise UnicodeEncodeError("ascii", "x", 0, 1, "broken header")
+
+    monkeypatch.setattr(email.message.Message, "as_bytes", crash)  # never re-generated
+    raw = eml_bytes("parse_forwarded_broken_rfc822")
+    (forwarded,) = parsed("parse_forwarded_broken_rfc822").attachments
+    start = raw.index(b"From: Finance Robot")
+    assert forwarded.content == raw[start : raw.rindex(b"\r\n--------------0mXyT3bQ8vK2")]
+
+
+def test_broken_inner_multipart_becomes_an_opaque_attachment() -> None:
+    inner = b'Content-Type: multipart/alternative; boundary="in"\r\n\r\n--lost\r\nhi\r\n'
+    raw = (
+        b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=out\r\n\r\n"
+        b"--out\r\nContent-Type: text/plain\r\n\r\nThe table is broken.\r\n--out\r\n"
+        + inner
+        + b"--out--\r\n"
+    )
+    mail = parsed_raw(raw)
+    assert mail.text == "The table is broken."
+    (opaque,) = mail.attachments
+    assert (opaque.filename, opaque.content_type) == ("attachment-1.bin", "multipart/alternative")
+    assert opaque.content == b"--lost\r\nhi\r\n"  # the stdlib leaves the CRLF of a multipart
+
+
+def test_multipart_whose_boundary_never_appears_is_refused() -> None:
+    raw = b'From: a@example.org\r\nContent-Type: multipart/mixed; boundary="x"\r\n\r\n--y\r\nhi\r\n'
+    result = parse_mail(raw)
+    assert isinstance(result, Reject)
+    assert result.reason.startswith("5.6.0 Malformed message: ")
+
+
+def test_stdlib_tree_of_a_bare_message() -> None:
+    message = email.message.Message()
+    message["Content-Type"] = "message/rfc822"
+    message.set_payload(["not a message"])
+    assert fallback.part_from_email(message) == Part("message/rfc822")
 
 
 # --- address comments (issue 9) ------------------------------------------
@@ -463,6 +533,15 @@ def test_empty_leaves_are_not_attachments() -> None:
 )
 def test_address_comments_are_comments_unless_there_is_no_name(value: str, name: str) -> None:
     assert parse.addresses(value) == (Address("jan@x.nl", name),)
+
+
+def test_file_names_are_read_the_same_from_flanker_and_the_stdlib(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    names = ["Frösche.txt", "Grüße aus Köln.pdf", "Äpfel.txt"]
+    assert [a.filename for a in parsed("parse_rfc2231_quoted").attachments] == names
+    flanker_refuses(monkeypatch)
+    assert [a.filename for a in parsed("parse_rfc2231_quoted").attachments] == names
 
 
 # --- uuencode (issue 9) -------------------------------------------------------------------
