@@ -1,10 +1,11 @@
 """Pick the readable text and the attachments out of a mail's MIME tree.
 
 ``parse.py`` turns flanker's tree (or the stdlib's, ``fallback.py``) into plain ``Part``
-values; this module chooses the body the way a mail client shows it: text/plain
-before HTML in multipart/alternative, HTML turned into text when that is all there is,
-every other leaf an attachment; uuencoded blocks in a plain-text body become attachments
-too (``uuencode.py``).  It never imports flanker and never raises on odd trees.
+values; this module chooses the body the way a mail client shows it: text/plain before
+HTML in multipart/alternative, HTML turned into text when that is all there is, every
+other leaf an attachment.  A signed mail is its signed content (``signed.py``);
+uuencoded blocks in a plain-text body become attachments (``uuencode.py``).  It never
+imports flanker and never raises on odd trees.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, replace
 from qmail.core.charsets import decode_text
 from qmail.core.html import html_to_text
 from qmail.core.mail import Attachment
+from qmail.core.signed import is_signature, unarmour
 from qmail.core.uuencode import UU_ENCODINGS, decode_body, lift_files
 
 _BODY_TYPES = ("text/plain", "text/html")
@@ -137,7 +139,8 @@ def _collect(part: Part, texts: list[tuple[str, bool]], files: list[Part]) -> No
         texts.extend(_best_alternative(part.children, files))
     elif part.children:
         for child in part.children:
-            _collect(child, texts, files)
+            if not is_signature(part.content_type, child.content_type):
+                _collect(child, texts, files)
     elif part.is_body and part.content_type == "text/plain":
         text, lifted = _plain_text(part)
         texts.append((text, False))
@@ -162,9 +165,10 @@ def _best_alternative(children: tuple[Part, ...], files: list[Part]) -> list[tup
 
 
 def _plain_text(part: Part) -> tuple[str, list[Part]]:
-    """The text of a text/plain body, and the uuencoded files lifted out of it."""
+    """The text of a text/plain body, unarmoured, and the uuencoded files lifted out of it."""
     text = decode_text(part.payload, part.charset)
-    text, found = lift_files(text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = unarmour(text.replace("\r\n", "\n").replace("\r", "\n"))
+    text, found = lift_files(text)
     lifted = [
         Part(
             type_of(one.name),

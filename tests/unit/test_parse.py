@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from qmail.core import fallback, html, parse
+from qmail.core import fallback, fields, html, parse, signed, uuencode
 from qmail.core.charsets import decode_text
 from qmail.core.mail import Address, Mail, Reject
 from qmail.core.parse import parse_mail, read_message_id
@@ -581,3 +581,55 @@ def test_uuencoded_block_in_a_quote_stays_text() -> None:
     raw = b"From: a@example.org\r\n\r\n" + body.replace("\n", "\r\n").encode()
     mail = parsed_raw(raw)
     assert (mail.text, mail.attachments) == (body, ())
+
+
+# --- signed mail (issue 9) ----------------------------------------------------------------
+
+
+def test_signature_file_outside_a_signed_mail_is_an_attachment() -> None:
+    raw = (
+        b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+        b"Content-Type: text/plain\r\n\r\nThe signature of the release.\r\n--b\r\n"
+        b'Content-Type: application/pgp-signature; name="qtool-2.4.1.tar.gz.asc"\r\n\r\n'
+        b"-----BEGIN PGP SIGNATURE-----\r\n\r\niQE=\r\n-----END PGP SIGNATURE-----\r\n--b--\r\n"
+    )
+    (signature,) = parsed_raw(raw).attachments
+    assert signature.filename == "qtool-2.4.1.tar.gz.asc"
+
+
+def test_inline_pgp_without_its_signature_stays_as_sent() -> None:
+    raw = eml_bytes("parse_mutt_inline_pgp").replace(b"-----END PGP SIGNATURE-----", b"")
+    text = parsed_raw(raw).text
+    assert text.startswith("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nHi all,")
+    assert "- - fixed the build on arm64" in text
+
+
+def test_inline_pgp_keeps_the_words_around_it() -> None:
+    body = (
+        "Forwarded as it came:\n-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n"
+        "Signed words.\n-----BEGIN PGP SIGNATURE-----\n\niQE=\n-----END PGP SIGNATURE-----\n"
+        "-- \nlist footer"
+    )
+    raw = b"From: a@example.org\r\n\r\n" + body.replace("\n", "\r\n").encode()
+    assert parsed_raw(raw).text == "Forwarded as it came:\nSigned words.\n-- \nlist footer"
+
+
+# --- garbage in the new readers never raises (issue 9) -------------------------------------
+
+
+def test_new_readers_never_raise_on_garbage() -> None:
+    rng = random.Random(9)
+    pieces = [
+        "begin 644 a.txt", "#86)C", "`", "end", "M", "-----BEGIN PGP SIGNED MESSAGE-----",
+        "Hash: SHA1", "", "- -- ", "-----BEGIN PGP SIGNATURE-----", "-----END PGP SIGNATURE-----",
+        '"', "(", ")", "\\", "<", ">", ",", ";", ":", "=?utf-7?B?", "?=", "*0*=", "''", "%F6",
+    ]  # fmt: skip
+    for _ in range(400):
+        text = "".join(rng.choice(pieces) + rng.choice(["", "\n", " "]) for _ in range(30))
+        lifted, files = uuencode.lift_files(text)
+        if not files:
+            assert lifted == text
+        assert set(lifted.split("\n")) <= set(text.split("\n"))
+        signed.unarmour(text)
+        parse.addresses(text.replace("\n", " "))
+        fields.parameter("attachment; " + text.replace("\n", " "), "filename")
