@@ -512,7 +512,7 @@ def test_stdlib_tree_of_a_bare_message() -> None:
     assert fallback.part_from_email(message) == Part("message/rfc822")
 
 
-# --- address comments (issue 9) ------------------------------------------
+# --- address comments and file names (issue 9) ------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -544,7 +544,7 @@ def test_file_names_are_read_the_same_from_flanker_and_the_stdlib(
     assert [a.filename for a in parsed("parse_rfc2231_quoted").attachments] == names
 
 
-# --- uuencode (issue 9) -------------------------------------------------------------------
+# --- uuencode (issue 9) -----------------------------------------------------------------
 
 
 def test_uuencode_lines_that_lost_their_trailing_spaces_still_decode() -> None:
@@ -583,7 +583,7 @@ def test_uuencoded_block_in_a_quote_stays_text() -> None:
     assert (mail.text, mail.attachments) == (body, ())
 
 
-# --- signed mail (issue 9) ----------------------------------------------------------------
+# --- signed mail (issue 9) --------------------------------------------------------------
 
 
 def test_signature_file_outside_a_signed_mail_is_an_attachment() -> None:
@@ -614,7 +614,7 @@ def test_inline_pgp_keeps_the_words_around_it() -> None:
     assert parsed_raw(raw).text == "Forwarded as it came:\nSigned words.\n-- \nlist footer"
 
 
-# --- garbage in the new readers never raises (issue 9) -------------------------------------
+# --- garbage in the new readers never raises (issue 9) ----------------------------------
 
 
 def test_new_readers_never_raise_on_garbage() -> None:
