@@ -43,11 +43,13 @@ from qmail.core.trim_lines import (
     is_quote,
     is_separator,
     may_start_attribution,
+    starts_with_lead,
 )
 from qmail.core.trim_signatures import Kind, is_footer, mark_signatures
 
 _HEADER_SPAN = 8  # lines a header block may take
 _MAX_WRAP = 3  # lines an attribution may be wrapped over
+_FOOTER_WORDS = 8  # a footer that the history follows is short: "Sent from my Wiko RIDGE 4G"
 _LONG_QUOTE = 60  # a quoted line this long may have been wrapped after quoting
 _FENCE = re.compile(r"^\s*```")
 _ADDRESS_END = re.compile(r"^\s*>+\s*:\s*$")  # Gmail wraps "<a@b.com\n>:"
@@ -147,10 +149,14 @@ def _with_delimiter_above(lines: list[str], start: int) -> int:
 
 
 def _is_lone_footer(lines: list[str], i: int) -> bool:
-    """Tell whether a phone footer stands alone above more unquoted text (pasted history)."""
+    """Tell whether a short phone footer stands alone above more unquoted text (history).
+
+    Phones paste the history under their footer ("Sent from my Wiko", then the old mail).
+    """
     above = i == 0 or not lines[i - 1].strip()
     alone = above and i + 1 < len(lines) and not lines[i + 1].strip()
-    if not alone or not is_footer(lines[i]):
+    short = len(lines[i].split()) <= _FOOTER_WORDS and "," not in lines[i]
+    if not (alone and short) or not is_footer(lines[i]):
         return False
     rest = next((line for line in lines[i + 1 :] if line.strip()), None)
     return rest is not None and not is_quote(rest)
@@ -175,8 +181,10 @@ def attribution_at(lines: list[str], start: int) -> tuple[int, int]:
             break
         if not ends_attribution(line):
             continue
-        wrapped = lines[start + 1 : end + 1]
-        if wrapped and (not may_start_attribution(lines[start]) or any(map(_starts_anew, wrapped))):
+        if end > start and (
+            not may_start_attribution(lines[start])
+            or any(_starts_anew(lines, k, end) for k in range(start + 1, end + 1))
+        ):
             break
         strength = attribution_strength(" ".join(part.strip() for part in lines[start : end + 1]))
         if strength:
@@ -184,13 +192,18 @@ def attribution_at(lines: list[str], start: int) -> tuple[int, int]:
     return 0, 0
 
 
-def _starts_anew(line: str) -> bool:
-    """Tell whether a line may open an attribution of its own ("On Mon, ..."), not go on one.
+def _starts_anew(lines: list[str], first: int, last: int) -> bool:
+    """Tell whether lines ``first..last`` are an attribution of their own ("On Mon, ...").
 
-    >>> _starts_anew("On Mon, 3 Jun 2024, Anna <a@b.com> wrote:"), _starts_anew("at 10:18,")
-    (True, False)
+    >>> _starts_anew(["On Mon, 3 Jun 2024, Anna <a@b.com> wrote:"], 0, 0)
+    True
+    >>> _starts_anew(["at 10:18,", "Bob <b@x.com> wrote:"], 0, 1), _starts_anew(["09:12:"], 0, 0)
+    (False, False)
     """
-    return bool(_NEW_ATTRIBUTION.match(line.strip())) and may_start_attribution(line)
+    line = lines[first].strip()
+    if not _NEW_ATTRIBUTION.match(line) or not starts_with_lead(line):
+        return False
+    return attribution_strength(" ".join(part.strip() for part in lines[first : last + 1])) > 0
 
 
 def _quote_follows(lines: list[str], start: int) -> bool:

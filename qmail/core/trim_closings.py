@@ -16,11 +16,12 @@ from __future__ import annotations
 # "Sent from my X": X is a device, named with a capital (BlackBerry, Samsung, Wiko) or
 # iPhone/iPad, or a generic word; "Sent from my desk, ..." is a sentence, not a footer.
 _DEVICE = r"(?:i(?:Phone|Pad|Pod)|[A-Z0-9]|mobile|phone|smartphone|tablet|cell)"
-_APP = r"(?:[A-Z]|Mail\b)"  # an app's name: "Sent with Airmail", "Sent from Mail for ..."
+# An app's name, no sentence: "Sent with Airmail", "Sent from Mail for Windows".
+_APP = r"(?:[A-Z]|Mail\b)[^,;:!?]{0,50}"
 
 # fmt: off
 FOOTERS: dict[str, tuple[str, ...]] = {
-    "en": (rf"Sent from my {_DEVICE}.*", rf"Sent (?:from|with|via|using) {_APP}.*",
+    "en": (rf"Sent from my {_DEVICE}.*", rf"Sent (?:from|with|via|using) {_APP}",
            r"\(?[Ss]ent from (?:a|my) (?:phone|mobile(?: device| phone)?|tablet|smartphone)\)?",
            r"Get (?:Outlook|Airmail|Spark|BlueMail|the Yahoo Mail app)\b.*"),
     "ru": (r"Отправлено (?:с|из|через) .+", r"Получить Outlook для .+"),

@@ -7,8 +7,8 @@ Outlook header, a separator, a line of delimiters, an attribution (and how sure 
 ``trim_signatures`` has the tests of closings.  Pure: stdlib only, no I/O.
 """
 
-# Full-width colons are how CJK mail programs write a colon.
-# ruff: noqa: RUF001, RUF002
+# Full-width colons (CJK mail programs) and Cyrillic day names below are meant as they are.
+# ruff: noqa: RUF001, RUF002, RUF003
 
 from __future__ import annotations
 
@@ -39,7 +39,10 @@ _VERB_BEFORE_NAME = re.compile(
     + r"\b",
     re.IGNORECASE,
 )
-_DATE_START = re.compile(r"^(?:\d|[^\W\d]{1,12}[.,]?\s+\d)")
+# A date first: digits, or a short day name and digits ("Mon, 3", "tir. 18.", "ср, 30",
+# "pe 20."), or a long one with its comma ("Wednesday, 17"); "Tomorrow 10:00" is not.
+_DAY = r"(?:\d|(?:[^\W\d]{1,4}[.,]{0,2}|[^\W\d]{5,12}[.,]{1,2})\s+\d)"
+_DATE_START = re.compile(rf"^{_DAY}")
 _ADDRESS_END = re.compile(r"@[\w-]+(?:\.[\w-]+)+(?:\]\(mailto:[^)\s]*\))?[>)\]]+\s*[:：]$")
 _TAIL = 80  # an attribution's address is within its last characters
 _UNSPACED = 0x2E80  # from here on (CJK), words are not separated by spaces
@@ -48,7 +51,7 @@ _WROTE_NO_COLON = re.compile(r"^On\b.*\bwrote$", re.IGNORECASE)
 _LEADS = [lead for language in HISTORY.values() for lead in language.leads]
 # A line that may begin an attribution wrapped over several lines: a lead word, a date,
 # or a short word and a number ("tir. 18. apr. 2017 ...", "pe 20. lokakuuta ...").
-_LEAD = re.compile(rf"^(?:{alternatives(_LEADS)}\b|\d|[^\W\d]{{1,12}}[.,]?\s+\d)", re.IGNORECASE)
+_LEAD = re.compile(rf"^(?:{alternatives(_LEADS)}\b|{_DAY})", re.IGNORECASE)
 _DECORATION = re.compile(r"^[-=*_\s]*(?=\S)|(?<=\S)[-=*_\s]*$")
 _ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 _DATE = re.compile(
@@ -150,6 +153,8 @@ def attribution_strength(candidate: str) -> int:
     (2, 1)
     >>> attribution_strength("On Monday we wrote"), attribution_strength("Notes: see below")
     (0, 0)
+    >>> attribution_strength("On 3 Jun 2024 " + "and so on " * 40 + "wrote:")  # a paragraph
+    0
     """
     text = _DECORATION.sub("", clean(candidate))
     if len(text) > MAX_ATTRIBUTION:
@@ -174,8 +179,9 @@ def _is_attribution(text: str) -> bool:
     for verb in _LAST_VERBS:
         if body.endswith(verb):
             before = body[: -len(verb)][-1:]
-            # A verb is a word of its own, except in scripts written without spaces.
-            return not before.isalnum() or ord(verb[0]) >= _UNSPACED
+            # A verb is a word of its own ("rewrote:", ".../admin-wrote:" are not), except
+            # in scripts written without spaces.
+            return not before or before.isspace() or ord(verb[0]) >= _UNSPACED
     tail = text[-_TAIL:]
     return bool(
         _VERB_BEFORE_NAME.search(text) or (_DATE_START.match(text) and _ADDRESS_END.search(tail))
@@ -185,13 +191,26 @@ def _is_attribution(text: str) -> bool:
 def may_start_attribution(line: str) -> bool:
     """Tell whether a line may be the first of an attribution wrapped over several lines.
 
-    >>> may_start_attribution("On Nov 21, 2014,"), may_start_attribution("pe 20. lokakuuta")
+    It starts with a lead word or a date, or names an address ("Max <m@x.de> schrieb am
+    Di., 4. Juni 2024,"), and does not end a sentence.
+
+    >>> may_start_attribution("On Nov 21, 2014,"), may_start_attribution("wt., 4 cze 2024 o")
     (True, True)
-    >>> may_start_attribution("Thanks"), may_start_attribution("See you soon.")
+    >>> may_start_attribution("Thanks"), may_start_attribution("Mail bob@x.com today.")
     (False, False)
     """
     text = _DECORATION.sub("", clean(line))
-    return bool(_LEAD.match(text)) and not text.endswith((".", "!", "?"))
+    start = starts_with_lead(text) or bool(_ADDRESS.search(text))
+    return start and not text.endswith((".", "!", "?"))
+
+
+def starts_with_lead(line: str) -> bool:
+    """Tell whether a line starts as attributions do: a lead word ("On", "Am") or a date.
+
+    >>> starts_with_lead("On Mon, 3 Jun"), starts_with_lead("09:12:"), starts_with_lead("Max <m@x>")
+    (True, True, False)
+    """
+    return bool(_LEAD.match(line.lstrip(" -=*_")))
 
 
 def ends_attribution(line: str) -> bool:

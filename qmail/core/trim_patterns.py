@@ -48,13 +48,13 @@ HISTORY: dict[str, History] = {
         forwards=("Begin forwarded message",),
     ),
     "ru": History(
-        wrote=("написал", "написала", "написал(а)"),
+        wrote=("написал", "написала", "написал(а)"), wrote_before_name=("писали",),
         headers=(("От",), ("Отправлено", "Дата"), ("Кому",), ("Копия",), ("Тема",)),
         separators=("Исходное сообщение", "Пересылаемое сообщение", "Пересланное сообщение"),
         forwards=("Начало переадресованного сообщения",),
     ),
     "uk": History(
-        wrote=("написав", "написала", "написав(ла)", "пише"),
+        wrote=("написав", "написала", "написав(ла)", "пише"), wrote_before_name=("писали",),
         headers=(("Від",), ("Надіслано", "Дата"), ("Кому",), ("Копія",), ("Тема",)),
         separators=("Оригінальне повідомлення", "Пересилане повідомлення"),
     ),
@@ -119,7 +119,7 @@ HISTORY: dict[str, History] = {
         separators=("Oprindelig besked", "Oprindelig meddelelse", "Videresendt besked"),
     ),
     "fi": History(
-        wrote=("kirjoitti",),
+        wrote_before_name=("kirjoitti",),
         headers=(("Lähettäjä",), ("Lähetetty", "Päivämäärä"), ("Vastaanottaja",), ("Kopio",),
                  ("Aihe",)),
         separators=("Alkuperäinen viesti", "Välitetty viesti"),

@@ -35,6 +35,8 @@ Kind = Literal["text", "blank", "quote", "attr", "sig"]
 MAX_SHORT_SIGNATURE = 6  # lines under a "--" without its space
 MAX_BLOCK = 8  # lines of a delimiter or sign-off block
 MAX_NAME_WORDS = 5
+MAX_LINE_WORDS = 8  # words of a signature line ("Example Inc. | 1 Main Street, Springfield")
+_POSTSCRIPT = re.compile(r"^P\.?\s?S\b", re.IGNORECASE)  # "PS: call me at ..." is text
 
 # Footers: whole lines, after a link glued on by Outlook ("Get Outlook for iOS<https://...>")
 # is taken off.
@@ -181,16 +183,28 @@ def _in_list(lines: list[str], kinds: list[Kind], start: int, last: int) -> bool
 
 
 def _short_lines(lines: list[str], first: int, last: int) -> bool:
-    """Tell whether lines ``first..last`` are few and none of them reads as prose."""
-    block = [line for line in lines[first : last + 1] if line.strip()]
-    return len(block) <= MAX_BLOCK and not any(is_sentence(line) for line in block)
+    """Tell whether lines ``first..last`` are few and none of them reads as prose.
+
+    >>> _short_lines(["Jane Roe", "+1 555 0100"], 0, 1), _short_lines(["PS: call me"], 0, 0)
+    (True, False)
+    """
+    block = [clean(line) for line in lines[first : last + 1] if line.strip()]
+    return len(block) <= MAX_BLOCK and not any(
+        is_sentence(line) or len(line.split()) > MAX_LINE_WORDS or _POSTSCRIPT.match(line)
+        for line in block
+    )
 
 
 def _delimiter_block(lines: list[str], kinds: list[Kind], start: int, last: int) -> int | None:
-    """A delimiter line over a short block of short lines, up to ``last``."""
+    """A delimiter line alone, or over a short block of short lines with contact details.
+
+    A rule and a few short lines of the person's own ("---", "Q1: 100") have none.
+    """
     for i in range(last, max(start, last - MAX_BLOCK) - 1, -1):
         if kinds[i] == "text" and is_delimiter(lines[i]):
-            return i if _short_lines(lines, i + 1, last) else None
+            below = range(i + 1, last + 1)
+            contact = not below or any(is_contact(lines[j]) for j in below)
+            return i if contact and _short_lines(lines, i + 1, last) else None
     return None
 
 
@@ -199,6 +213,8 @@ def _is_name(line: str) -> bool:
 
     >>> _is_name("John Doe"), _is_name("Call me at 5."), _is_name("Алексей Смирнов")
     (True, False, True)
+    >>> _is_name("佐藤 健"), _is_name("thanks again")
+    (True, False)
     """
     text = line.strip()
     words = text.split()
@@ -206,7 +222,8 @@ def _is_name(line: str) -> bool:
         0 < len(words) <= MAX_NAME_WORDS
         and not any(char.isdigit() for char in text)
         and not text.endswith((".", "!", "?", ":"))
-        and text[0].isupper()
+        and text[0].isalpha()
+        and not text[0].islower()  # capitalised, or a script without case (王伟)
     )
 
 
