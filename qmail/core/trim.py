@@ -55,15 +55,17 @@ _FENCE = re.compile(r"^\s*```")
 _ADDRESS_END = re.compile(r"^\s*>+\s*:\s*$")  # Gmail wraps "<a@b.com\n>:"
 _NEW_ATTRIBUTION = re.compile(r"^(?:[A-Z]|\d)")
 _ALONE, _CERTAIN = 2, 3  # attribution strengths: date or address; date and address
+Found = tuple[int, int]  # an attribution's length in lines and its strength; (0, 0): none
 
 
 def trim_reply(text: str) -> Trimmed:
     """Split a reply body into the new text and the removed history and signature."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     fenced = _fenced(lines)
-    cut = _find_cut(lines, fenced)
+    found = _attributions(lines)
+    cut = _find_cut(lines, fenced, found)
     head = lines[:cut]
-    kinds = _classify(head, fenced)
+    kinds = _classify(head, fenced, found)
     mark_signatures(head, kinds, fenced)
     last = max((i for i, kind in enumerate(kinds) if kind == "text"), default=None)
     if last is None:
@@ -103,7 +105,7 @@ def _fenced(lines: list[str]) -> list[bool]:
     return marks
 
 
-def _find_cut(lines: list[str], fenced: list[bool]) -> int:
+def _find_cut(lines: list[str], fenced: list[bool], found: list[Found]) -> int:
     """Find where history begins that nothing new follows; ``len(lines)`` if nowhere."""
     for i, line in enumerate(lines):
         if fenced[i] or is_quote(line) or not line.strip():
@@ -112,14 +114,14 @@ def _find_cut(lines: list[str], fenced: list[bool]) -> int:
             return i
         if _is_header_block(lines, i):
             return _with_delimiter_above(lines, i)
-        if _is_unquoted_attribution(lines, i) or _is_lone_footer(lines, i):
+        if _is_unquoted_attribution(lines, i, found[i]) or _is_lone_footer(lines, i):
             return i
     return len(lines)
 
 
-def _is_unquoted_attribution(lines: list[str], i: int) -> bool:
+def _is_unquoted_attribution(lines: list[str], i: int, found: Found) -> bool:
     """Tell whether an attribution at ``i`` with a date or an address has no quote after it."""
-    length, strength = attribution_at(lines, i)
+    length, strength = found
     if not length or _quote_follows(lines, i + length):
         return False
     return strength == _CERTAIN or (strength == _ALONE and _paragraph_start(lines, i))
@@ -167,7 +169,19 @@ def _paragraph_start(lines: list[str], i: int) -> bool:
     return i == 0 or not lines[i - 1].strip() or is_quote(lines[i - 1]) or is_footer(lines[i - 1])
 
 
-def attribution_at(lines: list[str], start: int) -> tuple[int, int]:
+def _attributions(lines: list[str]) -> list[Found]:
+    """The attribution at each line (see ``attribution_at``), computed once.
+
+    Only lines near one that ends as an attribution ends are looked at.
+    """
+    ends = [ends_attribution(line) for line in lines]
+    return [
+        attribution_at(lines, i) if any(ends[i : i + _MAX_WRAP]) else (0, 0)
+        for i in range(len(lines))
+    ]
+
+
+def attribution_at(lines: list[str], start: int) -> Found:
     """The length (1-3 lines) and strength of an attribution at ``start``; ``(0, 0)`` if none.
 
     >>> attribution_at(["On Mon, 3 Jun 2024, Bob <", "b@x.com> wrote:", "", "> hi"], 0)
@@ -230,7 +244,7 @@ def _is_wrapped_tail(lines: list[str], i: int) -> bool:
     )
 
 
-def _classify(lines: list[str], fenced: list[bool]) -> list[Kind]:
+def _classify(lines: list[str], fenced: list[bool], found: list[Found]) -> list[Kind]:
     """Give each line its kind: quote, attribution, blank or text."""
     kinds: list[Kind] = []
     pending = 0
@@ -244,20 +258,20 @@ def _classify(lines: list[str], fenced: list[bool]) -> list[Kind]:
             kinds.append("text")
         elif is_quote(line) or _is_wrapped_tail(lines, i):
             kinds.append("quote")
-        elif (found := _attribution_before_quote(lines, i)) is not None:
-            pending = found - 1
+        elif (length := _attribution_before_quote(lines, i, found[i])) is not None:
+            pending = length - 1
             kinds.append("attr")
         else:
             kinds.append("text")
     return kinds
 
 
-def _attribution_before_quote(lines: list[str], i: int) -> int | None:
+def _attribution_before_quote(lines: list[str], i: int, found: Found) -> int | None:
     """The length of an attribution at ``i`` that quoted lines follow, or None.
 
     Inside a paragraph it needs a date or an address: "On Monday we wrote:" is text.
     """
-    length, strength = attribution_at(lines, i)
+    length, strength = found
     if not length or not _quote_follows(lines, i + length):
         return None
     return length if strength >= _ALONE or _paragraph_start(lines, i) else None

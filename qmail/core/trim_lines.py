@@ -80,6 +80,8 @@ _SEPARATOR = re.compile(
     rf"|^[-=_~]{{3,}}\s*{_SEPARATOR_PHRASES}\s*:?$|^{_FORWARDS}\s*:$",
     re.IGNORECASE,
 )
+_REPLY_ABOVE = tuple(phrase.casefold() for lang in HISTORY.values() for phrase in lang.reply_above)
+_MAX_SEPARATOR = 100
 
 _SEPARATOR_HINT = re.compile(r"[-=_~]{2}|[:：]\s*$")
 _LETTER = re.compile(r"[^\W\d_]")
@@ -116,6 +118,8 @@ def header_role(line: str) -> str | None:
     >>> header_role("Hello: world"), header_role("发件人: Company <q@x.com>")
     (None, 'from')
     """
+    if ":" not in line and "：" not in line:
+        return None  # most lines: one look
     match = _LABEL.match(clean(line))
     return None if match is None else _ROLES.get(match.group(1).strip().casefold())
 
@@ -127,10 +131,17 @@ def is_separator(line: str) -> bool:
     True
     >>> is_separator("-------- Oprindelig besked --------"), is_separator("Original Message")
     (True, False)
+    >>> is_separator("##- Please type your reply above this line -##")
+    True
+    >>> is_separator("-- Reply above this line --")
+    True
     """
-    if not _SEPARATOR_HINT.search(line) or not _LETTER.search(line):
+    if len(line) > _MAX_SEPARATOR:
         return False
-    return bool(_SEPARATOR.match(clean(line)))
+    if _SEPARATOR_HINT.search(line) and _LETTER.search(line) and _SEPARATOR.match(clean(line)):
+        return True
+    folded = line.casefold()
+    return any(phrase in folded for phrase in _REPLY_ABOVE)
 
 
 def is_delimiter(line: str) -> bool:

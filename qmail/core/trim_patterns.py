@@ -15,7 +15,7 @@ language of the client that writes it, even when it is English.  Pure data: no l
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 ROLES = ("from", "date", "to", "cc", "subject")
 
@@ -36,16 +36,20 @@ class History:
     # Separator phrases, written between dashes: "-----Original Message-----".
     separators: tuple[str, ...] = ()
     # Whole lines announcing a forward, before a colon: "Begin forwarded message:".
-    forwards: tuple[str, ...] = field(default=())
+    forwards: tuple[str, ...] = ()
+    # What help desks write over the history: "##- Please type your reply above this line -##".
+    reply_above: tuple[str, ...] = ()
 
 
 # fmt: off
 HISTORY: dict[str, History] = {
     "en": History(
-        wrote=("wrote",), leads=("On", "At", "Quoting"),
+        wrote=("wrote",), wrote_before_name=("Quoting",), leads=("On", "At", "Quoting"),
         headers=(("From",), ("Sent", "Date"), ("To",), ("Cc", "Bcc"), ("Subject",)),
-        separators=("Original Message", "Forwarded message"),
+        # "Original": Foxmail and QQ Mail in English, "---------- Original ----------".
+        separators=("Original Message", "Forwarded message", "Original"),
         forwards=("Begin forwarded message",),
+        reply_above=("reply above this line", "write above this line", "respond above this line"),
     ),
     "ru": History(
         wrote=("написал", "написала", "написал(а)"), wrote_before_name=("писали",),
@@ -59,10 +63,12 @@ HISTORY: dict[str, History] = {
         separators=("Оригінальне повідомлення", "Пересилане повідомлення"),
     ),
     "de": History(
-        wrote=("geschrieben",), wrote_before_name=("schrieb",), leads=("Am", "Zitat von"),
+        wrote=("geschrieben",), wrote_before_name=("schrieb", "Zitat von"),
+        leads=("Am", "Zitat von"),
         headers=(("Von",), ("Gesendet", "Datum"), ("An",), ("Cc", "Kopie"), ("Betreff",)),
         separators=("Ursprüngliche Nachricht", "Weitergeleitete Nachricht", "Originalnachricht"),
         forwards=("Anfang der weitergeleiteten Nachricht", "Anfang der weitergeleiteten E-Mail"),
+        reply_above=("oberhalb dieser Zeile",),
     ),
     "fr": History(
         wrote=("a écrit", "écrit"), leads=("Le",),
@@ -70,6 +76,7 @@ HISTORY: dict[str, History] = {
                  ("Cc", "Copie", "Copie à"), ("Objet", "Sujet")),
         separators=("Message d'origine", "Message original", "Message transféré"),
         forwards=("Début du message réexpédié", "Début du message transféré"),
+        reply_above=("au-dessus de cette ligne",),
     ),
     "es": History(
         wrote=("escribió", "ha escrit", "va escriure"), leads=("El",),
@@ -77,6 +84,7 @@ HISTORY: dict[str, History] = {
                  ("Asunto",)),
         separators=("Mensaje original", "Mensaje reenviado"),
         forwards=("Comienzo del mensaje reenviado", "Inicio del mensaje reenviado"),
+        reply_above=("encima de esta línea",),
     ),
     "it": History(
         wrote=("ha scritto", "scritto"), leads=("Il", "In data"),

@@ -427,3 +427,23 @@ def test_a_signature_never_takes_the_first_line() -> None:
 def test_nothing_inside_a_code_block_counts() -> None:
     text = "Script:\n\n```\n-- \nSent from my iPhone\nFrom: a\nSent: b\nTo: c\n```\n\nThat is all."
     assert trim_reply(text) == Trimmed(text)
+
+
+@pytest.mark.parametrize(
+    "separator",
+    [
+        "##- Please type your reply above this line -##",
+        "-- Reply above this line --",
+        "------------------ Original ------------------",
+        "------------------ 原始邮件 ------------------",
+        "--- Оригінальне повідомлення ---",
+    ],
+)
+def test_separator_lines_of_help_desks_and_webmails_cut(separator: str) -> None:
+    text = f"Fixed, thanks.\n\n{separator}\nFrom: support@example.com\nThe old mail."
+    assert trim_reply(text).text == "Fixed, thanks."
+
+
+def test_horde_quoting_line_is_an_attribution() -> None:
+    text = "Agreed.\n\nQuoting Anna Smith <anna@example.com>:\n\n> Shall we ship?\n"
+    assert trim_reply(text).text == "Agreed."
