@@ -170,23 +170,23 @@ def _paragraph_start(lines: list[str], i: int) -> bool:
 
 
 def _attributions(lines: list[str]) -> list[Found]:
-    """The attribution at each line (see ``attribution_at``), computed once.
+    """The attribution at each line (see ``_attribution_at``), computed once.
 
     Only lines near one that ends as an attribution ends are looked at.
     """
     ends = [ends_attribution(line) for line in lines]
     return [
-        attribution_at(lines, i) if any(ends[i : i + _MAX_WRAP]) else (0, 0)
+        _attribution_at(lines, i) if any(ends[i : i + _MAX_WRAP]) else (0, 0)
         for i in range(len(lines))
     ]
 
 
-def attribution_at(lines: list[str], start: int) -> Found:
+def _attribution_at(lines: list[str], start: int) -> Found:
     """The length (1-3 lines) and strength of an attribution at ``start``; ``(0, 0)`` if none.
 
-    >>> attribution_at(["On Mon, 3 Jun 2024, Bob <", "b@x.com> wrote:", "", "> hi"], 0)
+    >>> _attribution_at(["On Mon, 3 Jun 2024, Bob <", "b@x.com> wrote:", "", "> hi"], 0)
     (2, 3)
-    >>> attribution_at(["As Bob wrote: the plan is fine.", "> hi"], 0)
+    >>> _attribution_at(["As Bob wrote: the plan is fine.", "> hi"], 0)
     (0, 0)
     """
     for end in range(start, min(start + _MAX_WRAP, len(lines))):

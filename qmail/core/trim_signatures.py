@@ -7,8 +7,8 @@ what closes it is marked ``sig``, block by block, until a block is the person's 
 - ``-- `` and everything under it; ``--`` when at most six lines follow;
 - a phone or mail app footer ("Sent from my iPhone", "Get Outlook for iOS<https://...>");
 - a name signed with a dash ("-Abhishek Kona");
-- a line of delimiters (``___``, ``~~~``, ``===``, ``—————``) over a short block of short
-  lines: a mailing-list footer, a company signature;
+- a line of delimiters (``___``, ``~~~``, ``===``, ``—————``) alone, or over a few short
+  lines with contact details: a mailing-list footer, a company signature;
 - a sign-off ("Best regards,", "С уважением,") over a name and contact lines (an address,
   a phone number, a web site): the whole block; a sign-off over a name alone is the
   person's own closing and stays, as do "regards" in a sentence and a name without
