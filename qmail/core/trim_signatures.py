@@ -36,6 +36,7 @@ MAX_SHORT_SIGNATURE = 6  # lines under a "--" without its space
 MAX_BLOCK = 8  # lines of a delimiter or sign-off block
 MAX_NAME_WORDS = 5
 MAX_LINE_WORDS = 8  # words of a signature line ("Example Inc. | 1 Main Street, Springfield")
+_NAME_PARTICLES = frozenset(("van", "von", "de", "der", "den", "da", "di", "du", "la", "le"))
 _POSTSCRIPT = re.compile(r"^P\.?\s?S\b", re.IGNORECASE)  # "PS: call me at ..." is text
 
 # Footers: whole lines, after a link glued on by Outlook ("Get Outlook for iOS<https://...>")
@@ -196,14 +197,15 @@ def _short_lines(lines: list[str], first: int, last: int) -> bool:
 
 
 def _delimiter_block(lines: list[str], kinds: list[Kind], start: int, last: int) -> int | None:
-    """A delimiter line alone, or over a short block of short lines with contact details.
+    """A delimiter line alone, or over a few short lines: a name first, or contact details.
 
-    A rule and a few short lines of the person's own ("---", "Q1: 100") have none.
+    A rule over a few short lines of the person's own ("---", "Q1: 100") is text.
     """
     for i in range(last, max(start, last - MAX_BLOCK) - 1, -1):
         if kinds[i] == "text" and is_delimiter(lines[i]):
-            below = range(i + 1, last + 1)
-            contact = not below or any(is_contact(lines[j]) for j in below)
+            below = [j for j in range(i + 1, last + 1) if kinds[j] == "text"]
+            signed = not below or _is_full_name(lines[below[0]])
+            contact = signed or any(is_contact(lines[j]) for j in below)
             return i if contact and _short_lines(lines, i + 1, last) else None
     return None
 
@@ -225,6 +227,16 @@ def _is_name(line: str) -> bool:
         and text[0].isalpha()
         and not text[0].islower()  # capitalised, or a script without case (王伟)
     )
+
+
+def _is_full_name(line: str) -> bool:
+    """Tell whether a line is a name with every word capitalised: "Jane Roe", not "See you".
+
+    >>> _is_full_name("Jane van Roe"), _is_full_name("See you tomorrow"), _is_full_name("王伟")
+    (True, False, True)
+    """
+    words = [word for word in line.split() if word not in _NAME_PARTICLES]
+    return _is_name(line) and all(not word[0].islower() for word in words)
 
 
 def _sign_off_block(lines: list[str], kinds: list[Kind], start: int, last: int) -> int | None:

@@ -389,8 +389,14 @@ def test_delimiter_line_over_contact_lines_is_a_signature(delimiter: str) -> Non
     assert trim_reply(f"Done.\n\n{signature}\n") == Trimmed("Done.", signature)
 
 
-def test_delimiter_line_over_the_persons_own_lines_is_kept() -> None:
-    text = "Figures for May:\n\n---\nQ1: 100\nQ2: 200"
+def test_delimiter_line_over_a_name_is_a_signature() -> None:
+    signature = "___\nJane van Roe\nHead of Sales"
+    assert trim_reply(f"Done.\n\n{signature}") == Trimmed("Done.", signature)
+
+
+@pytest.mark.parametrize("own", ["Q1: 100\nQ2: 200", "See you tomorrow", "Next steps"])
+def test_delimiter_line_over_the_persons_own_lines_is_kept(own: str) -> None:
+    text = f"Figures for May:\n\n---\n{own}"
     assert trim_reply(text) == Trimmed(text)
 
 
