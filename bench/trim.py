@@ -59,114 +59,74 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 from qmail.core.trim import trim_reply
 
 # Per set: fixture name -> the lines of the fixture (1-based, inclusive ranges) that are the
-# person's new text; "all" for the whole fixture.  "1-5" is, in most of the multilingual
-# fixtures, the five-line paragraph their tests call COMMON_FIRST_FRAGMENT.
-CRISP: dict[str, str] = {
+# person's new text; "all" for the whole fixture.
+FIRST_PARAGRAPH = "1-5"  # the five-line paragraph their tests call COMMON_FIRST_FRAGMENT
+# fmt: off
+CRISP: dict[str, str] = dict.fromkeys((
+    "email_7", "email_8", "email_9", "email_10", "email_11", "email_12", "email_13",
+    "email_14", "email_15", "email_16", "email_17", "email_18", "email_22", "email_23",
+    "email_24", "email_25", "email_26", "email_portuguese", "email_german",
+    "email_german_2", "email_german_3", "email_german_outlook", "email_norwegian_gmail",
+    "email_finnish", "email_italian", "email_russian", "email_one_is_not_on",
+    "email_outlook_split_line_from", "email_gmail_split_line_from", "email_ios_outlook_fr",
+    "email_ios_outlook", "email_msn", "email_fr_multiline", "email_french_2",
+    "email_en_multiline_2", "email_original_message", "email_original_message_2",
+    "email_danish_dash_separator", "email_french_dash_separator",
+    "email_tricky_5_mixed_languages", "email_tricky_10_special_chars_in_name",
+    "email_tricky_12_no_space_after_header", "email_tricky_14_long_quote_header",
+    "email_tricky_15_original_message_variations",
+), FIRST_PARAGRAPH) | {
     "email_1": "1-7",  # test_reads_simple_body: the text up to and with "-Abhishek Kona"
     "email_2": "1,3-34",  # bottom post: "Hi," then the quote it answers, then the answer
     "email_3": "1-5",  # test_reads_top_post: up to and with "-Abhishek Kona"
     "email_4": "1",
     "email_5": "all",  # one fragment
     "email_6": "1-3",  # "Sent a magnificent torch of pixels" is fragment 0 in their parser
-    "email_7": "1-5",
-    "email_8": "1-5",
-    "email_9": "1-5",
-    "email_10": "1-5",
-    "email_11": "1-5",
-    "email_12": "1-5",
-    "email_13": "1-5",
-    "email_14": "1-5",
-    "email_15": "1-5",
-    "email_16": "1-5",
-    "email_17": "1-5",
-    "email_18": "1-5",
-    "email_22": "1-5",
-    "email_23": "1-5",
-    "email_24": "1-5",
-    "email_25": "1-5",
-    "email_26": "1-5",
-    "email_portuguese": "1-5",
-    "email_german": "1-5",
-    "email_german_2": "1-5",
-    "email_german_3": "1-5",
-    "email_german_outlook": "1-5",
-    "email_norwegian_gmail": "1-5",
-    "email_finnish": "1-5",
-    "email_italian": "1-5",
-    "email_russian": "1-5",
     "correct_sig": "1",
     "sig_no_empty_line": "1",
-    "email_one_is_not_on": "1-5",
     "email_sent_from": "1",  # test_sent_from states the text
     "email_emoji": "all",  # test_email_emoji states the text: a lone em dash is no delimiter
     "email_not_a_signature": "all",
     "email_not_a_signature_2": "all",
-    "email_outlook_split_line_from": "1-5",
-    "email_gmail_split_line_from": "1-5",
     "email_reply_header": "1-11",  # the header wrapped over three lines starts fragment 1
-    "email_ios_outlook_fr": "1-5",
-    "email_ios_outlook": "1-5",
-    "email_msn": "1-5",
     "email_zoho": "1-2",
     "email_with_regards": "1-5",  # text_email_regards states the text: no closing, no name
-    "email_fr_multiline": "1-5",
-    "email_french_2": "1-5",
-    "email_en_multiline_2": "1-5",
-    "email_original_message": "1-5",
-    "email_original_message_2": "1-5",
-    "email_danish_dash_separator": "1-5",
-    "email_french_dash_separator": "1-5",
     "email_tricky_1_on_false_positive": "all",  # one fragment, not quoted
     "email_tricky_2_url_with_wrote": "all",  # the closing and the name are text (rule 2)
     "email_tricky_3_code_block": "all",
     "email_tricky_4_from_in_body": "all",
-    "email_tricky_5_mixed_languages": "1-5",
     "email_tricky_6_regards_in_sentence": "all",
     "email_tricky_7_multiple_dashes": "all",  # dashes and equal signs are content
     "email_tricky_8_sent_from_in_content": "all",
     "email_tricky_9_nested_quotes": "1",
-    "email_tricky_10_special_chars_in_name": "1-5",
     "email_tricky_11_double_signature": "1-4",  # "Best regards,\nJohn"; the rest is signature
-    "email_tricky_12_no_space_after_header": "1-5",
     "email_tricky_13_timestamp_variations": "all",  # one fragment
-    "email_tricky_14_long_quote_header": "1-5",
-    "email_tricky_15_original_message_variations": "1-5",
     "email_tricky_16_unicode_signatures": "1-4",  # the block under the line of dashes goes
     "email_tricky_17_forward_header": "1",
     "email_tricky_18_inline_reply": "2-12",  # rule 1: answers and what they answer
     "email_tricky_19_quote_without_header": "all",  # rule 1
     "email_tricky_20_html_entities": "1-3",
 }
+# fmt: on
 
-WILLDURAND: dict[str, str] = {
+# fmt: off
+WILLDURAND: dict[str, str] = dict.fromkeys((
+    "email_7", "email_8", "email_9", "email_10", "email_11", "email_12", "email_13",
+    "email_14", "email_15", "email_16", "email_17", "email_18", "email_22", "email_23",
+    "email_norwegian_gmail", "email_one_is_not_on",
+), FIRST_PARAGRAPH) | {
     "email_1": "1-5",  # testReadsSimpleBody: "-Abhishek Kona" is a signature fragment
     "email_2": "1,3-34",  # testParseReply; rule 1 keeps the quote "You can list..." answers
     "email_3": "1-3",  # testReadsTopPost: "-A..." is a signature fragment
     "email_4": "1",
     "email_5": "all",
     "email_6": "1-3",
-    "email_7": "1-5",
-    "email_8": "1-5",
-    "email_9": "1-5",
-    "email_10": "1-5",
-    "email_11": "1-5",
-    "email_12": "1-5",
-    "email_13": "1-5",
-    "email_14": "1-5",
-    "email_15": "1-5",
-    "email_16": "1-5",
-    "email_17": "1-5",
-    "email_18": "1-5",
-    "email_22": "1-5",
-    "email_23": "1-5",
     "email_23_1": "1-7",  # testEmailUkrainian states it: "Something wrote:" is text
     "email_2_1": "1",
-    "email_norwegian_gmail": "1-5",
     "email_zimbra_free_fr": "1-10",  # up to "Michael Scott"
     "email_zimbra_free_en": "1-9",
     "correct_sig": "1",
     "sig_no_empty_line": "1",
-    "email_one_is_not_on": "1-5",
     "email_custom_quote_header": "1",  # their test adds the header; the text is the same
     "email_customer_quote_header_2": "1",
     "email_customer_quote_header_3": "1-3",
@@ -183,6 +143,7 @@ WILLDURAND: dict[str, str] = {
     "email_unquoted_reply": "1",
     "email_thread": "1",  # testEmailThreadPreservesNewLines: the rest is fragment 1
 }
+# fmt: on
 
 
 @dataclass(frozen=True)
