@@ -22,23 +22,26 @@ _APP = r"(?:[A-Z]|Mail\b)[^,;:!?]{0,50}"
 # fmt: off
 FOOTERS: dict[str, tuple[str, ...]] = {
     "en": (rf"Sent from my {_DEVICE}.*", rf"Sent (?:from|with|via|using) {_APP}",
+           r"Sent wirelessly (?:from|via) .+",
+           r"Sent (?:from|via|with) the (?:all new )?(?:AOL|Samsung|Yahoo|Outlook|Gmail)\b.*",
            r"\(?[Ss]ent from (?:a|my) (?:phone|mobile(?: device| phone)?|tablet|smartphone)\)?",
            r"Get (?:Outlook|Airmail|Spark|BlueMail|the Yahoo Mail app)\b.*"),
     "ru": (r"Отправлено (?:с|из|через) .+", r"Получить Outlook для .+"),
     "uk": (r"Надіслано (?:з|із|через) .+", r"Отримати Outlook для .+"),
     "de": (r"Von meinem .+ gesendet\.?", r"Gesendet (?:von|mit|über) .+",
+           r"Diese Nachricht wurde von meinem .+ gesendet\..*",
            r"Outlook für .+ (?:beziehen|herunterladen)"),
     "fr": (r"Envoyé (?:de|depuis|à partir de|avec) .+", r"(?:Obtenir|Télécharger) Outlook pour .+"),
     "es": (r"Enviado desde .+", r"Obtener Outlook para .+"),
     "it": (r"Inviato da .+", r"Inviato dal mio .+", r"(?:Scarica|Ottieni) Outlook per .+"),
     "pt": (r"Enviado (?:do|de|a partir do) .+", r"Obter o Outlook para .+"),
-    "nl": (r"(?:Verzonden|Verstuurd) (?:vanaf|met|vanuit) .+", r"Outlook voor .+ downloaden"),
+    "nl": (r"(?:Verzonden|Verstuurd) (?:vanaf|van|met|vanuit) .+", r"Outlook voor .+ downloaden"),
     "pl": (r"Wysłan[eoa] (?:z|przy użyciu) .+", r"Pobierz (?:aplikację )?Outlook .+"),
     "sv": (r"Skickat? från .+", r"Skickades från .+", r"Skaffa Outlook för .+"),
     "no": (r"Sendt fra .+", r"Få Outlook for .+"),
     "da": (r"Sendt fra .+", r"Hent Outlook til .+"),
     "fi": (r"Lähetetty .+(?:sta|stä|lta|ltä|stani|stäni)", r"Hanki Outlook .+"),
-    "zh": (r"(?:发自|來自|来自)我的\s?.+", r"从我的\s?.+发送", r"获取 Outlook for .+"),
+    "zh": (r"(?:发自|來自|来自)我的\s?.+", r"从\s?.+\s?发送", r"获取 Outlook for .+"),
     "ja": (r".{1,30}から送信", r"Outlook for .+ を入手"),
 }
 

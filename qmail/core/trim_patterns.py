@@ -143,9 +143,12 @@ HISTORY: dict[str, History] = {
         headers=(("差出人", "送信者"), ("送信日時", "日付"), ("宛先",), ("CC",), ("件名",)),
         separators=("元のメッセージ", "転送されたメッセージ"),
     ),
-    # Met in mail forwarded from elsewhere: Hungarian, Czech, Turkish, Korean.
+    # Met in mail forwarded from elsewhere: Hungarian, Czech, Slovak, Turkish, Greek,
+    # Romanian, Croatian, Bulgarian, Baltic, Estonian, Indonesian, Vietnamese, Korean.
     "other": History(
-        wrote=("írta", "napsal", "napsala", "napsal(a)", "yazdı", "작성"),
+        wrote=("írta", "napsal", "napsala", "napsal(a)", "napísal", "napísala", "napísal(a)",
+               "yazdı", "έγραψε", "a scris", "je napisao", "je napisala", "написа", "rašė",
+               "rakstīja", "kirjutas", "menulis", "đã viết", "작성"),
         headers=(("Feladó", "Kimden"), ("Elküldve", "Odesláno", "Gönderildi", "Tarih"),
                  ("Címzett", "Komu", "Kime"), (), ("Tárgy", "Předmět", "Konu")),
         separators=("Eredeti üzenet", "Původní zpráva", "Orijinal Mesaj"),

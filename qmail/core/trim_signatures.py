@@ -39,12 +39,12 @@ MAX_LINE_WORDS = 8  # words of a signature line ("Example Inc. | 1 Main Street, 
 _NAME_PARTICLES = frozenset(("van", "von", "de", "der", "den", "da", "di", "du", "la", "le"))
 _POSTSCRIPT = re.compile(r"^P\.?\s?S\b", re.IGNORECASE)  # "PS: call me at ..." is text
 
-# Footers: whole lines, after a link glued on by Outlook ("Get Outlook for iOS<https://...>")
-# is taken off.
+# Footers: whole lines, as apps write them ("Get Outlook for iOS<https://...>").
 _FOOTER = re.compile(
     alternatives([f for footers in FOOTERS.values() for f in footers], escape=False) + r"\s*$"
 )
-_GLUED_LINK = re.compile(r"\s*(?:<https?://[^>]*>|\[https?://[^\]]*\]|\(https?://[^)]*\))\s*$")
+# Links are taken off first, glued on or inside: "Sent from Mail (https://...) for Windows".
+_LINK = re.compile(r"\s*(?:<https?://[^>]*>|\[https?://[^\]]*\]|\(https?://[^)]*\))")
 MAX_FOOTER = 100
 
 _SIGN_OFF = re.compile(
@@ -52,8 +52,8 @@ _SIGN_OFF = re.compile(
     + r"[\s,.!:;，。！、~-]*$",
     re.IGNORECASE,
 )
-# "-Abhishek Kona", "— Bob": a name signed with a dash ("- item" bullets have a space).
-_DASH_NAME = re.compile(r"^(?:-|[—–~]\s?)[A-Z][\w.'’-]*(?:\s[A-Z][\w.'’-]*){0,2}\s*$")
+# "-Abhishek Kona", "— Bob", "- John": a name signed with a dash.
+_DASH_NAME = re.compile(r"^[-—–~]\s?[A-Z][\w.'’-]*(?:\s[A-Z][\w.'’-]*){0,2}\s*$")
 _PHONE = re.compile(r"(?:\+|\b)\d[\d ()./-]{6,}\d\b")
 _URL = re.compile(r"https?://|\bwww\.|\b[\w-]+\.(?:com|org|net|io|de|fr|ru|co|uk)\b", re.I)
 _CONTACT_LABEL = re.compile(
@@ -70,7 +70,7 @@ def is_footer(line: str) -> bool:
     >>> is_footer("Sent from my desk, it is easier."), is_footer("Sent from a magnificent torch")
     (False, False)
     """
-    text = _GLUED_LINK.sub("", clean(line))
+    text = _LINK.sub("", clean(line))
     return len(text) <= MAX_FOOTER and bool(_FOOTER.match(text))
 
 
@@ -86,8 +86,8 @@ def is_sign_off(line: str) -> bool:
 def is_dash_name(line: str) -> bool:
     """Tell whether a line is a name signed with a dash: "-Abhishek Kona", "— Bob".
 
-    >>> is_dash_name("-Abhishek Kona"), is_dash_name("- Milk"), is_dash_name("-rw------- 1")
-    (True, False, False)
+    >>> is_dash_name("-Abhishek Kona"), is_dash_name("- John"), is_dash_name("-rw------- 1")
+    (True, True, False)
     """
     return bool(_DASH_NAME.match(line.strip()))
 
@@ -168,8 +168,9 @@ def _block_start(
     if last < start or fenced[last]:
         return None
     line = lines[last]
-    if is_footer(line) or (is_dash_name(line) and not _in_list(lines, kinds, start, last)):
+    if is_footer(line) or (is_dash_name(line) and not _in_list(lines, last)):
         return last
+
     for rule in (_delimiter_block, _sign_off_block, _contact_block):
         begin = rule(lines, kinds, start, last)
         if begin is not None and not any(fenced[begin : last + 1]):
@@ -177,10 +178,17 @@ def _block_start(
     return None
 
 
-def _in_list(lines: list[str], kinds: list[Kind], start: int, last: int) -> bool:
-    """Tell whether a dash line is the last item of a list of dash lines."""
-    above = _last_text(kinds, start, last)
-    return above is not None and lines[above].lstrip().startswith(("-", "—", "–", "~"))
+def _in_list(lines: list[str], last: int) -> bool:
+    """Tell whether a dash line may be an item of a list: "- Bob" right under "Who:".
+
+    It is when the line above is a dash line too, or when it has a space after its dash
+    ("- Bob", a bullet's shape) and no blank line above it.
+    """
+    above = next((j for j in range(last - 1, -1, -1) if lines[j].strip()), None)
+    if above is None:
+        return False
+    bullet = lines[last].lstrip()[1:2].isspace() and above == last - 1
+    return bullet or lines[above].lstrip().startswith(("-", "—", "–", "~"))
 
 
 def _short_lines(lines: list[str], first: int, last: int) -> bool:

@@ -365,6 +365,12 @@ def test_lone_phone_footer_above_pasted_history_cuts_it() -> None:
         "Lähetetty iPhonesta",
         "发自我的iPhone",
         "iPhoneから送信",
+        "Sent from Mail (https://go.microsoft.com/fwlink/?LinkId=550986) for Windows 10",
+        "Sent from the all new AOL app for iOS",
+        "Sent wirelessly from my BlackBerry device on the Bell network.",
+        "Diese Nachricht wurde von meinem Android-Mobiltelefon mit K-9 Mail gesendet.",
+        "Verzonden van mijn Android apparaat met K-9 Mail.",
+        "从 Windows 版邮件发送",
     ],
 )
 def test_more_footers_go_to_quoted(footer: str) -> None:
@@ -402,7 +408,9 @@ def test_delimiter_line_over_the_persons_own_lines_is_kept(own: str) -> None:
 
 def test_name_signed_with_a_dash_is_a_signature_but_a_list_is_not() -> None:
     assert trim_reply("Thanks.\n\n-Abhishek Kona\n") == Trimmed("Thanks.", "-Abhishek Kona")
+    assert trim_reply("Thanks.\n\n- John\n") == Trimmed("Thanks.", "- John")
     assert trim_reply("Todo:\n-Milk\n-Eggs\n").text == "Todo:\n-Milk\n-Eggs"
+    assert trim_reply("Who stays late:\n- Bob\n").text == "Who stays late:\n- Bob"
 
 
 def test_sign_off_name_and_contact_lines_are_a_signature() -> None:
