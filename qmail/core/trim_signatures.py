@@ -36,6 +36,7 @@ MAX_SHORT_SIGNATURE = 6  # lines under a "--" without its space
 MAX_BLOCK = 8  # lines of a delimiter or sign-off block
 MAX_NAME_WORDS = 5
 MAX_LINE_WORDS = 8  # words of a signature line ("Example Inc. | 1 Main Street, Springfield")
+_NAME_WORD = re.compile(r"^[^\W\d_][^\W\d_.'’-]*(?:[.'’-][^\W\d_]*)*\.?,?$")  # Jean-Luc, O'Neil, J.
 _NAME_PARTICLES = frozenset(("van", "von", "de", "der", "den", "da", "di", "du", "la", "le"))
 _POSTSCRIPT = re.compile(r"^P\.?\s?S\b", re.IGNORECASE)  # "PS: call me at ..." is text
 
@@ -207,11 +208,14 @@ def _short_lines(lines: list[str], first: int, last: int) -> bool:
 def _delimiter_block(lines: list[str], kinds: list[Kind], start: int, last: int) -> int | None:
     """A delimiter line alone, or over a few short lines: a name first, or contact details.
 
-    A rule over a few short lines of the person's own ("---", "Q1: 100") is text.
+    A rule over a few short lines of the person's own ("---", "Q1: 100") is text, and so
+    is the underline of a heading over some lines (it has no blank line above it).
     """
     for i in range(last, max(start, last - MAX_BLOCK) - 1, -1):
         if kinds[i] == "text" and is_delimiter(lines[i]):
             below = [j for j in range(i + 1, last + 1) if kinds[j] == "text"]
+            if below and i > 0 and lines[i - 1].strip():
+                return None
             signed = not below or _is_full_name(lines[below[0]])
             contact = signed or any(is_contact(lines[j]) for j in below)
             return i if contact and _short_lines(lines, i + 1, last) else None
@@ -223,16 +227,15 @@ def _is_name(line: str) -> bool:
 
     >>> _is_name("John Doe"), _is_name("Call me at 5."), _is_name("Алексей Смирнов")
     (True, False, True)
-    >>> _is_name("佐藤 健"), _is_name("thanks again")
-    (True, False)
+    >>> _is_name("佐藤 健"), _is_name("thanks again"), _is_name("Delivery Channels: [")
+    (True, False, False)
     """
     text = line.strip()
     words = text.split()
     return (
         0 < len(words) <= MAX_NAME_WORDS
-        and not any(char.isdigit() for char in text)
-        and not text.endswith((".", "!", "?", ":"))
-        and text[0].isalpha()
+        and all(_NAME_WORD.match(word) for word in words)
+        and not text.endswith(".")
         and not text[0].islower()  # capitalised, or a script without case (王伟)
     )
 

@@ -461,3 +461,14 @@ def test_separator_lines_of_help_desks_and_webmails_cut(separator: str) -> None:
 def test_horde_quoting_line_is_an_attribution() -> None:
     text = "Agreed.\n\nQuoting Anna Smith <anna@example.com>:\n\n> Shall we ship?\n"
     assert trim_reply(text).text == "Agreed."
+
+
+def test_heading_underline_over_a_short_list_is_kept() -> None:
+    text = "Thanks to:\n\nCore developers\n---------------\n- Jane Roe (jane.example.org)"
+    assert trim_reply(text) == Trimmed(text)
+
+
+def test_a_last_paragraph_of_data_is_no_contact_block() -> None:
+    data = '    Delivery Channels: [\n      "arn:aws:sns:123456789012",\n      "123456789012"'
+    text = f"Output:\n\n{data}"
+    assert trim_reply(text) == Trimmed(text)
