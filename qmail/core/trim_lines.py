@@ -86,8 +86,8 @@ _MAX_SEPARATOR = 100
 _SEPARATOR_HINT = re.compile(r"[-=_~]{2}|[:：]\s*$")
 _LETTER = re.compile(r"[^\W\d_]")
 
-# A line made only of delimiter characters: "___", "~~~", "===", "***", "+++", "—————".
-_DELIMITER = re.compile(r"^\s*(?:[-_=~*+#•·—–─━═]{3,}|__)\s*$")
+# A line made only of delimiter characters, maybe spaced ("* * *", html2text's <hr>).
+_DELIMITER = re.compile(r"^\s*(?:[-_=~*+#•·—–─━═](?: ?[-_=~*+#•·—–─━═]){2,}|__)\s*$")
 
 
 def clean(line: str) -> str:
@@ -148,6 +148,8 @@ def is_delimiter(line: str) -> bool:
     """Tell whether a line is made only of delimiters: ``___``, ``~~~``, ``===``, ``—————``.
 
     >>> is_delimiter("___"), is_delimiter(" ------------------------------"), is_delimiter("—")
+    (True, True, False)
+    >>> is_delimiter("* * *"), is_delimiter("-=-=-=-"), is_delimiter("- a -")
     (True, True, False)
     """
     return bool(_DELIMITER.match(line))

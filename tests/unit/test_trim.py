@@ -8,6 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
+from qmail.core.html import html_to_text
 from qmail.core.mail import Trimmed
 from qmail.core.trim import trim_reply
 from tests.conftest import MAIL_DIR, eml_bytes, expected
@@ -472,3 +473,15 @@ def test_a_last_paragraph_of_data_is_no_contact_block() -> None:
     data = '    Delivery Channels: [\n      "arn:aws:sns:123456789012",\n      "123456789012"'
     text = f"Output:\n\n{data}"
     assert trim_reply(text) == Trimmed(text)
+
+
+def test_outlook_html_reply_read_by_html_to_text_is_trimmed() -> None:
+    markup = (
+        "<div>Ok, done.</div><div><br></div><div>Best regards,<br>Jane Roe<br>ACME Ltd.<br>"
+        "+44 20 7946 0000</div><hr><div id='divRplyFwdMsg'><b>From:</b> Anna &lt;a@x.com&gt;"
+        "<br><b>Sent:</b> Monday, June 3, 2024 10:12 AM<br><b>To:</b> Jane<br>"
+        "<b>Subject:</b> [#12] Login</div><div>The login page returns 500.</div>"
+    )
+    trimmed = trim_reply(html_to_text(markup))
+    assert trimmed.text == "Ok, done."
+    assert trimmed.quoted.startswith("Best regards,\nJane Roe")
