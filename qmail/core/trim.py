@@ -51,7 +51,6 @@ _HEADER_SPAN = 8  # lines a header block may take
 _MAX_WRAP = 3  # lines an attribution may be wrapped over
 _FOOTER_WORDS = 8  # a footer that the history follows is short: "Sent from my Wiko RIDGE 4G"
 _LONG_QUOTE = 60  # a quoted line this long may have been wrapped after quoting
-_FENCE = re.compile(r"^\s*```")
 _ADDRESS_END = re.compile(r"^\s*>+\s*:\s*$")  # Gmail wraps "<a@b.com\n>:"
 _NEW_ATTRIBUTION = re.compile(r"^(?:[A-Z]|\d)")
 _ALONE, _CERTAIN = 2, 3  # attribution strengths: date or address; date and address
@@ -99,7 +98,7 @@ def _fenced(lines: list[str]) -> list[bool]:
     """
     marks, inside = [], False
     for line in lines:
-        fence = bool(_FENCE.match(line))
+        fence = line.lstrip().startswith("```")
         marks.append(inside or fence)
         inside = inside != fence
     return marks
@@ -176,24 +175,27 @@ def _attributions(lines: list[str]) -> list[Found]:
     """
     ends = [ends_attribution(line) for line in lines]
     return [
-        _attribution_at(lines, i) if any(ends[i : i + _MAX_WRAP]) else (0, 0)
+        _attribution_at(lines, i, ends) if any(ends[i : i + _MAX_WRAP]) else (0, 0)
         for i in range(len(lines))
     ]
 
 
-def _attribution_at(lines: list[str], start: int) -> Found:
+def _attribution_at(lines: list[str], start: int, ends: list[bool]) -> Found:
     """The length (1-3 lines) and strength of an attribution at ``start``; ``(0, 0)`` if none.
 
-    >>> _attribution_at(["On Mon, 3 Jun 2024, Bob <", "b@x.com> wrote:", "", "> hi"], 0)
+    ``ends`` tells which lines end as an attribution ends (``ends_attribution``).
+
+    >>> lines = ["On Mon, 3 Jun 2024, Bob <", "b@x.com> wrote:", "", "> hi"]
+    >>> _attribution_at(lines, 0, [False, True, False, False])
     (2, 3)
-    >>> _attribution_at(["As Bob wrote: the plan is fine.", "> hi"], 0)
+    >>> _attribution_at(["As Bob wrote: the plan is fine.", "> hi"], 0, [False, False])
     (0, 0)
     """
     for end in range(start, min(start + _MAX_WRAP, len(lines))):
         line = lines[end]
         if not line.strip() or (is_quote(line) and not _ADDRESS_END.match(line)):
             break
-        if not ends_attribution(line):
+        if not ends[end]:
             continue
         if end > start and (
             not may_start_attribution(lines[start])
