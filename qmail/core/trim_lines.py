@@ -91,7 +91,7 @@ _DELIMITER = re.compile(r"^\s*(?:[-_=~*+#•·—–─━═](?: ?[-_=~*+#•·
 
 
 def clean(line: str) -> str:
-    r"""A line with its white space (also no-break and zero-width spaces) made plain.
+    r"""A line with its white space (no-break spaces too) made single spaces, ends stripped.
 
     >>> clean("  Objet\u00a0: Re:  x ")
     'Objet : Re: x'
