@@ -2,109 +2,70 @@
 
 ``trim_reply(text)`` takes the decoded plain text body of an inbound reply and splits it
 into the new text and what was removed (quoted history, attribution lines, signatures,
-mobile footers), so the removed part can still be shown on demand.
+phone footers), so the removed part can still be shown on demand.
 
-Rules, in the order they apply:
+It reads the lines in three passes; the words of every language live in
+``trim_patterns`` and the tests of a single line in ``trim_lines``:
 
-1. A *hard cut* ends the new part for good: a header block as Outlook writes it
-   (``From:/Sent:/To:/Subject:`` in any of the languages of ``_HEADER_LABELS``, maybe
-   after a ``____`` or ``-----Original Message-----`` line), or a forward marker.
-2. Above the cut, every line is ``quote`` (starts with ``>``), ``attr`` (an attribution
-   such as "On ..., Name wrote:" that is followed by quoted lines), ``sig`` (from ``-- ``
-   to the next quote; a mobile footer line), ``blank`` or ``text``.
-3. Top-posting (no quote above the last text line) keeps the text only.  Inline answers
-   (a quote above the last text line) keep the answers *and* the quotes they answer, so
-   they still make sense; attributions, signatures and the trailing quote are removed.
+1. *Cut*: the first line where the rest of the mail is history, quoted or not: a
+   separator ("-----Original Message-----", "*---- Forwarded message ----*"), an Outlook
+   header block (From/Sent/To/Subject in any language of the tables), an attribution
+   with a date or an address that unquoted history follows ("Op 12 december 2016 19:05
+   schreef Jan <jan@x.nl>:" over the old mail pasted as is), or a phone footer standing
+   alone above more text.
+2. *Classify* each line above the cut: ``quote`` (``>``, and the unquoted tail of a long
+   quoted line that a client wrapped after quoting), ``attr`` (an attribution, wrapped
+   over up to three lines, that quoted lines follow), ``blank`` or ``text``; then
+   ``trim_signatures`` marks signatures and footers ``sig``.
+3. *Decide*: top-posting (no quote above the last text line) keeps the text only.
+   Inline answers (a quote above the last text line) keep the answers *and* the quotes
+   they answer, so they still make sense; attributions, signatures and the trailing
+   quote go.
 
 This stage must never lose text: whatever it takes out is returned in ``quoted``, and a
-mail that is nothing but quote (a bare forward) comes back whole as ``text``.  It must
+mail that is nothing but history (a bare forward) comes back whole as ``text``.  It must
 never cut on a line that merely mentions "wrote:" or starts with "From:": an attribution
-counts only when quoted lines follow, a header line only inside a header block.  Pure:
-stdlib only, no I/O.
+counts only when quoted lines follow it or, with a date or an address, at the start of a
+paragraph; a header line only inside a header block; nothing inside a code block
+counts.  Pure: stdlib only, no I/O.
 """
-
-# The Russian patterns below are Cyrillic on purpose, not look-alike Latin letters.
-# ruff: noqa: RUF001, RUF003
 
 from __future__ import annotations
 
 import re
-from typing import Literal
 
 from qmail.core.mail import Trimmed
-
-Kind = Literal["text", "blank", "quote", "attr", "sig"]
-
-# Attribution lines, one pattern per language and client.  Each is matched against a
-# stripped line (or two lines joined, as Gmail wraps long ones) and must end with ":".
-_ATTRIBUTIONS: dict[str, tuple[str, ...]] = {
-    # Gmail, Apple Mail, Thunderbird, K-9, mutt: "On ..., Name <a@b> wrote:"
-    "en": (r"^On\b.*\bwrote\s*:$", r"@[\w.-]+[>)\]]*\s+wrote\s*:$"),
-    # Gmail "пн, 3 июн. 2024 г. в 10:12, Иван <a@b>:"; Apple "... Иван написал(а):"
-    "ru": (r"\bнаписала?(?:\(а\))?\s*:$",),
-    "de": (r"^Am\b.*\bschrieb\b.*:$",),
-    "fr": (r"^Le\b.*\ba écrit\s*:$",),
-    "it": (r"^Il\b.*\bha scritto\s*:$",),
-    "es": (r"^El\b.*\bescribió\s*:$",),
-    "pt": (r"^Em\b.*\bescreveu\s*:$",),
-    # Gmail "Op ... schreef Naam <a@b>:"; Apple "Op ... heeft Naam het volgende geschreven:"
-    "nl": (r"^Op\b.*\bschreef\b.*:$", r"^Op\b.*\bhet volgende geschreven\s*:$"),
-    # Gmail ru, Yandex "03.06.2024, 10:12, Иван <a@b>:", Mail.ru "... +03:00 от Иван <a@b>:"
-    "any": (r"\b\d{1,2}:\d{2}\b.*[\w.+-]+@[\w-]+(?:\.[\w-]+)+[>)\]]*\s*:$",),
-}
-_ATTRIBUTION = re.compile(
-    "|".join(f"(?:{p})" for ps in _ATTRIBUTIONS.values() for p in ps), re.IGNORECASE
+from qmail.core.trim_lines import (
+    attribution_strength,
+    ends_attribution,
+    header_role,
+    is_delimiter,
+    is_quote,
+    is_separator,
+    may_start_attribution,
+    starts_with_lead,
 )
-_MAX_ATTRIBUTION = 250
-_ADDRESS_TAIL = re.compile(r"^<?[\w.+-]+@")  # the second half of an address Gmail wrapped
+from qmail.core.trim_signatures import Kind, is_footer, mark_signatures
 
-# Outlook header block labels (desktop and web), by role and language.
-_HEADER_LABELS: dict[str, tuple[str, ...]] = {
-    "from": ("From", "От", "Von", "De", "Da", "Van"),
-    "date": ("Sent", "Date", "Отправлено", "Дата", "Gesendet", "Datum", "Envoyé", "Inviato",
-             "Data", "Enviado", "Enviada", "Fecha", "Verzonden"),
-    "to": ("To", "Кому", "An", "À", "A", "Para", "Aan"),
-    "cc": ("Cc", "Копия", "Kopie", "Cco"),
-    "subject": ("Subject", "Тема", "Betreff", "Objet", "Oggetto", "Asunto", "Assunto",
-                "Onderwerp"),
-}  # fmt: skip
-_LABEL = re.compile(r"^[*_]*([^\W\d_]+)[*_]*\s?:[*_]*(?:\s|$)")
-_HEADER_SPAN = 8
-
-# Lines that end the new part on their own (Outlook, Gmail, Apple, Yandex forwards).
-_SEPARATORS = re.compile(
-    r"^-{3,}\s*(?:Original Message|Ursprüngliche Nachricht|Message d'origine"
-    r"|Исходное сообщение|Messaggio originale|Mensaje original|Mensagem original"
-    r"|Oorspronkelijk bericht|Forwarded message|Пересылаемое сообщение"
-    r"|Weitergeleitete Nachricht|Message transféré|Messaggio inoltrato|Mensaje reenviado"
-    r"|Mensagem encaminhada|Doorgestuurd bericht)\s*-{3,}$"
-    r"|^(?:Begin forwarded message|Anfang der weitergeleiteten Nachricht"
-    r"|Début du message réexpédié|Inizio messaggio inoltrato|Comienzo del mensaje reenviado"
-    r"|Início da mensagem reencaminhada|Begin doorgestuurd bericht"
-    r"|Начало переадресованного сообщения)\s*:$",
-    re.IGNORECASE,
-)
-_UNDERSCORES = re.compile(r"^_{10,}$")
-
-# Footers that phone apps add under the new text, by language.
-_FOOTERS = re.compile(
-    r"^(?:Sent from my \S.*|Sent from \S+ for \S.*|Get Outlook for \S.*"
-    r"|Отправлено (?:с|из) \S.*|Von meinem \S.* gesendet|Envoyé (?:de|depuis) mon \S.*"
-    r"|Inviato da \S.*|Enviado desde mi \S.*|Enviado (?:do|de) meu \S.*"
-    r"|Verzonden (?:vanaf|met) \S.*)$",
-    re.IGNORECASE,
-)
-_MAX_FOOTER = 100
-_MAX_SHORT_SIGNATURE = 6
+_HEADER_SPAN = 8  # lines a header block may take
+_MAX_WRAP = 3  # lines an attribution may be wrapped over
+_FOOTER_WORDS = 8  # a footer that the history follows is short: "Sent from my Wiko RIDGE 4G"
+_LONG_QUOTE = 60  # a quoted line this long may have been wrapped after quoting
+_ADDRESS_END = re.compile(r"^\s*>+\s*:\s*$")  # Gmail wraps "<a@b.com\n>:"
+_NEW_ATTRIBUTION = re.compile(r"^(?:[A-Z]|\d)")
+_ALONE, _CERTAIN = 2, 3  # attribution strengths: date or address; date and address
+Found = tuple[int, int]  # an attribution's length in lines and its strength; (0, 0): none
 
 
 def trim_reply(text: str) -> Trimmed:
     """Split a reply body into the new text and the removed history and signature."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    cut = _find_hard_cut(lines)
+    fenced = _fenced(lines)
+    found = _attributions(lines)
+    cut = _find_cut(lines, fenced, found)
     head = lines[:cut]
-    kinds = _classify(head)
-    _mark_signatures(head, kinds)
+    kinds = _classify(head, fenced, found)
+    mark_signatures(head, kinds, fenced)
     last = max((i for i, kind in enumerate(kinds) if kind == "text"), default=None)
     if last is None:
         return Trimmed(_strip_ends("\n".join(lines)))
@@ -129,98 +90,163 @@ def _strip_ends(text: str) -> str:
     return "\n".join(lines).rstrip()
 
 
-def _is_quote(line: str) -> bool:
-    """Tell whether a line is quoted with ``>`` (also as html2text writes it).
+def _fenced(lines: list[str]) -> list[bool]:
+    """Mark the lines of Markdown code blocks (```), fences included.
 
-    >>> _is_quote("> Can you fix it?"), _is_quote(">>nested"), _is_quote("a > b")
-    (True, True, False)
+    >>> _fenced(["a", "```", "-- ", "```", "b"])
+    [False, True, True, True, False]
     """
-    return line.lstrip(" ").startswith(">")
+    marks, inside = [], False
+    for line in lines:
+        fence = line.lstrip().startswith("```")
+        marks.append(inside or fence)
+        inside = inside != fence
+    return marks
 
 
-def _header_role(line: str) -> str | None:
-    """Name the Outlook header a line starts with: from, date, to, cc, subject or None.
-
-    >>> _header_role("Von: Max <max@example.de>"), _header_role("**Sent:** Monday")
-    ('from', 'date')
-    >>> _header_role("Objet\u00a0: Re: [#12]"), _header_role("Hello: world")
-    ('subject', None)
-    """
-    match = _LABEL.match(line.strip())
-    if match is None:
-        return None
-    label = match.group(1).casefold()
-    for role, labels in _HEADER_LABELS.items():
-        if label in (candidate.casefold() for candidate in labels):
-            return role
-    return None
-
-
-def _is_header_block(lines: list[str], start: int) -> bool:
-    """Tell whether a From line starts a header block: two more header roles follow."""
-    if _header_role(lines[start]) != "from":
-        return False
-    roles: set[str] = set()
-    for line in lines[start + 1 : start + _HEADER_SPAN]:
-        if not line.strip():
-            break
-        role = _header_role(line)
-        if role is not None and role != "from":
-            roles.add(role)
-    return len(roles) >= 2
-
-
-def _find_hard_cut(lines: list[str]) -> int:
-    """Find where forwarded or Outlook-quoted history begins; ``len(lines)`` if nowhere."""
+def _find_cut(lines: list[str], fenced: list[bool], found: list[Found]) -> int:
+    """Find where history begins that nothing new follows; ``len(lines)`` if nowhere."""
     for i, line in enumerate(lines):
-        if _is_quote(line):
+        if fenced[i] or is_quote(line) or not line.strip():
             continue
-        if _SEPARATORS.match(line.strip()):
+        if is_separator(line):
             return i
         if _is_header_block(lines, i):
-            # Outlook web puts a line of underscores (and maybe blank lines) above it.
-            start = i
-            while start > 0 and not lines[start - 1].strip():
-                start -= 1
-            if start > 0 and _UNDERSCORES.match(lines[start - 1].strip()):
-                return start - 1
+            return _with_delimiter_above(lines, i)
+        if _is_unquoted_attribution(lines, i, found[i]) or _is_lone_footer(lines, i):
             return i
     return len(lines)
 
 
-def _attribution_length(lines: list[str], start: int) -> int:
-    """Count the lines (0, 1 or 2) of an attribution at ``start`` that quoted lines follow.
+def _is_unquoted_attribution(lines: list[str], i: int, found: Found) -> bool:
+    """Tell whether an attribution at ``i`` with a date or an address has no quote after it."""
+    length, strength = found
+    if not length or _quote_follows(lines, i + length):
+        return False
+    return strength == _CERTAIN or (strength == _ALONE and _paragraph_start(lines, i))
 
-    Gmail wraps a long attribution over two lines; a blank line always comes before it.
 
-    >>> _attribution_length(["On Mon, 3 Jun 2024, Bob <", "b@x.com> wrote:", "", "> hi"], 0)
-    2
-    >>> _attribution_length(["As Bob wrote: the plan is fine.", "> hi"], 0)
-    0
+def _is_header_block(lines: list[str], start: int) -> bool:
+    """Tell whether a header line starts a block: three roles or more, one of them From."""
+    first = header_role(lines[start])
+    if first is None:
+        return False
+    roles = {first}
+    for line in lines[start + 1 : start + _HEADER_SPAN]:
+        if not line.strip():
+            break
+        role = header_role(line)
+        if role is not None:
+            roles.add(role)
+    return "from" in roles and len(roles) >= 3
+
+
+def _with_delimiter_above(lines: list[str], start: int) -> int:
+    """Move a cut up to the delimiter line Outlook puts above its headers, over blanks."""
+    above = start
+    while above > 0 and not lines[above - 1].strip():
+        above -= 1
+    return above - 1 if above > 0 and is_delimiter(lines[above - 1]) else start
+
+
+def _is_lone_footer(lines: list[str], i: int) -> bool:
+    """Tell whether a short phone footer stands alone above more unquoted text (history).
+
+    Phones paste the history under their footer ("Sent from my Wiko", then the old mail).
     """
-    first = lines[start].strip()
-    if len(first) <= _MAX_ATTRIBUTION and _ATTRIBUTION.search(first):
-        return 1 if _quote_follows(lines, start + 1) else 0
-    paragraph_start = start == 0 or not lines[start - 1].strip() or _is_quote(lines[start - 1])
-    if not paragraph_start or start + 1 >= len(lines) or first.endswith((".", "!", "?", ":")):
-        return 0
-    second = lines[start + 1].strip()
-    joined = f"{first} {second}"
-    if len(joined) > _MAX_ATTRIBUTION or not _ATTRIBUTION.search(joined):
-        return 0
-    # "Thanks\nOn ... wrote:" is text and an attribution, not one wrapped attribution.
-    if _ATTRIBUTION.search(second) and not _ADDRESS_TAIL.match(second):
-        return 0
-    return 2 if _quote_follows(lines, start + 2) else 0
+    above = i == 0 or not lines[i - 1].strip()
+    alone = above and i + 1 < len(lines) and not lines[i + 1].strip()
+    short = len(lines[i].split()) <= _FOOTER_WORDS and "," not in lines[i]
+    if not (alone and short) or not is_footer(lines[i]):
+        return False
+    rest = next((line for line in lines[i + 1 :] if line.strip()), None)
+    return rest is not None and not is_quote(rest)
+
+
+def _paragraph_start(lines: list[str], i: int) -> bool:
+    """Tell whether line ``i`` starts a paragraph (a phone footer above it counts as a break)."""
+    return i == 0 or not lines[i - 1].strip() or is_quote(lines[i - 1]) or is_footer(lines[i - 1])
+
+
+def _attributions(lines: list[str]) -> list[Found]:
+    """The attribution at each line (see ``_attribution_at``), computed once.
+
+    Only lines near one that ends as an attribution ends are looked at.
+    """
+    ends = [ends_attribution(line) for line in lines]
+    return [
+        _attribution_at(lines, i, ends) if any(ends[i : i + _MAX_WRAP]) else (0, 0)
+        for i in range(len(lines))
+    ]
+
+
+def _attribution_at(lines: list[str], start: int, ends: list[bool]) -> Found:
+    """The length (1-3 lines) and strength of an attribution at ``start``; ``(0, 0)`` if none.
+
+    ``ends`` tells which lines end as an attribution ends (``ends_attribution``).
+
+    >>> lines = ["On Mon, 3 Jun 2024, Bob <", "b@x.com> wrote:", "", "> hi"]
+    >>> _attribution_at(lines, 0, [False, True, False, False])
+    (2, 3)
+    >>> _attribution_at(["As Bob wrote: the plan is fine.", "> hi"], 0, [False, False])
+    (0, 0)
+    """
+    for end in range(start, min(start + _MAX_WRAP, len(lines))):
+        line = lines[end]
+        if not line.strip() or (is_quote(line) and not _ADDRESS_END.match(line)):
+            break
+        if not ends[end]:
+            continue
+        if end > start and (
+            not may_start_attribution(lines[start])
+            or any(_starts_anew(lines, k, end) for k in range(start + 1, end + 1))
+        ):
+            break
+        strength = attribution_strength(" ".join(part.strip() for part in lines[start : end + 1]))
+        if strength:
+            return end + 1 - start, strength
+    return 0, 0
+
+
+def _starts_anew(lines: list[str], first: int, last: int) -> bool:
+    """Tell whether lines ``first..last`` are an attribution of their own ("On Mon, ...").
+
+    >>> _starts_anew(["On Mon, 3 Jun 2024, Anna <a@b.com> wrote:"], 0, 0)
+    True
+    >>> _starts_anew(["at 10:18,", "Bob <b@x.com> wrote:"], 0, 1), _starts_anew(["09:12:"], 0, 0)
+    (False, False)
+    """
+    line = lines[first].strip()
+    if not _NEW_ATTRIBUTION.match(line) or not starts_with_lead(line):
+        return False
+    return attribution_strength(" ".join(part.strip() for part in lines[first : last + 1])) > 0
 
 
 def _quote_follows(lines: list[str], start: int) -> bool:
     """Tell whether the first non-blank line from ``start`` on is quoted."""
     rest = (lines[i] for i in range(start, len(lines)) if lines[i].strip())
-    return _is_quote(next(rest, ""))
+    return is_quote(next(rest, ""))
 
 
-def _classify(lines: list[str]) -> list[Kind]:
+def _is_wrapped_tail(lines: list[str], i: int) -> bool:
+    """Tell whether an unquoted line is the rest of a long quoted line a client wrapped.
+
+    >>> quote = "> " + "word " * 14
+    >>> _is_wrapped_tail([quote, "odio?", "> next"], 1), _is_wrapped_tail([quote, "Yes.", ">"], 1)
+    (True, False)
+    """
+    line = lines[i].strip()
+    return (
+        0 < i < len(lines) - 1
+        and bool(line)
+        and line[0].islower()
+        and is_quote(lines[i - 1])
+        and len(lines[i - 1].rstrip()) >= _LONG_QUOTE
+        and is_quote(lines[i + 1])
+    )
+
+
+def _classify(lines: list[str], fenced: list[bool], found: list[Found]) -> list[Kind]:
     """Give each line its kind: quote, attribution, blank or text."""
     kinds: list[Kind] = []
     pending = 0
@@ -228,43 +254,26 @@ def _classify(lines: list[str]) -> list[Kind]:
         if pending:
             pending -= 1
             kinds.append("attr")
-        elif _is_quote(line):
-            kinds.append("quote")
         elif not line.strip():
             kinds.append("blank")
-        elif n := _attribution_length(lines, i):
-            pending = n - 1
+        elif fenced[i]:
+            kinds.append("text")
+        elif is_quote(line) or _is_wrapped_tail(lines, i):
+            kinds.append("quote")
+        elif (length := _attribution_before_quote(lines, i, found[i])) is not None:
+            pending = length - 1
             kinds.append("attr")
         else:
             kinds.append("text")
     return kinds
 
 
-def _mark_signatures(lines: list[str], kinds: list[Kind]) -> None:
-    """Mark signatures and phone footers as ``sig``, each up to the next quote or the end."""
-    ends, texts_after = _sections(kinds)
-    for i, line in enumerate(lines):
-        if kinds[i] != "text":
-            continue
-        end, body = ends[i], texts_after[i]
-        if line == "-- " or (line.rstrip() == "--" and body <= _MAX_SHORT_SIGNATURE):
-            kinds[i:end] = ["sig"] * (end - i)
-        elif not body and len(line) <= _MAX_FOOTER and _FOOTERS.match(line.strip()):
-            kinds[i] = "sig"
+def _attribution_before_quote(lines: list[str], i: int, found: Found) -> int | None:
+    """The length of an attribution at ``i`` that quoted lines follow, or None.
 
-
-def _sections(kinds: list[Kind]) -> tuple[list[int], list[int]]:
-    """For each line: where its section ends (next quote or attribution) and text lines after.
-
-    >>> _sections(["text", "blank", "text", "quote", "text"])
-    ([3, 3, 3, 5, 5], [1, 1, 0, 1, 0])
+    Inside a paragraph it needs a date or an address: "On Monday we wrote:" is text.
     """
-    ends, texts_after = [0] * len(kinds), [0] * len(kinds)
-    end, count = len(kinds), 0
-    for i in range(len(kinds) - 1, -1, -1):
-        ends[i], texts_after[i] = end, count
-        if kinds[i] in ("quote", "attr"):
-            end, count = i, 0
-        elif kinds[i] == "text":
-            count += 1
-    return ends, texts_after
+    length, strength = found
+    if not length or not _quote_follows(lines, i + length):
+        return None
+    return length if strength >= _ALONE or _paragraph_start(lines, i) else None
