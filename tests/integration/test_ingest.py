@@ -112,7 +112,9 @@ def test_reply_with_only_in_reply_to_lands_in_the_task(smtp_server):
     assert reply.in_reply_to == "5c1f0e2a-77b1-4f0e-9d0a-4a1b2c3d4e5f@acme.test"
 
 
-REPLIES = sorted(path.stem for path in MAIL_DIR.glob("reply_*.eml"))
+REPLIES = sorted(
+    path.stem for pattern in ("reply_*.eml", "trim_*.eml") for path in MAIL_DIR.glob(pattern)
+)
 
 
 def author_address(store: Context, raw: bytes, number: int = 1) -> tuple[str, str]:
