@@ -141,7 +141,8 @@ class BranchMember(SQLModel, table=True):
 class RawMail(SQLModel, table=True):
     """Every accepted mail, byte for byte, stored before 250 is answered.
 
-    ``state``: ``pending`` (stored, not yet processed), ``done``, ``ignored`` (automatic
+    ``state``: ``pending`` (stored, not yet processed; ``processing`` inside the one
+    transaction that has claimed it), ``done``, ``ignored`` (automatic
     mail), ``rejected`` (malformed, or for nowhere), ``held`` (its sender may not post
     where it went) or ``quarantined`` (processing failed); held and quarantined mail have
     a ``Quarantine`` row with the reason.  ``raw`` is kept as received, our tokens and

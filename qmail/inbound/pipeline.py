@@ -54,6 +54,7 @@ class Outcome:
     task_number: int | None = None
     duplicate: bool = False
     reject: Reject | None = None
+    taken_elsewhere: bool = False
 
 
 def accept(
@@ -85,10 +86,14 @@ def process(raw_mail_id: int, context: Context, now: datetime, notify: bool = Tr
 
     Several ingest processes on one PostgreSQL can race (two first mails from the same new
     address both create the person): the loser's transaction fails on a unique constraint
-    and is simply run again, seeing the winner's rows.
+    and is simply run again, seeing the winner's rows.  The database being unavailable or
+    busy is no fault of the mail: it stays ``pending`` and the worker's sweep takes it again.
     """
     try:
         return _process_with_retries(raw_mail_id, context, now, notify)
+    except OperationalError as error:
+        log.warning("raw mail %s left pending, the database is busy: %s", raw_mail_id, error)
+        return Outcome(raw_mail_id, "pending")
     except Exception as error:
         log.exception("raw mail %s quarantined", raw_mail_id)
         reason = f"{type(error).__name__}: {error}"
@@ -117,8 +122,11 @@ def _process_with_retries(
 def _process(
     session: Session, raw_mail_id: int, context: Context, now: datetime, notify: bool
 ) -> Outcome:
+    taken = store.claim(session, raw_mail_id)
     raw_mail = session.get(models.RawMail, raw_mail_id)
     assert raw_mail is not None
+    if not taken:  # done meanwhile, or being processed elsewhere right now
+        return Outcome(raw_mail_id, raw_mail.state, taken_elsewhere=True)
     parsed = parse_mail(raw_mail.raw)
     if isinstance(parsed, Reject):
         return _rejected(raw_mail, parsed)

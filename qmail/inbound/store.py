@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -61,6 +62,28 @@ def save_raw(
         ).one()
         return existing, False
     return row, True
+
+
+def claim(session: Session, raw_mail_id: int) -> bool:
+    """Take a pending raw mail for this transaction; ``False`` if someone else has it.
+
+    The first statement of a processing transaction: the mail moves to ``processing``,
+    and until that transaction ends nobody else takes it.  On PostgreSQL a row being
+    processed is skipped (``SKIP LOCKED``); on SQLite the claim waits for the one writer
+    and then finds the mail done.  So the worker's sweep of stale pending mail never
+    files a slow mail a second time.
+    """
+    taken = (
+        select(models.RawMail.id)
+        .where(models.RawMail.id == raw_mail_id, models.RawMail.state == "pending")
+        .with_for_update(skip_locked=True)
+    )
+    result = session.connection().execute(
+        update(models.RawMail)
+        .where(col(models.RawMail.id).in_(taken.scalar_subquery()))
+        .values(state="processing")
+    )
+    return bool(result.rowcount == 1)
 
 
 def quarantine(session: Session, raw_mail_id: int, reason: str, now: datetime) -> None:

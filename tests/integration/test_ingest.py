@@ -7,9 +7,11 @@ database holds: the task, the branch, the new text and what was removed as quote
 from __future__ import annotations
 
 import smtplib
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from qmail import cli, models, roles
@@ -28,7 +30,8 @@ from qmail.inbound.ingest import (
     start_smtp_server,
 )
 from qmail.people import get_person
-from tests.conftest import MAIL_DIR, SECRET, eml_bytes, expected, free_port
+from qmail.threads import posting
+from tests.conftest import MAIL_DIR, SECRET, eml_bytes, expected, free_port, wait_until
 from tests.integration.conftest import SmtpServer, close_server
 from tests.integration.test_cli import write_config
 
@@ -313,3 +316,67 @@ def test_simultaneous_first_mails_from_one_new_sender_all_become_tasks(smtp_serv
         assert session.exec(select(models.Quarantine)).all() == []
         carols = session.exec(select(models.Person).where(models.Person.email == "carol@acme.test"))
         assert len(carols.all()) == 1
+
+
+def test_a_slow_mail_is_filed_once_though_the_sweep_finds_it_pending(store, monkeypatch):
+    """A mail that takes longer to file than the sweep waits (3,000 addresses in Cc, say)
+    is not taken by the worker's sweep a second time: it would become two tasks."""
+    received = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
+    with Session(store.engine) as session:
+        raw_mail, _ = qstore.save_raw(
+            session, eml_bytes(FIRST), "slow@acme.test", "carol@acme.test", (INTAKE,), received
+        )
+        session.commit()
+        raw_mail_id = raw_mail.id
+    assert raw_mail_id is not None
+    claims: list[bool] = []
+    filing, release = threading.Event(), threading.Event()
+    real_claim, real_apply = qstore.claim, posting.apply_route
+
+    def counted_claim(session, raw_mail_id):
+        claims.append(True)
+        return real_claim(session, raw_mail_id)
+
+    def slow_apply(*args, **kwargs):
+        posted = real_apply(*args, **kwargs)
+        filing.set()
+        release.wait(30)
+        return posted
+
+    monkeypatch.setattr(qstore, "claim", counted_claim)
+    monkeypatch.setattr(posting, "apply_route", slow_apply)
+    first = threading.Thread(target=pipeline.process, args=(raw_mail_id, store, received))
+    first.start()
+    assert filing.wait(30)
+    later = received + timedelta(minutes=5)
+    sweep = threading.Thread(target=roles.sweep_pending, args=(store, later))
+    sweep.start()
+    wait_until(lambda: len(claims) == 2, timeout=30)  # the sweep tries to take it
+    release.set()
+    first.join(30)
+    sweep.join(60)
+    assert not first.is_alive() and not sweep.is_alive()
+    assert [task.title for task in tasks(store)] == [expected(FIRST)["title"]]
+    with Session(store.engine) as session:
+        assert session.get(models.RawMail, raw_mail_id).state == "done"  # type: ignore[union-attr]
+        assert session.exec(select(models.Quarantine)).all() == []
+
+
+def test_a_busy_database_while_filing_leaves_the_mail_pending_not_quarantined(
+    smtp_server, monkeypatch
+):
+    """The database being busy or gone is no fault of the mail: it stays pending, and the
+    worker's sweep files it later."""
+
+    def busy(text: str):
+        raise OperationalError("UPDATE rawmail", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(pipeline, "trim_reply", busy)
+    assert smtp_server.send(eml_bytes(FIRST), INTAKE) == {}  # the raw mail is kept: 250
+    store = smtp_server.store
+    with Session(store.engine) as session:
+        (raw_mail,) = session.exec(select(models.RawMail)).all()
+        assert (raw_mail.state, session.exec(select(models.Quarantine)).all()) == ("pending", [])
+    monkeypatch.undo()
+    assert roles.sweep_pending(store, raw_mail.received_at + timedelta(minutes=5)) == 1
+    assert [task.title for task in tasks(store)] == [expected(FIRST)["title"]]
