@@ -43,6 +43,7 @@ class SmtpSettings:
     host: str = "127.0.0.1"
     port: int = 2525
     max_message_size: int = 26_214_400
+    max_recipients: int = 100
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,8 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{name} must be between 1 and 65535, not {port}")
     if settings.smtp.max_message_size <= 0:
         raise ConfigError("smtp.max_message_size must be positive")
+    if settings.smtp.max_recipients <= 0:
+        raise ConfigError("smtp.max_recipients must be positive")
     if settings.outbound.transport not in ("maildir", "smtp"):
         raise ConfigError(
             f"outbound.transport must be 'maildir' or 'smtp', not {settings.outbound.transport!r}"

@@ -1,33 +1,32 @@
 """Running qmail's roles: the SMTP ingest server, the web app and the worker.
 
 ``qmail serve`` runs all three in one event loop (the embedded default); ``qmail smtp``,
-``qmail web`` and ``qmail worker`` run one each, for scale-out against PostgreSQL.
+``qmail web`` and ``qmail worker`` run one each, for scale-out against PostgreSQL.  The
+SMTP server only keeps mail; the worker files it (``pipeline.process_pending``) and
+delivers the outbox, so mail kept by ``qmail smtp`` waits for a ``qmail worker``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import signal
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 
 import uvicorn
-from sqlmodel import col, select
 
-from qmail import models
 from qmail.context import Context
-from qmail.core.mail import Envelope
-from qmail.db import session_scope
 from qmail.inbound import pipeline
 from qmail.inbound.ingest import IngestHandler, start_smtp_server
+from qmail.inbound.spool import Spool
 from qmail.outbound import delivery
 
 log = logging.getLogger(__name__)
 ROLES = ("smtp", "web", "worker")
-STALE_PENDING = timedelta(minutes=2)
 
 
 def configure_logging() -> None:
@@ -46,45 +45,42 @@ def configure_logging() -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
-def accept(context: Context, raw: bytes, envelope: Envelope, now: datetime) -> pipeline.Outcome:
-    return pipeline.accept(raw, envelope, context, now)
-
-
-def ingest_handler(context: Context) -> IngestHandler:
+def ingest_handler(context: Context, spool: Spool) -> IngestHandler:
     return IngestHandler(
         context.settings,
         resolve=partial(pipeline.recipient_for, context=context),
-        accept=partial(accept, context),
+        keep=spool.put,
     )
 
 
-def sweep_pending(context: Context, now: datetime) -> int:
-    """Process raw mails left ``pending`` by a crash between storing and processing."""
-    with session_scope(context.engine) as session:
-        ids = session.exec(
-            select(models.RawMail.id).where(
-                models.RawMail.state == "pending",
-                col(models.RawMail.received_at) < now - STALE_PENDING,
-            )
-        ).all()
-    for raw_mail_id in ids:
-        assert raw_mail_id is not None
-        pipeline.process(raw_mail_id, context, now)
-    return len(ids)
+def file_pending(context: Context, now: datetime) -> int:
+    """File every pending raw mail, a batch per transaction; how many were taken."""
+    total = 0
+    while True:
+        outcomes = pipeline.process_pending(context, now)
+        total += len(outcomes)
+        if len(outcomes) < pipeline.BATCH:
+            return total
 
 
-async def worker(context: Context, interval: float = 1.0) -> None:
-    """The background worker: finishes mail a crash left half-processed, delivers the outbox.
+async def filer(context: Context, wake: asyncio.Event, interval: float = 1.0) -> None:
+    """Files kept mail: at once when this process's SMTP server kept some (``wake``),
+    and every ``interval`` seconds for what other processes kept or a crash left."""
+    while True:
+        wake.clear()
+        try:
+            await asyncio.to_thread(file_pending, context, datetime.now(UTC))
+        except Exception:
+            log.exception("filing mail failed; trying again in %ss", interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), interval)
 
-    A short interval keeps notifications prompt; a full batch is followed at once by the next.
-    """
+
+async def deliverer(context: Context, interval: float = 1.0) -> None:
+    """Delivers the outbox; a full batch is followed at once by the next."""
     transport = delivery.transport_for(context.settings)
     rng = random.Random()
     while True:
-        try:
-            await asyncio.to_thread(sweep_pending, context, datetime.now(UTC))
-        except Exception:
-            log.exception("worker sweep failed; trying again in %ss", interval)
         counts = delivery.Counts()
         try:
             counts = await delivery.send_pending(
@@ -96,6 +92,15 @@ async def worker(context: Context, interval: float = 1.0) -> None:
             await asyncio.sleep(interval)
 
 
+async def worker(
+    context: Context, wake: asyncio.Event | None = None, interval: float = 1.0
+) -> None:
+    """The background worker: files kept mail and delivers the outbox."""
+    await asyncio.gather(
+        filer(context, wake or asyncio.Event(), interval), deliverer(context, interval)
+    )
+
+
 async def serve(context: Context, roles: Iterable[str]) -> None:
     """Run the given roles until SIGINT/SIGTERM."""
     roles = set(roles)
@@ -105,9 +110,11 @@ async def serve(context: Context, roles: Iterable[str]) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     tasks: list[asyncio.Task[None]] = []
+    wake = asyncio.Event()  # the SMTP server kept mail: the worker files it at once
+    spool = Spool(context, on_kept=wake.set)
     smtp_server = None
     if "smtp" in roles:
-        smtp_server = await start_smtp_server(settings, ingest_handler(context))
+        smtp_server = await start_smtp_server(settings, ingest_handler(context, spool))
     web_server = None
     if "web" in roles:
         from qmail.web.app import create_app
@@ -124,12 +131,13 @@ async def serve(context: Context, roles: Iterable[str]) -> None:
         web_server = uvicorn.Server(config)
         tasks.append(asyncio.create_task(web_server.serve()))
         log.info("web app on http://%s:%s", settings.web.host, settings.web.port)
-    worker_task = asyncio.create_task(worker(context)) if "worker" in roles else None
+    worker_task = asyncio.create_task(worker(context, wake)) if "worker" in roles else None
     await stop.wait()
     log.info("shutting down")
     if smtp_server is not None:
         smtp_server.close()
         await smtp_server.wait_closed()
+        await spool.close()
     if web_server is not None:
         web_server.should_exit = True
     if worker_task is not None:

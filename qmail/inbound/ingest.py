@@ -1,16 +1,19 @@
-"""The SMTP edge: an aiosmtpd handler that only checks recipients and hands over mail.
+"""The SMTP edge: an aiosmtpd handler that only checks recipients and keeps mail.
 
-``handle_RCPT`` refuses addresses that are not ours at once (550), so we never accept mail
-we would have to bounce later.  ``handle_DATA`` runs ``pipeline.accept`` in a thread (the
-database work is synchronous) and answers ``250`` only once the raw bytes are committed.
-No parsing, SQL or sending here.
+``handle_RCPT`` refuses what we would otherwise have to bounce later: addresses that are
+not ours or forged reply addresses (550), and recipients past ``smtp.max_recipients``
+(452: the sender's server sends the rest in another transaction).  Too large a mail is
+refused by aiosmtpd itself (552).  ``handle_DATA`` hands the raw bytes to the spool and
+answers ``250`` once they are committed; the worker files them afterwards, so whatever it
+decides about a mail (filed, held, quarantined) no longer bounces anything.  No parsing,
+SQL or sending here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 
@@ -20,7 +23,7 @@ from qmail.config import Settings
 from qmail.core.mail import Envelope as MailEnvelope
 from qmail.core.mail import Recipient
 from qmail.errors import TemporaryFailure
-from qmail.inbound.pipeline import Outcome
+from qmail.inbound.store import Kept
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +32,20 @@ REPLY_RCPT_OK = "250 2.1.5 Recipient OK"
 REPLY_UNKNOWN_RECIPIENT = "550 5.1.1 No such mailbox here"
 REPLY_BAD_TOKEN = "550 5.1.1 This reply address is not valid (forged or damaged)"
 REPLY_TRY_LATER = "451 4.3.0 Temporary failure, please try again later"
+REPLY_TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 
-Accept = Callable[[bytes, MailEnvelope, datetime], Outcome]
+Keep = Callable[[bytes, MailEnvelope, datetime], Awaitable[Kept]]
 Resolve = Callable[[str], Recipient | None]
 
 
 class IngestHandler:
-    """aiosmtpd handler: ``resolve`` says what a recipient is, ``accept`` takes the mail."""
+    """aiosmtpd handler: ``resolve`` says what a recipient is, ``keep`` stores the mail."""
 
-    def __init__(self, settings: Settings, resolve: Resolve, accept: Accept) -> None:
+    def __init__(self, settings: Settings, resolve: Resolve, keep: Keep) -> None:
         self.domain = settings.mail.domain.lower()
+        self.max_recipients = settings.smtp.max_recipients
         self.resolve = resolve
-        self.accept = accept
+        self.keep = keep
 
     async def handle_RCPT(
         self,
@@ -50,6 +55,8 @@ class IngestHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return REPLY_TOO_MANY_RECIPIENTS
         if address.rpartition("@")[2].lower() != self.domain:
             return REPLY_UNKNOWN_RECIPIENT
         if self.resolve(address) is None:
@@ -63,11 +70,9 @@ class IngestHandler:
         mail_from = (envelope.mail_from or "").strip().strip("<>")  # "<>": a bounce
         mail_envelope = MailEnvelope(mail_from, tuple(envelope.rcpt_tos))
         try:
-            outcome = await asyncio.to_thread(self.accept, raw, mail_envelope, datetime.now(UTC))
+            await self.keep(raw, mail_envelope, datetime.now(UTC))
         except TemporaryFailure:
             return REPLY_TRY_LATER
-        if outcome.reject is not None:
-            return outcome.reject.reply
         return REPLY_OK
 
     async def handle_exception(self, error: Exception) -> str:

@@ -5,12 +5,14 @@ or show one.  Routing comes before trimming because what to trim depends on it: 
 that opens a task keeps the forwarded mail, and a reply loses exactly the notification it
 quotes.)
 
-``accept()`` is the single way in for the SMTP handler, ``qmail import``, ``qmail
-quarantine retry`` and the tests.  It stores the raw bytes first and commits, so that
-``250`` means "durably kept"; everything after that either posts the mail, holds it (its
-sender may not post where it went: kept, shown to the team, and answered with a 5xx that
-says what to do instead) or quarantines it with the reason.  Nothing accepted is dropped.
-One log line per message, Message-ID first, never a body.
+Two steps, which may run in different processes.  The SMTP server only keeps the raw
+bytes (``qmail.inbound.spool``): ``250`` means "durably kept".  ``process_pending`` then
+files kept mail in batches, several mails per transaction, claimed so that however many
+workers run, each mail is filed exactly once.  Every mail ends posted, ignored
+(automatic mail), held (its sender may not post where it went: kept and shown to the
+team, never bounced by us) or quarantined with the reason.  Nothing accepted is dropped.
+``accept()`` does both steps at once, for ``qmail import`` and the tests.  One log line
+per message, Message-ID first, never a body.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from qmail import models
 from qmail.context import Context
@@ -43,11 +46,12 @@ from qmail.threads import posting
 log = logging.getLogger(__name__)
 
 RACE_RETRIES = 5
+BATCH = 50  # mails filed per transaction
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one inbound mail; ``reject`` is set when the sender gets a 5xx."""
+    """What became of one inbound mail; ``reject`` is what a sender would have been told."""
 
     raw_mail_id: int
     state: str
@@ -60,34 +64,66 @@ class Outcome:
 def accept(
     raw: bytes, envelope: Envelope, context: Context, now: datetime, notify: bool = True
 ) -> Outcome:
-    """Store ``raw`` durably, then process it; raises ``TemporaryFailure`` on an outage.
+    """Store ``raw`` durably, then file it; raises ``TemporaryFailure`` on an outage.
 
     ``notify=False`` files the mail without telling anyone (importing old mail).
     """
-    message_id = read_message_id(raw)
+    mail = store.Spooled(raw, read_message_id(raw), envelope.mail_from, envelope.rcpt_tos, now)
+    (kept,) = keep([mail], context)
+    if not kept.is_new:
+        log.info("<%s> duplicate of raw mail %s, stored once", mail.message_id, kept.raw_mail_id)
+        return Outcome(kept.raw_mail_id, kept.state, duplicate=True)
+    return process(kept.raw_mail_id, context, now, notify)
+
+
+def keep(mails: list[store.Spooled], context: Context) -> list[store.Kept]:
+    """Commit the raw mails in one transaction; ``TemporaryFailure`` if the database fails."""
     try:
         with session_scope(context.engine) as session:
-            raw_mail, is_new = store.save_raw(
-                session, raw, message_id, envelope.mail_from, envelope.rcpt_tos, now
-            )
-            raw_mail_id = raw_mail.id
+            return store.save_raws(session, mails)
     except (OperationalError, DBAPIError) as error:
-        log.warning("<%s> not stored, asking the sender to retry: %s", message_id, error)
+        ids = ", ".join(f"<{mail.message_id}>" for mail in mails)
+        log.warning("%s not stored, asking the sender to retry: %s", ids, error)
         raise TemporaryFailure("database unavailable") from error
-    assert raw_mail_id is not None
-    if not is_new:
-        log.info("<%s> duplicate of raw mail %s, stored once", message_id, raw_mail_id)
-        return Outcome(raw_mail_id, raw_mail.state, duplicate=True)
-    return process(raw_mail_id, context, now, notify)
+
+
+def process_pending(
+    context: Context, now: datetime, limit: int = BATCH, notify: bool = True
+) -> list[Outcome]:
+    """File up to ``limit`` pending mails, oldest first, in one transaction.
+
+    Each mail is filed in a savepoint: one that fails is quarantined and the others are
+    filed all the same.  One that raced another process (two first mails from the same new
+    address both creating the person, on PostgreSQL) is filed again on its own, seeing the
+    winner's rows.  The database being unavailable or busy is no fault of the mails: the
+    transaction rolls back and they stay ``pending`` for the next round.
+    """
+    outcomes: list[Outcome] = []
+    raced: list[int] = []
+    try:
+        with session_scope(context.engine) as session:
+            for raw_mail_id in store.claim_pending(session, limit):
+                try:
+                    with session.begin_nested():
+                        outcomes.append(_file(session, raw_mail_id, context, now, notify))
+                except IntegrityError:
+                    _release(session, raw_mail_id)
+                    raced.append(raw_mail_id)
+                except OperationalError:
+                    raise
+                except Exception as error:
+                    outcomes.append(_quarantined(session, raw_mail_id, error, now))
+    except OperationalError as error:
+        log.warning("pending mail left for later, the database is busy: %s", error)
+        return []
+    return outcomes + [process(raw_mail_id, context, now, notify) for raw_mail_id in raced]
 
 
 def process(raw_mail_id: int, context: Context, now: datetime, notify: bool = True) -> Outcome:
-    """Parse, trim, route and store one raw mail; a crash quarantines it.
+    """File one pending raw mail in its own transaction; a crash quarantines it.
 
-    Several ingest processes on one PostgreSQL can race (two first mails from the same new
-    address both create the person): the loser's transaction fails on a unique constraint
-    and is simply run again, seeing the winner's rows.  The database being unavailable or
-    busy is no fault of the mail: it stays ``pending`` and the worker's sweep takes it again.
+    A race with another writer (a unique constraint) is run again, up to ``RACE_RETRIES``
+    times.  The database being unavailable or busy leaves it ``pending``.
     """
     try:
         return _process_with_retries(raw_mail_id, context, now, notify)
@@ -95,12 +131,10 @@ def process(raw_mail_id: int, context: Context, now: datetime, notify: bool = Tr
         log.warning("raw mail %s left pending, the database is busy: %s", raw_mail_id, error)
         return Outcome(raw_mail_id, "pending")
     except Exception as error:
-        log.exception("raw mail %s quarantined", raw_mail_id)
-        reason = f"{type(error).__name__}: {error}"
         try:
             with session_scope(context.engine) as session:
-                store.quarantine(session, raw_mail_id, reason, now)
-        except Exception:  # the raw mail stays "pending": the worker's sweep retries it
+                return _quarantined(session, raw_mail_id, error, now)
+        except Exception:  # the raw mail stays "pending": the worker takes it again
             log.exception("raw mail %s left pending: quarantine not writable", raw_mail_id)
         return Outcome(raw_mail_id, "quarantined")
 
@@ -111,7 +145,11 @@ def _process_with_retries(
     for attempt in range(1, RACE_RETRIES + 1):
         try:
             with session_scope(context.engine) as session:
-                return _process(session, raw_mail_id, context, now, notify)
+                if not store.claim(session, raw_mail_id):  # filed meanwhile, or being filed
+                    raw_mail = session.get(models.RawMail, raw_mail_id)
+                    assert raw_mail is not None
+                    return Outcome(raw_mail_id, raw_mail.state, taken_elsewhere=True)
+                return _file(session, raw_mail_id, context, now, notify)
         except IntegrityError:
             if attempt == RACE_RETRIES:
                 raise
@@ -119,17 +157,27 @@ def _process_with_retries(
     raise AssertionError("unreachable")
 
 
-def _process(
+def _release(session: Session, raw_mail_id: int) -> None:
+    session.connection().execute(
+        update(models.RawMail).where(col(models.RawMail.id) == raw_mail_id).values(state="pending")
+    )
+
+
+def _quarantined(session: Session, raw_mail_id: int, error: Exception, now: datetime) -> Outcome:
+    log.error("raw mail %s quarantined", raw_mail_id, exc_info=error)
+    store.quarantine(session, raw_mail_id, f"{type(error).__name__}: {error}", now)
+    return Outcome(raw_mail_id, "quarantined")
+
+
+def _file(
     session: Session, raw_mail_id: int, context: Context, now: datetime, notify: bool
 ) -> Outcome:
-    taken = store.claim(session, raw_mail_id)
+    """Parse, scrub, route, trim, post and notify one claimed raw mail."""
     raw_mail = session.get(models.RawMail, raw_mail_id)
     assert raw_mail is not None
-    if not taken:  # done meanwhile, or being processed elsewhere right now
-        return Outcome(raw_mail_id, raw_mail.state, taken_elsewhere=True)
     parsed = parse_mail(raw_mail.raw)
     if isinstance(parsed, Reject):
-        return _rejected(raw_mail, parsed)
+        return _refused(session, raw_mail, parsed, now)
     # Our tokens quoted back to us (a sign-in link, a reply address) go before anything
     # else sees the mail: nothing below can store, show or send one to someone else.
     mail = scrub_mail(parsed)
@@ -140,7 +188,7 @@ def _process(
     known = store.known_for(session, mail, recipients, number, context.settings, check)
     route = route_mail(mail, recipients, known, raw_mail.mail_from)
     if isinstance(route, Reject):
-        return _rejected(raw_mail, route)
+        return _refused(session, raw_mail, route, now)
     if isinstance(route, Hold):
         return _held(session, raw_mail, route, now)
     # A forward that opens a task: the forwarded mail is the task, not history to hide.
@@ -181,11 +229,13 @@ def _held(session: Session, raw_mail: models.RawMail, held: Hold, now: datetime)
     return Outcome(raw_mail.id, "held", reject=held.reject)
 
 
-def _rejected(raw_mail: models.RawMail, reject: Reject) -> Outcome:
-    raw_mail.state = "rejected"
-    log.info("<%s> rejected: %s", raw_mail.message_id, reject.reply)
+def _refused(session: Session, raw_mail: models.RawMail, reject: Reject, now: datetime) -> Outcome:
+    """Mail we cannot file (unreadable, or for no discussion that exists): it was already
+    answered 250, so it is quarantined with what a sender would have been told."""
     assert raw_mail.id is not None
-    return Outcome(raw_mail.id, "rejected", reject=reject)
+    store.quarantine(session, raw_mail.id, f"refused: {reject.reply}", now)
+    log.info("<%s> quarantined: %s", raw_mail.message_id, reject.reply)
+    return Outcome(raw_mail.id, "quarantined", reject=reject)
 
 
 def resolve_recipients(rcpt_tos: list[str], context: Context) -> tuple[Recipient, ...]:

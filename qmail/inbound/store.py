@@ -9,10 +9,14 @@ Functions take the ``Session`` first and never commit: the caller owns the trans
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from qmail import models
@@ -32,6 +36,66 @@ from qmail.threads.tasks import main_branch
 # --- raw mail ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Spooled:
+    """One raw mail to keep: its bytes and its envelope, as the SMTP session gave them."""
+
+    raw: bytes
+    message_id: str
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class Kept:
+    """Where a spooled mail is: its row, and whether this delivery stored it (not a copy)."""
+
+    raw_mail_id: int
+    is_new: bool
+    state: str
+
+
+def save_raws(session: Session, mails: Sequence[Spooled]) -> list[Kept]:
+    """Store each mail once per Message-ID, in order; several in one transaction.
+
+    A Message-ID already stored (a sender retrying, the same mail delivered to two of our
+    addresses, two processes receiving it at once) keeps the first copy: ``is_new`` is
+    false and ``state`` tells what became of it.  ``INSERT … ON CONFLICT DO NOTHING`` on
+    both databases, so a race with another process needs no retry.
+    """
+    kept: list[Kept] = []
+    table = models.RawMail.__table__  # type: ignore[attr-defined]
+    connection = session.connection()
+    for mail in mails:
+        values = {
+            "message_id": mail.message_id,
+            "raw": mail.raw,
+            "mail_from": mail.mail_from,
+            "rcpt_tos": json.dumps(list(mail.rcpt_tos)),
+            "state": "pending",
+            "received_at": mail.received_at,
+        }
+        insert = _insert(connection.dialect.name, table).values(**values)
+        inserted = connection.execute(
+            insert.on_conflict_do_nothing(index_elements=["message_id"]).returning(table.c.id)
+        ).scalar()
+        if inserted is not None:
+            kept.append(Kept(inserted, True, "pending"))
+            continue
+        raw_mail_id, state = connection.execute(
+            select(models.RawMail.id, models.RawMail.state).where(
+                models.RawMail.message_id == mail.message_id
+            )
+        ).one()
+        kept.append(Kept(raw_mail_id, False, state))
+    return kept
+
+
+def _insert(dialect: str, table: Table) -> Any:
+    return postgresql_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+
+
 def save_raw(
     session: Session,
     raw: bytes,
@@ -39,51 +103,43 @@ def save_raw(
     mail_from: str,
     rcpt_tos: tuple[str, ...],
     now: datetime,
-) -> tuple[models.RawMail, bool]:
-    """Store the raw bytes once per Message-ID; ``(row, False)`` for a duplicate."""
-    existing = session.exec(
-        select(models.RawMail).where(models.RawMail.message_id == message_id)
-    ).first()
-    if existing is not None:
-        return existing, False
-    row = models.RawMail(
-        message_id=message_id,
-        raw=raw,
-        mail_from=mail_from,
-        rcpt_tos=json.dumps(list(rcpt_tos)),
-        received_at=now,
-    )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:  # the same mail, delivered at the same moment by another process
-        existing = session.exec(
-            select(models.RawMail).where(models.RawMail.message_id == message_id)
-        ).one()
-        return existing, False
-    return row, True
+) -> Kept:
+    """``save_raws`` for one mail."""
+    (kept,) = save_raws(session, [Spooled(raw, message_id, mail_from, rcpt_tos, now)])
+    return kept
 
 
 def claim(session: Session, raw_mail_id: int) -> bool:
-    """Take a pending raw mail for this transaction; ``False`` if someone else has it.
+    """Take one pending raw mail for this transaction; ``False`` if it is not there to take."""
+    return claim_pending(session, 1, raw_mail_id) == [raw_mail_id]
 
-    The first statement of a processing transaction: the mail moves to ``processing``,
-    and until that transaction ends nobody else takes it.  On PostgreSQL a row being
-    processed is skipped (``SKIP LOCKED``); on SQLite the claim waits for the one writer
-    and then finds the mail done.  So the worker's sweep of stale pending mail never
-    files a slow mail a second time.
+
+def claim_pending(session: Session, limit: int, raw_mail_id: int | None = None) -> list[int]:
+    """Take up to ``limit`` pending raw mails, oldest first, for this transaction.
+
+    The first statement of a processing transaction: the mails move to ``processing``,
+    and until that transaction ends nobody else takes them.  If it rolls back (a crash,
+    an outage), they are ``pending`` again.  On PostgreSQL rows another worker holds are
+    skipped (``SKIP LOCKED``), so any number of workers share the queue; on SQLite the
+    claim waits for the one writer and then sees what that writer did.  So a mail is filed
+    exactly once, however many workers look at it.
     """
     taken = (
         select(models.RawMail.id)
-        .where(models.RawMail.id == raw_mail_id, models.RawMail.state == "pending")
+        .where(models.RawMail.state == "pending")
+        .order_by(col(models.RawMail.id))
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    if raw_mail_id is not None:
+        taken = taken.where(models.RawMail.id == raw_mail_id)
     result = session.connection().execute(
         update(models.RawMail)
         .where(col(models.RawMail.id).in_(taken.scalar_subquery()))
         .values(state="processing")
+        .returning(col(models.RawMail.id))
     )
-    return bool(result.rowcount == 1)
+    return sorted(raw_mail_id for raw_mail_id in result.scalars() if raw_mail_id is not None)
 
 
 def quarantine(session: Session, raw_mail_id: int, reason: str, now: datetime) -> None:

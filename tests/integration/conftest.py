@@ -20,14 +20,16 @@ import uvicorn
 from aiosmtpd.smtp import SMTP
 from litestar import Litestar
 from litestar.testing import TestClient
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
-from qmail import roles
+from qmail import models, roles
 from qmail.config import OutboundSettings, Settings
 from qmail.context import Context
 from qmail.core.mail import Address
 from qmail.inbound.ingest import start_smtp_server
+from qmail.inbound.spool import Spool
 from qmail.people import get_person
 from tests.conftest import free_port, wait_until
 
@@ -65,20 +67,69 @@ class SmtpServer:
     def client(self) -> smtplib.SMTP:
         return smtplib.SMTP(self.host, self.port, timeout=10)
 
-    def send(self, raw: bytes, to: list[str] | str, sender: str = "client@acme.test") -> dict:
-        """Send ``raw`` through the real server; returns smtplib's refused recipients."""
+    def send(
+        self,
+        raw: bytes,
+        to: list[str] | str,
+        sender: str = "client@acme.test",
+        mail_options: tuple[str, ...] = (),
+    ) -> dict:
+        """Send ``raw`` through the real server and wait until the worker has filed it;
+        returns smtplib's refused recipients."""
         with self.client() as client:
-            return client.sendmail(sender, to, raw)
+            refused = client.sendmail(sender, to, raw, mail_options)
+        self.wait_filed()
+        return refused
+
+    def wait_filed(self, timeout: float = 30) -> None:
+        """Wait until no kept mail is waiting to be filed."""
+        wait_until(lambda: unfiled(self.store.engine) == 0, timeout=timeout)
+
+
+def unfiled(engine: Engine) -> int:
+    """How many raw mails are kept but not filed yet."""
+    with Session(engine) as session:
+        waiting = select(func.count()).where(
+            col(models.RawMail.state).in_(("pending", "processing"))
+        )
+        return session.exec(waiting).one()
 
 
 @pytest.fixture
 def smtp_server(store: Context, loop_thread: LoopThread) -> Iterator[SmtpServer]:
-    """The ingest server on an ephemeral loopback port, backed by the test's store."""
-    settings = store.settings.replace(smtp={"host": "127.0.0.1", "port": free_port()})
-    handler = roles.ingest_handler(store)
-    server = loop_thread.run(start_smtp_server(settings, handler))
-    yield SmtpServer(settings.smtp.host, settings.smtp.port, store)
-    loop_thread.run(close_server(server))
+    """The ingest server on an ephemeral loopback port, backed by the test's store, with
+    the worker's filer beside it (as ``qmail serve`` runs them)."""
+    with serve_smtp(store, loop_thread) as server:
+        yield server
+
+
+@contextmanager
+def serve_smtp(store: Context, loop_thread: LoopThread, **smtp: object) -> Iterator[SmtpServer]:
+    """The ingest server and the filer for ``store``, with ``smtp`` settings changed."""
+    settings = store.settings.replace(smtp={"host": "127.0.0.1", "port": free_port(), **smtp})
+    store = dataclasses.replace(store, settings=settings)
+    server, filer, spool = loop_thread.run(start_ingest(store, settings))
+    try:
+        yield SmtpServer(settings.smtp.host, settings.smtp.port, store)
+    finally:
+        loop_thread.run(stop_ingest(server, filer, spool))
+
+
+async def start_ingest(
+    store: Context, settings: Settings
+) -> tuple[asyncio.Server, asyncio.Task[None], Spool]:
+    wake = asyncio.Event()
+    spool = Spool(store, on_kept=wake.set)
+    server = await start_smtp_server(settings, roles.ingest_handler(store, spool))
+    filer = asyncio.create_task(roles.filer(store, wake, interval=0.2))
+    return server, filer, spool
+
+
+async def stop_ingest(server: asyncio.Server, filer: asyncio.Task[None], spool: Spool) -> None:
+    await close_server(server)
+    await spool.close()
+    filer.cancel()
+    await asyncio.gather(filer, return_exceptions=True)
 
 
 async def close_server(server: asyncio.Server) -> None:

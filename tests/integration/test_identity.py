@@ -3,7 +3,7 @@
 The world: Carol (a client, acme.test) opened task 1; Alice and Bob (example.com) are the
 team.  The author of a mail is its From address.  A reply address takes mail from the
 person it was made for, or from a member of its branch (posted as that member); anyone
-else's mail is held: refused with a 5xx that says what to do instead, kept, listed by
+else's mail is held: answered 250 like any mail (we never bounce), kept, listed by
 ``qmail quarantine list`` and shown to the branch's team members on the task page.
 """
 
@@ -28,17 +28,18 @@ from tests.integration.test_notifications import to
 from tests.integration.test_pages import signed_in
 from tests.integration.test_threads import address, branches, start, tags, task_row
 
-HELD_ON_TOKEN = b"5.7.1 This reply address is not yours; to write to the team, write to "
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@acme.test"
 
 
-def send_refused(smtp_server: SmtpServer, raw: bytes, to: str, sender: str) -> tuple[int, bytes]:
-    """Send through the real server; the answer at the end of DATA."""
+def send_held(smtp_server: SmtpServer, raw: bytes, to: str, sender: str) -> tuple[int, bytes]:
+    """Send through the real server and wait until it is filed; the answer to DATA."""
     with smtp_server.client() as client:
         client.ehlo()
         client.mail(sender)
         client.rcpt(to)
-        return client.data(raw)
+        answer = client.data(raw)
+    smtp_server.wait_filed()
+    return answer
 
 
 def as_sender(raw: bytes, name: str, email: str) -> bytes:
@@ -95,8 +96,8 @@ def test_client_mailing_a_team_members_reply_address_is_refused_held_and_runs_no
     dave_task = eml_bytes(FIRST).replace(b"Message-ID: <5c1f0e2a", b"Message-ID: <dave-5c1f0e2a")
     smtp_server.send(as_sender(dave_task, "Dave Client", "dave@globex.test"), INTAKE)
     raw = as_sender(eml_bytes("identity_client_to_team_address"), "Dave Client", "dave@globex.test")
-    code, reply = send_refused(smtp_server, raw, address(store, main.id, BOB), "dave@globex.test")
-    assert (code, reply) == (550, HELD_ON_TOKEN + b"tasks@example.com")
+    code, reply = send_held(smtp_server, raw, address(store, main.id, BOB), "dave@globex.test")
+    assert (code, reply) == (250, b"2.0.0 Message accepted")
     assert len(messages(store)) == 1, "nothing is posted"
     assert (tags(store), task_row(store).status) == (["billing", "urgent"], "open")
     reason = (
@@ -115,7 +116,7 @@ def test_the_branchs_team_members_see_the_held_mail_on_the_task_page_and_the_cli
     store = smtp_server.store
     main = start(smtp_server)
     raw = as_sender(eml_bytes("identity_client_to_team_address"), "Mallory", "mallory@evil.test")
-    send_refused(smtp_server, raw, address(store, main.id, BOB), "mallory@evil.test")
+    send_held(smtp_server, raw, address(store, main.id, BOB), "mallory@evil.test")
     with signed_in(store, web_server, BOB) as bob:
         page = bob.get("/tasks/1").text
     assert "held a mail it may not post: mallory@evil.test wrote to the reply address" in page
@@ -131,8 +132,8 @@ def test_client_mailing_a_team_members_private_address_is_refused_and_opens_noth
     main = start(smtp_server)
     raw = eml_bytes("identity_client_to_team_address")
     private = address(store, main.id, BOB, private=True)
-    code, reply = send_refused(smtp_server, raw, private, CAROL)
-    assert (code, reply) == (550, HELD_ON_TOKEN + b"tasks@example.com")
+    code, reply = send_held(smtp_server, raw, private, CAROL)
+    assert (code, reply) == (250, b"2.0.0 Message accepted")
     assert [branch.id for branch in branches(store)] == [main.id], "no hidden branch opens"
     assert len(messages(store)) == 1
     assert (tags(store), task_row(store).status) == (["billing", "urgent"], "open")
@@ -172,8 +173,8 @@ def test_a_colleague_copied_by_the_person_is_held_not_posted_as_the_person(smtp_
     store = smtp_server.store
     main = start(smtp_server)
     raw = eml_bytes("identity_colleague_reply_all")
-    code, _ = send_refused(smtp_server, raw, address(store, main.id, CAROL), "dan@acme.test")
-    assert code == 550
+    code, _ = send_held(smtp_server, raw, address(store, main.id, CAROL), "dan@acme.test")
+    assert code == 250
     assert len(messages(store)) == 1
     assert "dan@acme.test" not in people(store)
     (held,) = quarantined(store)
@@ -190,9 +191,9 @@ def test_a_forged_team_from_with_a_task_number_adds_nobody_and_mails_nobody(smtp
     start(smtp_server)
     outbox_before = len(to(store, BOB)) + len(to(store, ALICE))
     raw = eml_bytes("identity_forged_team_from")
-    code, reply = send_refused(smtp_server, raw, INTAKE, "mallory@evil.test")
-    assert code == 550
-    assert b"answer through the reply address of your notification" in reply
+    code, _ = send_held(smtp_server, raw, INTAKE, "mallory@evil.test")
+    assert code == 250
+    assert [state for state, _ in quarantined(store)] == ["held"]
     assert "mallory@evil.test" not in people(store)
     with Session(store.engine) as session:
         to_mallory = session.exec(
@@ -308,8 +309,8 @@ def test_a_from_failing_dmarc_at_the_trusted_server_is_held(smtp_server, team):
         eml_bytes("team_reply_commands"),
         f"{TRUSTED}; dmarc=fail (p=reject) header.from=example.com",
     )
-    code, reply = send_refused(smtp_server, raw, address(store, main.id, ALICE), ALICE)
-    assert code == 550 and b"DMARC" in reply
+    code, _ = send_held(smtp_server, raw, address(store, main.id, ALICE), ALICE)
+    assert code == 250
     assert len(messages(store)) == 1 and task_row(store).status == "open"
     (held,) = quarantined(store)
     assert "DMARC" in held[1]
@@ -336,8 +337,9 @@ def test_a_passing_verdict_lets_a_team_member_answer_by_subject_with_powers(smtp
     )
     assert parse_mail(raw).in_reply_to is None  # type: ignore[union-attr]
     forged = with_auth_results(raw, "mx.evil.test; dmarc=pass header.from=example.com")
-    code, _ = send_refused(smtp_server, forged, INTAKE, ALICE)
-    assert code == 550, "a pass from anybody else proves nothing"
+    code, _ = send_held(smtp_server, forged, INTAKE, ALICE)
+    assert code == 250
+    assert [state for state, _ in quarantined(store)] == ["held"], "a pass from anybody else"
     proven = with_auth_results(
         raw.replace(b"Message-ID: <b7e9c1d2", b"Message-ID: <proven-b7e9c1d2"),
         f"{TRUSTED}; dkim=pass header.d=example.com; spf=pass smtp.mailfrom=example.com",
@@ -386,7 +388,7 @@ def test_team_role_follows_the_configuration_and_person_set(
     assert "zoe@example.com\t\tteam member (by mail.team_domains)\n" in capsys.readouterr().out
 
 
-def test_a_genuine_reply_address_whose_discussion_is_gone_is_refused_not_quarantined(
+def test_a_genuine_reply_address_whose_discussion_is_gone_is_quarantined_with_the_reason(
     smtp_server, team
 ):
     store = smtp_server.store
@@ -397,7 +399,8 @@ def test_a_genuine_reply_address_whose_discussion_is_gone_is_refused_not_quarant
         gone = store.tokens.make(ReplyTarget(branch_id=999, person_id=carol.id))
     to_gone = reply_address(gone, store.settings.mail.domain)
     raw = eml_bytes("intake_followup_in_reply_to")
-    code, reply = send_refused(smtp_server, raw, to_gone, CAROL)
-    assert (code, reply) == (550, b"5.1.1 This discussion no longer exists")
-    assert quarantined(store) == []
+    code, _ = send_held(smtp_server, raw, to_gone, CAROL)
+    assert code == 250
+    gone_reason = "refused: 550 5.1.1 This discussion no longer exists"
+    assert quarantined(store) == [("quarantined", gone_reason)]
     assert len(messages(store)) == 1

@@ -6,6 +6,7 @@ database holds: the task, the branch, the new text and what was removed as quote
 
 from __future__ import annotations
 
+import dataclasses
 import smtplib
 import threading
 from datetime import UTC, datetime, timedelta
@@ -27,12 +28,11 @@ from qmail.inbound.ingest import (
     REPLY_BAD_TOKEN,
     REPLY_TRY_LATER,
     REPLY_UNKNOWN_RECIPIENT,
-    start_smtp_server,
 )
 from qmail.people import get_person
 from qmail.threads import posting
 from tests.conftest import MAIL_DIR, SECRET, eml_bytes, expected, free_port, wait_until
-from tests.integration.conftest import SmtpServer, close_server
+from tests.integration.conftest import SmtpServer, serve_smtp
 from tests.integration.test_cli import write_config
 
 INTAKE = "tasks@example.com"
@@ -200,12 +200,9 @@ def test_unknown_recipients_and_forged_tokens_are_refused_with_550(smtp_server, 
 
 
 def test_mail_over_the_size_limit_is_refused_with_552(store, loop_thread):
-    settings = store.settings.replace(smtp={"port": free_port(), "max_message_size": 10_000})
-    handler = roles.ingest_handler(store)
-    server = loop_thread.run(start_smtp_server(settings, handler))
-    try:
+    with serve_smtp(store, loop_thread, max_message_size=10_000) as server:
         raw = eml_bytes(FIRST) + (b"x" * 76 + b"\r\n") * 300
-        with smtplib.SMTP("127.0.0.1", settings.smtp.port, timeout=10) as client:
+        with server.client() as client:
             # a client that announces the size (SIZE=) is refused before sending it
             with pytest.raises(smtplib.SMTPSenderRefused) as refused:
                 client.sendmail("carol@acme.test", [INTAKE], raw)
@@ -216,8 +213,6 @@ def test_mail_over_the_size_limit_is_refused_with_552(store, loop_thread):
             client.rcpt(INTAKE)
             code, _ = client.data(raw)
             assert code == 552
-    finally:
-        loop_thread.run(close_server(server))
     assert tasks(store) == []
 
 
@@ -232,17 +227,13 @@ def test_database_outage_answers_451_so_the_sender_retries(
     from qmail.auth.signed import LinkTokens, ReplyTokens
 
     outage = Context(engine, broken, ReplyTokens(SECRET), LinkTokens(SECRET, 60))
-    handler = roles.ingest_handler(outage)
-    server = loop_thread.run(start_smtp_server(broken, handler))
-    try:
-        with (
-            pytest.raises(smtplib.SMTPDataError) as refused,
-            smtplib.SMTP("127.0.0.1", broken.smtp.port, timeout=10) as client,
-        ):
-            client.sendmail("carol@acme.test", [INTAKE], eml_bytes(FIRST))
-        assert f"{refused.value.smtp_code} {refused.value.smtp_error.decode()}" == REPLY_TRY_LATER
-    finally:
-        loop_thread.run(close_server(server))
+    with (
+        serve_smtp(outage, loop_thread) as server,
+        pytest.raises(smtplib.SMTPDataError) as refused,
+        server.client() as client,
+    ):
+        client.sendmail("carol@acme.test", [INTAKE], eml_bytes(FIRST))
+    assert f"{refused.value.smtp_code} {refused.value.smtp_error.decode()}" == REPLY_TRY_LATER
 
 
 def test_mail_whose_processing_fails_is_quarantined_then_retried(
@@ -284,18 +275,43 @@ def test_forward_to_intake_opens_a_task_with_the_forwarded_mail_as_its_text(smtp
     assert message.quoted == ""
 
 
-def test_mail_left_pending_by_a_crash_is_finished_by_the_worker(store):
-    # The process died after committing the raw mail and before processing it.
+def test_mail_left_pending_by_a_crash_is_filed_by_the_worker(store):
+    # The process died after committing the raw mail and before filing it.
     received = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
     with Session(store.engine) as session:
         qstore.save_raw(
             session, eml_bytes(FIRST), "crash@acme.test", "carol@acme.test", (INTAKE,), received
         )
         session.commit()
-    assert roles.sweep_pending(store, received + timedelta(seconds=30)) == 0  # maybe still busy
-    assert roles.sweep_pending(store, received + timedelta(minutes=5)) == 1
+    assert roles.file_pending(store, received + timedelta(seconds=1)) == 1
     assert [task.title for task in tasks(store)] == [expected(FIRST)["title"]]
-    assert roles.sweep_pending(store, received + timedelta(minutes=10)) == 0
+    assert roles.file_pending(store, received + timedelta(seconds=2)) == 0
+
+
+def test_mail_is_answered_250_once_kept_and_filed_by_the_worker_afterwards(
+    store, loop_thread, monkeypatch
+):
+    """The SMTP answer waits for the disk, not for filing: with the filer stuck, the
+    mail is still answered 250, kept and pending; it is filed once the filer moves."""
+    stuck, release = threading.Event(), threading.Event()
+    real_file = pipeline._file
+
+    def slow_file(*args, **kwargs):
+        stuck.set()
+        release.wait(30)
+        return real_file(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_file", slow_file)
+    with serve_smtp(store, loop_thread) as server:
+        with server.client() as client:
+            assert client.sendmail("carol@acme.test", [INTAKE], eml_bytes(FIRST)) == {}
+        assert stuck.wait(30)
+        with Session(store.engine) as session:
+            (raw_mail,) = session.exec(select(models.RawMail)).all()
+        assert raw_mail.state == "pending" and tasks(store) == []
+        release.set()
+        server.wait_filed()
+    assert [task.title for task in tasks(store)] == [expected(FIRST)["title"]]
 
 
 def test_simultaneous_first_mails_from_one_new_sender_all_become_tasks(smtp_server):
@@ -318,24 +334,22 @@ def test_simultaneous_first_mails_from_one_new_sender_all_become_tasks(smtp_serv
         assert len(carols.all()) == 1
 
 
-def test_a_slow_mail_is_filed_once_though_the_sweep_finds_it_pending(store, monkeypatch):
-    """A mail that takes longer to file than the sweep waits (3,000 addresses in Cc, say)
-    is not taken by the worker's sweep a second time: it would become two tasks."""
+def test_a_slow_mail_is_filed_once_though_another_worker_looks_for_pending_mail(store, monkeypatch):
+    """A mail that takes long to file (3,000 addresses in Cc, say) is not taken by a
+    second worker meanwhile: it would become two tasks."""
     received = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
     with Session(store.engine) as session:
-        raw_mail, _ = qstore.save_raw(
+        kept = qstore.save_raw(
             session, eml_bytes(FIRST), "slow@acme.test", "carol@acme.test", (INTAKE,), received
         )
         session.commit()
-        raw_mail_id = raw_mail.id
-    assert raw_mail_id is not None
     claims: list[bool] = []
     filing, release = threading.Event(), threading.Event()
-    real_claim, real_apply = qstore.claim, posting.apply_route
+    real_claim, real_apply = qstore.claim_pending, posting.apply_route
 
-    def counted_claim(session, raw_mail_id):
+    def counted_claim(*args, **kwargs):
         claims.append(True)
-        return real_claim(session, raw_mail_id)
+        return real_claim(*args, **kwargs)
 
     def slow_apply(*args, **kwargs):
         posted = real_apply(*args, **kwargs)
@@ -343,40 +357,119 @@ def test_a_slow_mail_is_filed_once_though_the_sweep_finds_it_pending(store, monk
         release.wait(30)
         return posted
 
-    monkeypatch.setattr(qstore, "claim", counted_claim)
+    monkeypatch.setattr(qstore, "claim_pending", counted_claim)
     monkeypatch.setattr(posting, "apply_route", slow_apply)
-    first = threading.Thread(target=pipeline.process, args=(raw_mail_id, store, received))
+    results: dict[str, int] = {}
+
+    def work(name: str) -> None:
+        results[name] = roles.file_pending(store, received)
+
+    first = threading.Thread(target=work, args=("first",))
     first.start()
     assert filing.wait(30)
-    later = received + timedelta(minutes=5)
-    sweep = threading.Thread(target=roles.sweep_pending, args=(store, later))
-    sweep.start()
-    wait_until(lambda: len(claims) == 2, timeout=30)  # the sweep tries to take it
+    second = threading.Thread(target=work, args=("second",))
+    second.start()
+    wait_until(lambda: len(claims) == 2, timeout=30)  # the second worker looks
     release.set()
     first.join(30)
-    sweep.join(60)
-    assert not first.is_alive() and not sweep.is_alive()
+    second.join(60)
+    assert not first.is_alive() and not second.is_alive()
+    assert results == {"first": 1, "second": 0}
     assert [task.title for task in tasks(store)] == [expected(FIRST)["title"]]
     with Session(store.engine) as session:
-        assert session.get(models.RawMail, raw_mail_id).state == "done"  # type: ignore[union-attr]
+        assert session.get(models.RawMail, kept.raw_mail_id).state == "done"  # type: ignore[union-attr]
         assert session.exec(select(models.Quarantine)).all() == []
+
+
+def test_several_workers_file_every_kept_mail_exactly_once(store, team):
+    """Four workers at once on one queue of 40 new tasks: each mail is filed once, none
+    is quarantined, and the team is told of each task once."""
+    received = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
+    first = eml_bytes(FIRST)
+    with Session(store.engine) as session:
+        for n in range(40):
+            raw = first.replace(b"Message-ID: <5c1f0e2a", f"Message-ID: <{n}-5c1f0e2a".encode())
+            qstore.save_raw(session, raw, f"{n}@acme.test", "carol@acme.test", (INTAKE,), received)
+        session.commit()
+    filed: list[int] = []
+
+    def work() -> None:
+        filed.append(roles.file_pending(store, received))
+
+    workers = [threading.Thread(target=work) for _ in range(4)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(120)
+    assert sum(filed) == 40
+    assert len(tasks(store)) == 40
+    with Session(store.engine) as session:
+        states = session.exec(select(models.RawMail.state)).all()
+        assert set(states) == {"done"}
+        assert session.exec(select(models.Quarantine)).all() == []
+        told = select(models.Outbox.recipient, models.Outbox.about_message_id).where(
+            models.Outbox.kind == "notification"
+        )
+        rows = session.exec(told).all()
+    assert len(rows) == len(set(rows)) == 80  # Alice and Bob, once per task
 
 
 def test_a_busy_database_while_filing_leaves_the_mail_pending_not_quarantined(
     smtp_server, monkeypatch
 ):
     """The database being busy or gone is no fault of the mail: it stays pending, and the
-    worker's sweep files it later."""
+    worker files it once the database answers again."""
+    tried = threading.Event()
 
     def busy(text: str):
+        tried.set()
         raise OperationalError("UPDATE rawmail", {}, Exception("database is locked"))
 
     monkeypatch.setattr(pipeline, "trim_reply", busy)
-    assert smtp_server.send(eml_bytes(FIRST), INTAKE) == {}  # the raw mail is kept: 250
+    with smtp_server.client() as client:
+        assert client.sendmail("carol@acme.test", [INTAKE], eml_bytes(FIRST)) == {}  # kept: 250
+    assert tried.wait(30)
     store = smtp_server.store
     with Session(store.engine) as session:
         (raw_mail,) = session.exec(select(models.RawMail)).all()
         assert (raw_mail.state, session.exec(select(models.Quarantine)).all()) == ("pending", [])
     monkeypatch.undo()
-    assert roles.sweep_pending(store, raw_mail.received_at + timedelta(minutes=5)) == 1
+    smtp_server.wait_filed()
+    assert [task.title for task in tasks(store)] == [expected(FIRST)["title"]]
+
+
+def test_unreadable_mail_is_answered_250_and_quarantined_with_the_reason_once(smtp_server):
+    """Mail nothing can read is kept and shown to the team (``qmail quarantine list``),
+    never bounced; sent again, it is still kept once and quarantined once."""
+    raw = (
+        b"Message-ID: <broken-1@acme.test>\r\nFrom: carol@acme.test\r\n"
+        b"Content-Type: multipart/mixed\r\n\r\nno boundary anywhere\r\n"
+    )
+    assert smtp_server.send(raw, INTAKE) == {}
+    assert smtp_server.send(raw, INTAKE) == {}  # the sender's server tries again
+    with Session(smtp_server.store.engine) as session:
+        (raw_mail,) = session.exec(select(models.RawMail)).all()
+        (entry,) = session.exec(select(models.Quarantine)).all()
+    assert raw_mail.state == "quarantined"
+    assert entry.reason.startswith("refused: 554 5.6.0 Malformed message")
+    assert tasks(smtp_server.store) == []
+
+
+def test_recipients_past_the_cap_get_452_and_the_mail_goes_to_the_others(store, loop_thread):
+    """RFC 5321's answer to too many recipients: 452 for the rest, which the sender's
+    server delivers in another transaction; the mail itself is kept for those taken."""
+    store = dataclasses.replace(
+        store, settings=store.settings.replace(mail={"intake": (INTAKE, "help@example.com")})
+    )
+    with serve_smtp(store, loop_thread, max_recipients=1) as server:
+        with server.client() as client:
+            client.ehlo()
+            client.mail("carol@acme.test")
+            assert client.rcpt(INTAKE)[0] == 250
+            assert client.rcpt("help@example.com") == (452, b"4.5.3 Too many recipients")
+            assert client.data(eml_bytes(FIRST))[0] == 250
+        server.wait_filed()
+    with Session(store.engine) as session:
+        (raw_mail,) = session.exec(select(models.RawMail)).all()
+    assert raw_mail.rcpt_tos == f'["{INTAKE}"]'
     assert [task.title for task in tasks(store)] == [expected(FIRST)["title"]]

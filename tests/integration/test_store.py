@@ -44,11 +44,11 @@ def test_sqlite_runs_in_wal_mode(store):
 
 def test_raw_mail_is_stored_once_per_message_id(store):
     with session_scope(store.engine) as session:
-        first, new = store_raw(session)
-        assert new
+        first = store_raw(session)
+        assert first.is_new
     with session_scope(store.engine) as session:
-        again, new = store_raw(session)
-        assert not new and again.id == first.id
+        again = store_raw(session)
+        assert not again.is_new and again.raw_mail_id == first.raw_mail_id
 
 
 def store_raw(session):
