@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from jinja2 import Environment
+from sqlalchemy import func, insert
 from sqlmodel import Session, col, select
 
 from qmail import models
@@ -37,7 +38,8 @@ from qmail.core.compose import (
     mail_environment,
 )
 from qmail.core.mail import Address, ReplyTarget
-from qmail.outbound.outbox import enqueue, new_message_id
+from qmail.core.stencil import PLACEHOLDERS, Personal, Stencil, fill, make_stencil
+from qmail.outbound.outbox import enqueue, new_message_id, outbox_row
 from qmail.people import Team
 from qmail.resources import templates_dir
 
@@ -86,7 +88,12 @@ def root_id(task: models.Task, domain: str) -> str:
 
 
 def notify_message(session: Session, out: Outgoing, message: models.Message, now: datetime) -> int:
-    """Queue a notification of ``message`` to every other member of its branch."""
+    """Queue a notification of ``message`` to every other member of its branch.
+
+    The mail is composed once for the team and once for everybody else
+    (``qmail.core.stencil``), then filled in for each recipient; the outbox rows go in
+    with one statement.
+    """
     branch = session.get(models.Branch, message.branch_id)
     task = session.get(models.Task, message.task_id)
     author = session.get(models.Person, message.author_id)
@@ -101,10 +108,25 @@ def notify_message(session: Session, out: Outgoing, message: models.Message, now
         )
         .order_by(col(models.Person.id))
     ).all()
+    if not recipients:
+        return 0
     facts = _task_facts(session, task, message)
+    earlier = _earlier_ids(session, task, [person.id for person in recipients if person.id])
+    stencils: dict[bool, Stencil] = {}
+    rows = []
     for person in recipients:
-        mail = compose_notification(_notification(session, out, facts, person, author), out.env)
-        enqueue(session, mail, "notification", person, now, task.id, branch.id, message.id)
+        assert person.id is not None
+        on_team = out.team.includes(person)
+        if on_team not in stencils:
+            stencil = _notification(facts, author, on_team, out.settings, now)
+            stencils[on_team] = make_stencil(compose_notification(stencil, out.env))
+        personal = _personal(out, facts, person, on_team, earlier.get(person.id, []))
+        raw, text = fill(stencils[on_team], personal)
+        rows.append(
+            outbox_row("notification", person, personal.message_id, raw, text, now)
+            | {"task_id": task.id, "branch_id": branch.id, "about_message_id": message.id}
+        )
+    session.execute(insert(models.Outbox), rows)
     return len(recipients)
 
 
@@ -155,13 +177,11 @@ def _task_facts(session: Session, task: models.Task, message: models.Message) ->
 
 
 def _notification(
-    session: Session, out: Outgoing, facts: _Facts, person: models.Person, author: models.Person
+    facts: _Facts, author: models.Person, on_team: bool, settings: Settings, now: datetime
 ) -> Notification:
+    """The notification of ``facts.message``, with placeholders for each recipient's own."""
     task, branch = facts.task, facts.branch
-    assert task.id is not None and branch.id is not None and person.id is not None
-    earlier = _earlier_ids(session, task.id, person.id)
-    domain = out.settings.mail.domain
-    on_team = out.team.includes(person)
+    domain = settings.mail.domain
     return Notification(
         number=task.number,
         title=task.title,
@@ -171,8 +191,32 @@ def _notification(
         author=Address(author.email, author.name or author.email),
         text=facts.message.text,
         context=facts.context,
-        recipient=Address(person.email, person.name),
+        recipient=PLACEHOLDERS.recipient,
         recipient_is_team=on_team,
+        reply_address=PLACEHOLDERS.reply_address,
+        private_address=PLACEHOLDERS.private_address if on_team else None,
+        magic_link=PLACEHOLDERS.magic_link,
+        unsubscribe_url=PLACEHOLDERS.unsubscribe_url,
+        message_id=PLACEHOLDERS.message_id,
+        in_reply_to=None,
+        references=(),
+        domain=domain,
+        team_name=settings.mail.team_name,
+        loop_marker=domain,
+        attachments=facts.attachments,
+        date=now,
+    )
+
+
+def _personal(
+    out: Outgoing, facts: _Facts, person: models.Person, on_team: bool, earlier: list[str]
+) -> Personal:
+    """One recipient's own values: signed addresses and links, ids, their thread so far."""
+    task, branch = facts.task, facts.branch
+    assert task.id is not None and branch.id is not None and person.id is not None
+    domain = out.settings.mail.domain
+    return Personal(
+        recipient=Address(person.email, person.name),
         reply_address=out.reply_address(branch.id, person.id),
         private_address=out.reply_address(branch.id, person.id, True) if on_team else None,
         magic_link=out.magic_link(person, task),
@@ -182,22 +226,34 @@ def _notification(
         references=tuple(
             dict.fromkeys(i for i in (root_id(task, domain), facts.opening_id, *earlier) if i)
         ),
-        domain=domain,
-        team_name=out.settings.mail.team_name,
-        loop_marker=domain,
-        attachments=facts.attachments,
     )
 
 
-def _earlier_ids(session: Session, task_id: int, person_id: int) -> list[str]:
-    """Message-IDs of the last notifications this person got about this task, oldest first."""
-    rows = session.exec(
-        select(models.Outbox.message_id)
-        .where(models.Outbox.task_id == task_id, models.Outbox.person_id == person_id)
-        .order_by(col(models.Outbox.id).desc())
-        .limit(THREAD_DEPTH)
-    ).all()
-    return list(reversed(rows))
+def _earlier_ids(
+    session: Session, task: models.Task, person_ids: list[int]
+) -> dict[int, list[str]]:
+    """Message-IDs of the last notifications each person got about this task, oldest first."""
+    recent = (
+        select(
+            col(models.Outbox.person_id).label("person_id"),
+            col(models.Outbox.message_id).label("message_id"),
+            col(models.Outbox.id).label("id"),
+            func.row_number()
+            .over(partition_by=col(models.Outbox.person_id), order_by=col(models.Outbox.id).desc())
+            .label("recency"),
+        )
+        .where(models.Outbox.task_id == task.id, col(models.Outbox.person_id).in_(person_ids))
+        .subquery()
+    )
+    rows = session.execute(
+        select(recent.c.person_id, recent.c.message_id)
+        .where(recent.c.recency <= THREAD_DEPTH)
+        .order_by(recent.c.id)
+    )
+    earlier: dict[int, list[str]] = {}
+    for person_id, message_id in rows:
+        earlier.setdefault(person_id, []).append(message_id)
+    return earlier
 
 
 def acknowledge(

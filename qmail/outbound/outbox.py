@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 
 from sqlmodel import Session
 
@@ -38,19 +39,35 @@ def enqueue(
     """Queue ``message`` for ``recipient``; its Message-ID header names the row."""
     if "Date" not in message:
         message["Date"] = format_datetime(now)
+    message_id = str(message["Message-ID"]).strip().strip("<>")
+    raw = message.as_bytes(policy=POLICY)
     row = models.Outbox(
-        kind=kind,
-        task_id=task_id,
-        branch_id=branch_id,
-        about_message_id=about_message_id,
-        person_id=recipient.id,
-        recipient=recipient.email,
-        message_id=str(message["Message-ID"]).strip().strip("<>"),
-        raw=message.as_bytes(policy=POLICY),
-        text=body_text(message),
-        state="pending",
-        next_attempt_at=now,
-        created_at=now,
+        **outbox_row(kind, recipient, message_id, raw, body_text(message), now)
+        | {"task_id": task_id, "branch_id": branch_id, "about_message_id": about_message_id}
     )
     session.add(row)
     return row
+
+
+def outbox_row(
+    kind: str, recipient: models.Person, message_id: str, raw: bytes, text: str, now: datetime
+) -> dict[str, Any]:
+    """The columns of a new ``Outbox`` row (for ``insert`` of many at once), due now."""
+    return {
+        "kind": kind,
+        "task_id": None,
+        "branch_id": None,
+        "about_message_id": None,
+        "person_id": recipient.id,
+        "recipient": recipient.email,
+        "message_id": message_id,
+        "raw": raw,
+        "text": text,
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "locked_until": None,
+        "last_error": "",
+        "created_at": now,
+        "sent_at": None,
+    }

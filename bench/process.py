@@ -1,0 +1,172 @@
+"""Processing throughput: kept mail filed by the worker (parse, route, trim, store, notify).
+
+Keeps ``--count`` mails as the SMTP server would (the ``tests/mail`` corpus, each with a
+fresh Message-ID, half of them answering an earlier one by In-Reply-To), with a team of
+``--team`` people who are told of every new task, then times the worker filing the
+backlog: ``--workers`` processes running ``roles.file_pending`` (several make sense on
+PostgreSQL; SQLite has one writer).  Prints mails per second, the SQL statements per mail
+and what became of the mails; ``--profile`` prints where one worker's time goes.
+Prints figures; asserts nothing.
+
+    .venv/bin/python bench/process.py --count 2000
+    .venv/bin/python bench/process.py --count 2000 --workers 3 \\
+        --database postgresql+psycopg://postgres@127.0.0.1:5432/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import dataclasses
+import multiprocessing
+import pstats
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, func, text
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, select
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ingest import fixtures
+
+from qmail import models, roles
+from qmail.config import Settings, load
+from qmail.context import open_context
+from qmail.core.mail import Address
+from qmail.db import session_scope
+from qmail.inbound import store
+from qmail.people import get_person
+
+BENCH_DATABASE = "qmail_bench"
+
+
+def settings_for(database: str, folder: Path) -> Settings:
+    settings = load(
+        env={
+            "QMAIL_DATABASE__URL": database or f"sqlite:///{folder}/bench.db",
+            "QMAIL_MAIL__DOMAIN": "example.com",
+            "QMAIL_MAIL__TEAM_DOMAINS": "example.com",
+            "QMAIL_SECURITY__SECRET_KEY": "bench",
+        }
+    )
+    return dataclasses.replace(settings, root=str(folder))
+
+
+def fresh_postgres(url: str) -> str:
+    """A database of its own for the run, so that the test suite's is left alone."""
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)"))
+        connection.execute(text(f"CREATE DATABASE {BENCH_DATABASE}"))
+    admin.dispose()
+    return make_url(url).set(database=BENCH_DATABASE).render_as_string(hide_password=False)
+
+
+def corpus(count: int) -> list[bytes]:
+    """``count`` mails: new tasks, and every other one answering the one before it."""
+    mails = []
+    raws = fixtures()
+    for n in range(count):
+        raw = re.sub(
+            rb"(?im)^(message-id|in-reply-to|references):.*\r?\n(?:[ \t].*\r?\n)*",
+            b"",
+            raws[n % len(raws)],
+        )
+        headers = f"Message-ID: <bench-{n}@bench.invalid>\r\n"
+        if n % 2:
+            headers += f"In-Reply-To: <bench-{n - 1}@bench.invalid>\r\n"
+        mails.append(headers.encode() + raw)
+    return mails
+
+
+def prepare(settings: Settings, count: int, team: int) -> None:
+    context = open_context(settings)
+    now = datetime.now(UTC)
+    with session_scope(context.engine) as session:
+        for n in range(team):
+            get_person(session, Address(f"member{n}@example.com", f"Member {n}"), now)
+        kept = [
+            store.Spooled(
+                raw, f"bench-{n}@bench.invalid", "bench@acme.test", ("tasks@example.com",), now
+            )
+            for n, raw in enumerate(corpus(count))
+        ]
+        store.save_raws(session, kept)
+    context.engine.dispose()
+
+
+def work(settings: Settings) -> int:
+    context = open_context(settings, create=False)
+    try:
+        return roles.file_pending(context, datetime.now(UTC))
+    finally:
+        context.engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--team", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--database", default="", help="a PostgreSQL URL (default: SQLite)")
+    parser.add_argument("--profile", action="store_true", help="profile one in-process worker")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="qmail-process-"))
+    database = fresh_postgres(args.database) if args.database else ""
+    settings = settings_for(database, folder)
+    prepare(settings, args.count, args.team)
+
+    statements = 0
+    start = time.perf_counter()
+    if args.workers == 1:
+        context = open_context(settings, create=False)
+
+        def count(*_: object) -> None:
+            nonlocal statements
+            statements += 1
+
+        event.listen(context.engine, "before_cursor_execute", count)
+        profile = cProfile.Profile() if args.profile else None
+        if profile:
+            profile.enable()
+        roles.file_pending(context, datetime.now(UTC))
+        if profile:
+            profile.disable()
+        elapsed = time.perf_counter() - start
+        context.engine.dispose()
+    else:
+        with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+            pool.map(work, [settings] * args.workers)
+        elapsed = time.perf_counter() - start
+
+    context = open_context(settings, create=False)
+    with Session(context.engine) as session:
+        states = Counter(
+            dict(
+                session.exec(
+                    select(models.RawMail.state, func.count()).group_by(models.RawMail.state)
+                ).all()
+            )
+        )
+        outbox = session.exec(select(func.count()).select_from(models.Outbox)).one()
+    context.engine.dispose()
+    name = "PostgreSQL" if args.database else "SQLite"
+    print(f"process: {args.count} mails, team of {args.team}, {args.workers} worker(s), {name}")
+    print(f"  throughput   {args.count / elapsed:8.1f} mails/s ({elapsed:.1f} s)")
+    if statements:
+        print(f"  statements   {statements / args.count:8.1f} per mail")
+    print(f"  outbox rows  {outbox / args.count:8.1f} per mail")
+    print(f"  states       {dict(sorted(states.items()))}")
+    if args.profile and profile:
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(35)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""A notification composed once and filled in per recipient reads exactly like one composed
+for that recipient alone: same headers, same text, same HTML, through the stdlib parser."""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import email.policy
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+import pytest
+from jinja2 import Environment
+
+from qmail.core.compose import Notification, body_text, compose_notification, mail_environment
+from qmail.core.mail import Address
+from qmail.core.stencil import PLACEHOLDERS, Personal, fill, make_stencil
+from tests.unit.test_compose import NOTIFICATION, TEMPLATES
+
+DATE = datetime(2024, 6, 3, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def env() -> Environment:
+    return mail_environment(TEMPLATES)
+
+
+HEADERS = (
+    "From",
+    "To",
+    "Reply-To",
+    "Subject",
+    "Message-ID",
+    "Date",
+    "In-Reply-To",
+    "References",
+    "List-Id",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "Auto-Submitted",
+    "X-Auto-Response-Suppress",
+    "MIME-Version",
+)
+
+
+def personal_of(n: Notification) -> Personal:
+    return Personal(
+        recipient=n.recipient,
+        reply_address=n.reply_address,
+        private_address=n.private_address,
+        magic_link=n.magic_link,
+        unsubscribe_url=n.unsubscribe_url,
+        message_id=n.message_id,
+        in_reply_to=n.in_reply_to,
+        references=n.references,
+    )
+
+
+def with_placeholders(n: Notification) -> Notification:
+    return dataclasses.replace(
+        n,
+        recipient=PLACEHOLDERS.recipient,
+        reply_address=PLACEHOLDERS.reply_address,
+        private_address=PLACEHOLDERS.private_address if n.recipient_is_team else None,
+        magic_link=PLACEHOLDERS.magic_link,
+        unsubscribe_url=PLACEHOLDERS.unsubscribe_url,
+        message_id=PLACEHOLDERS.message_id,
+        in_reply_to=None,
+        references=(),
+    )
+
+
+def parsed(raw: bytes) -> EmailMessage:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def seen(message: EmailMessage) -> tuple[dict[str, str], str, str]:
+    """What a mail client shows: decoded header values, text part, HTML part."""
+    text, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert text is not None and html is not None
+    headers = {name: str(message[name]) for name in HEADERS if message[name] is not None}
+    return headers, text.get_content(), html.get_content()
+
+
+RECIPIENTS = {
+    "a team member": {},
+    "a client, never shown the private address": {
+        "recipient": Address("carol@acme.test", "Carol"),
+        "recipient_is_team": False,
+        "private_address": None,
+    },
+    "a name and text that are not ASCII": {
+        "recipient": Address("joerg@client.test", "Jörg Müller-Lüdenscheidt"),
+        "author": Address("anna@client.test", "Анна Петрова"),
+        "title": "Счёт не пришёл",
+        "text": "Добрый день!\nСчёт за июнь так и не пришёл.",
+    },
+    "a line longer than a mail line may be": {"text": "x" * 1500},
+    "a long thread of earlier notifications": {
+        "references": tuple(f"qmail.{n:032x}@example.com" for n in range(12)),
+        "in_reply_to": "qmail.last@example.com",
+    },
+    "a link that HTML must escape": {"magic_link": "https://q.example.com/login?a=1&b=<2>"},
+}
+
+
+@pytest.mark.parametrize("changes", RECIPIENTS.values(), ids=RECIPIENTS.keys())
+def test_a_filled_copy_reads_like_a_mail_composed_for_its_recipient(
+    env: Environment, changes: dict[str, object]
+) -> None:
+    n = dataclasses.replace(NOTIFICATION, date=DATE, **changes)  # type: ignore[arg-type]
+    alone = compose_notification(n, env)
+    stencil = make_stencil(compose_notification(with_placeholders(n), env))
+    raw, text = fill(stencil, personal_of(n))
+    assert seen(parsed(raw)) == seen(parsed(alone.as_bytes()))
+    assert text == body_text(alone)
+    assert b"placeholder.invalid" not in raw
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+
+
+def test_one_stencil_serves_each_recipient_with_only_their_own_values(env: Environment) -> None:
+    n = dataclasses.replace(NOTIFICATION, date=DATE)
+    stencil = make_stencil(compose_notification(with_placeholders(n), env))
+    bob = personal_of(n)
+    dan = dataclasses.replace(
+        bob,
+        recipient=Address("dan@example.com", "Dan"),
+        reply_address="reply+d4n@example.com",
+        private_address="reply+d4npr1v@example.com",
+        magic_link="https://q.example.com/auth/magic/d4nl1nk",
+        unsubscribe_url="https://q.example.com/unsubscribe/d4n",
+        message_id="n-2@example.com",
+    )
+    bob_raw, _ = fill(stencil, bob)
+    dan_raw, _ = fill(stencil, dan)
+    for secret in (bob.reply_address, bob.private_address, bob.magic_link, bob.unsubscribe_url):
+        assert secret is not None
+        assert secret.encode() in bob_raw and secret.encode() not in dan_raw
+    assert parsed(dan_raw)["To"].addresses[0].addr_spec == "dan@example.com"
+
+
+def test_a_stencil_needs_a_text_and_an_html_part() -> None:
+    message = EmailMessage()
+    message.set_content("text only")
+    with pytest.raises(ValueError, match="HTML alternative"):
+        make_stencil(message)
