@@ -3,7 +3,9 @@
 Called in the transaction that posted the message, so the message and its notifications
 commit together (the worker in ``qmail.outbound.delivery`` delivers them later).  Each recipient
 gets their own mail: their own signed reply address, their own Message-ID, their own
-magic link.  Confidentiality rests on one rule, enforced here and again in the query:
+magic link.  A mail that cannot be composed for one of them (an address the standard
+library will not write) is queued ``failed`` with the reason; it never holds up the post or
+the others' mail.  Confidentiality rests on one rule, enforced here and again in the query:
 a notification goes only to the readers of the message's branch
 (``access.branch_readers``: its members, and on a hidden branch only its team
 members); quoted context comes from the same branch only.
@@ -14,7 +16,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 
 from jinja2 import Environment
 from sqlmodel import Session, col, select
@@ -37,7 +38,7 @@ from qmail.core.compose import (
     mail_environment,
 )
 from qmail.core.mail import Address, ReplyTarget
-from qmail.outbound.outbox import enqueue, new_message_id
+from qmail.outbound.outbox import enqueue_composed, new_message_id
 from qmail.people import Team
 from qmail.resources import templates_dir
 
@@ -103,8 +104,12 @@ def notify_message(session: Session, out: Outgoing, message: models.Message, now
     ).all()
     facts = _task_facts(session, task, message)
     for person in recipients:
-        mail = compose_notification(_notification(session, out, facts, person, author), out.env)
-        enqueue(session, mail, "notification", person, now, task.id, branch.id, message.id)
+        notification = _notification(session, out, facts, person, author)
+        compose = functools.partial(compose_notification, notification, out.env)
+        ids = (task.id, branch.id, message.id)
+        enqueue_composed(
+            session, compose, notification.message_id, "notification", person, now, *ids
+        )
     return len(recipients)
 
 
@@ -231,8 +236,9 @@ def acknowledge(
         team_name=out.settings.mail.team_name,
         loop_marker=domain,
     )
-    mail: EmailMessage = compose_acknowledgement(ack, out.env)
-    return enqueue(session, mail, "ack", author, now, task.id, message.branch_id, message.id)
+    compose = functools.partial(compose_acknowledgement, ack, out.env)
+    ids = (task.id, message.branch_id, message.id)
+    return enqueue_composed(session, compose, ack.message_id, "ack", author, now, *ids)
 
 
 def after_post(
@@ -288,5 +294,6 @@ def report_refused(
         team_name=out.settings.mail.team_name,
         loop_marker=domain,
     )
-    mail = compose_refusal(refusal, out.env)
-    enqueue(session, mail, "refusal", author, now, task.id, message.branch_id, message.id)
+    compose = functools.partial(compose_refusal, refusal, out.env)
+    ids = (task.id, message.branch_id, message.id)
+    enqueue_composed(session, compose, refusal.message_id, "refusal", author, now, *ids)
