@@ -6,7 +6,9 @@ Values reach the wire through ``POLICY`` (``email.policy.SMTP``: CRLF, folded at
 columns, non-ASCII as RFC 2047) with one repair: the stdlib RFC 2047-encodes any header
 word too long to fold, which turns a long ``List-Unsubscribe`` URL into an encoded word
 no client or Gmail's one-click unsubscribe understands; ``VerbatimHeader`` folds such
-ASCII values at spaces only.  Pure: no I/O, no clock.
+ASCII values at spaces only.  Mail to an internationalised address (``jörg@client.test``)
+has UTF-8 headers instead (``UTF8_POLICY``, RFC 6532), for an SMTPUTF8 session (RFC 6531).
+Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -71,10 +73,21 @@ def msg_id(value: str, domain: str, *, strict: bool = False) -> str:
 def mailbox(name: str, address: str) -> Address:
     r"""An ``Address`` whose display name is one line; the stdlib quotes and encodes it.
 
+    An internationalised address (RFC 6531, ``jörg@client.test``) is given in its parts:
+    the stdlib's address parser refuses a non-ASCII local part.
+
     >>> str(mailbox("Bob\nBcc: x@y", "bob@example.com"))
     '"Bob Bcc: x@y" <bob@example.com>'
+    >>> str(mailbox("Jörg", "jörg@client.test")), mailbox("", '"jö,rg"@x.test').addr_spec
+    ('Jörg <jörg@client.test>', '"jö,rg"@x.test')
     """
-    return Address(display_name=one_line(name), addr_spec="".join(one_line(address).split()))
+    addr_spec = "".join(one_line(address).split())
+    if addr_spec.isascii():
+        return Address(display_name=one_line(name), addr_spec=addr_spec)
+    local, _, domain = addr_spec.rpartition("@")
+    if len(local) > 1 and local[0] == local[-1] == '"':  # the stdlib quotes it again
+        local = re.sub(r"\\(.)", r"\1", local[1:-1])
+    return Address(display_name=one_line(name), username=local, domain=domain)
 
 
 def phrase(text: str) -> str:
@@ -144,6 +157,18 @@ for _name in VERBATIM_HEADERS:
 # 7bit: bodies go quoted-printable or base64 rather than raw 8-bit, which a relay without
 # 8BITMIME would have to refuse or convert.
 POLICY = SMTP.clone(cte_type="7bit", header_factory=_REGISTRY)
+# For a recipient with an internationalised address: headers in UTF-8 (RFC 6532), as only
+# an SMTPUTF8 session can carry them; RFC 2047 cannot encode an address.  Bodies stay 7bit.
+UTF8_POLICY = POLICY.clone(utf8=True)
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """``message`` as it is sent, CRLF line ends and bodies 7bit.
+
+    Headers are ASCII, or UTF-8 when ``new_message`` made it for an internationalised address.
+    """
+    utf8 = getattr(message.policy, "utf8", False)
+    return message.as_bytes(policy=UTF8_POLICY if utf8 else POLICY)
 
 
 def new_message(
@@ -162,8 +187,9 @@ def new_message(
     ``Date`` only when given: the transport stamps it when the mail really leaves.
     ``X-Auto-Response-Suppress: All`` keeps Outlook and Exchange from answering with
     out-of-office mail; the loop header lets ingest recognise our own mail coming back.
+    A recipient with an internationalised address gets UTF-8 headers (``UTF8_POLICY``).
     """
-    message = EmailMessage(policy=POLICY)
+    message = EmailMessage(policy=POLICY if recipient.addr_spec.isascii() else UTF8_POLICY)
     message["From"] = sender
     message["To"] = recipient
     if reply_to is not None:

@@ -28,6 +28,7 @@ from qmail.core.fields import address_pairs, file_name, header_fields, split_hea
 from qmail.core.fields import first as _first
 from qmail.core.mail import Address, Mail, Reject
 from qmail.core.parts import Part, read_parts, strip_id, transfer_decoded
+from qmail.core.storable import storable_email, storable_id, storable_name, storable_text
 
 GENERATED_DOMAIN = "generated.qmail.invalid"
 AUTH_RESULTS = "authentication-results"
@@ -95,7 +96,7 @@ def decode_header(value: str) -> str:
         decoded = str(mime_to_unicode(value))
     except Exception:  # flanker raises assorted errors on broken encoded words
         decoded = decode_words(value)
-    return " ".join(repair(decoded).split())
+    return " ".join(storable_text(repair(decoded)).split())
 
 
 def addresses(value: str | None) -> tuple[Address, ...]:
@@ -111,8 +112,9 @@ def addresses(value: str | None) -> tuple[Address, ...]:
     found = []
     for name, mailbox in address_pairs(value or ""):
         parsed = address.parse(mailbox, addr_spec_only=True) if "@" in mailbox else None
-        if parsed is not None:
-            found.append(Address(str(parsed.address).lower(), decode_header(name)))
+        email = str(parsed.address).lower() if parsed is not None else ""
+        if email and storable_email(email):
+            found.append(Address(email, storable_name(decode_header(name))))
     return tuple(found)
 
 
@@ -138,7 +140,7 @@ def message_ids(value: str | None) -> tuple[str, ...]:
     text = value or ""
     tokens = re.findall(r"<([^<>]*)>", text) or re.findall(r"\[([^\[\]]*)\]", text)
     tokens = tokens or re.split(r"[\s,]+", text)
-    ids = (re.sub(r"\s+", "", token).strip("<>[]") for token in tokens)
+    ids = (storable_id(re.sub(r"\s+", "", token).strip("<>[]")) for token in tokens)
     return tuple(dict.fromkeys(found for found in ids if found))
 
 

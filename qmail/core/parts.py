@@ -19,6 +19,12 @@ from qmail.core.charsets import decode_text
 from qmail.core.html import html_to_text
 from qmail.core.mail import Attachment
 from qmail.core.signed import is_signature, unarmour
+from qmail.core.storable import (
+    storable_content_type,
+    storable_file_name,
+    storable_id,
+    storable_text,
+)
 from qmail.core.uuencode import UU_ENCODINGS, decode_body, lift_files
 
 _BODY_TYPES = ("text/plain", "text/html")
@@ -118,7 +124,7 @@ def strip_id(value: str | None) -> str | None:
     >>> strip_id(" <logo@example> "), strip_id(""), strip_id(None)
     ('logo@example', None, None)
     """
-    value = re.sub(r"\s+", "", str(value or "")).strip("<>")
+    value = storable_id(re.sub(r"\s+", "", str(value or "")).strip("<>"))
     return value or None
 
 
@@ -127,6 +133,7 @@ def read_parts(root: Part) -> tuple[str, bool, tuple[Attachment, ...]]:
     texts: list[tuple[str, bool]] = []
     files: list[Part] = []
     _collect(root, texts, files)
+    texts = [(storable_text(piece), html) for piece, html in texts]
     text = "\n\n".join(_edges(piece) for piece, _ in texts if piece.strip())
     from_html = any(html for piece, html in texts if piece.strip())
     attachments = tuple(_attachment(part, number) for number, part in enumerate(files, 1))
@@ -212,9 +219,10 @@ def _edges(text: str) -> str:
 
 def _attachment(part: Part, number: int) -> Attachment:
     """An ``Attachment`` for a leaf, named ``attachment-N.ext`` when it has no name."""
-    filename = re.sub(r"[\x00-\x1f\x7f/\\]", "_", part.filename).strip()
+    filename = storable_file_name(re.sub(r"[\x00-\x1f\x7f/\\]", "_", part.filename).strip())
     if not filename:
         extension = _EXTENSIONS.get(part.content_type, ".txt" if part.is_text else ".bin")
         filename = f"attachment-{number}{extension}"
     inline = part.content_id is not None and part.disposition != "attachment"
-    return Attachment(filename, part.content_type, part.payload, part.content_id, inline)
+    content_type = storable_content_type(part.content_type)
+    return Attachment(filename, content_type, part.payload, part.content_id, inline)

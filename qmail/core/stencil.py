@@ -18,9 +18,8 @@ import html
 import re
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formataddr
 
-from qmail.core.headers import POLICY, one_line
+from qmail.core.headers import POLICY, UTF8_POLICY, mailbox, one_line
 from qmail.core.mail import Address
 
 _HOST = "placeholder.invalid"
@@ -121,8 +120,14 @@ def _filled(body: str, personal: Personal, *, escape: bool) -> str:
 
 
 def _personal_fields(personal: Personal) -> bytes:
-    recipient = formataddr((one_line(personal.recipient.name), personal.recipient.email), "utf-8")
-    lines = [f"To: {recipient}"]
+    """``To`` (through the stdlib, which checks the address), ``In-Reply-To``, ``References``.
+
+    An internationalised address gets a UTF-8 ``To`` (RFC 6532), as ``new_message`` writes it.
+    """
+    recipient = mailbox(personal.recipient.name, personal.recipient.email)
+    policy = POLICY if recipient.addr_spec.isascii() else UTF8_POLICY
+    to = policy.fold_binary("To", policy.header_store_parse("To", recipient)[1])
+    lines = []
     ids = [f"<{one_line(i)}>" for i in personal.references if one_line(i)]
     if personal.in_reply_to and one_line(personal.in_reply_to):
         parent = f"<{one_line(personal.in_reply_to)}>"
@@ -131,7 +136,7 @@ def _personal_fields(personal: Personal) -> bytes:
             ids.append(parent)
     if ids:
         lines.append("References: " + "\r\n ".join(dict.fromkeys(ids)))
-    return "".join(f"{line}\r\n" for line in lines).encode("ascii")
+    return to + "".join(f"{line}\r\n" for line in lines).encode("ascii")
 
 
 def _part(boundary: bytes, subtype: str, content: str) -> bytes:

@@ -162,7 +162,9 @@ class SmtpTransport:
     """Sends through the configured relay with aiosmtplib, one connection per mail.
 
     ``starttls = false`` means plain SMTP, not opportunistic TLS: a relay advertising
-    STARTTLS with a certificate we cannot verify would otherwise stop all mail.
+    STARTTLS with a certificate we cannot verify would otherwise stop all mail.  Mail to an
+    internationalised address goes in an SMTPUTF8 session (``needs_smtputf8``); a relay
+    without SMTPUTF8 leaves it pending with the reason, like any relay misconfiguration.
     """
 
     def __init__(self, outbound: OutboundSettings, timeout: float = SMTP_TIMEOUT) -> None:
@@ -183,10 +185,24 @@ class SmtpTransport:
         }
 
     async def send(self, recipient: str, mail_from: str, raw: bytes) -> None:
+        options = self.options()
+        if needs_smtputf8(recipient, mail_from, raw):
+            options["mail_options"] = ["SMTPUTF8"]
         try:
-            await aiosmtplib.send(raw, sender=mail_from, recipients=[recipient], **self.options())
+            await aiosmtplib.send(raw, sender=mail_from, recipients=[recipient], **options)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
             raise classify(error) from error
+
+
+def needs_smtputf8(recipient: str, mail_from: str, raw: bytes) -> bool:
+    """Whether a mail can only travel in an SMTPUTF8 session (RFC 6531): an internationalised
+    address, or UTF-8 headers (our bodies are always 7bit, so any 8-bit byte is a header's).
+
+    >>> needs_smtputf8("jörg@client.test", "bounces@x.test", b"To: x"), needs_smtputf8(
+    ...     "ann@client.test", "bounces@x.test", b"To: ann@client.test")
+    (True, False)
+    """
+    return not (recipient.isascii() and mail_from.isascii() and raw.isascii())
 
 
 # Refusals about the relay session rather than this mail: a retry after the operator fixes

@@ -3,7 +3,9 @@
 Called in the transaction that posted the message, so the message and its notifications
 commit together (the worker in ``qmail.outbound.delivery`` delivers them later).  Each recipient
 gets their own mail: their own signed reply address, their own Message-ID, their own
-magic link.  Confidentiality rests on one rule, enforced here and again in the query:
+magic link.  A mail that cannot be composed for one of them (an address the standard
+library will not write) is queued ``failed`` with the reason; it never holds up the post or
+the others' mail.  Confidentiality rests on one rule, enforced here and again in the query:
 a notification goes only to the readers of the message's branch
 (``access.branch_readers``: its members, and on a hidden branch only its team
 members); quoted context comes from the same branch only.
@@ -14,7 +16,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 
 from jinja2 import Environment
 from sqlalchemy import func, insert
@@ -39,7 +40,7 @@ from qmail.core.compose import (
 )
 from qmail.core.mail import Address, ReplyTarget
 from qmail.core.stencil import PLACEHOLDERS, Personal, Stencil, fill, make_stencil
-from qmail.outbound.outbox import enqueue, new_message_id, outbox_row
+from qmail.outbound.outbox import enqueue_composed, new_message_id, not_composed, outbox_row
 from qmail.people import Team
 from qmail.resources import templates_dir
 
@@ -117,15 +118,20 @@ def notify_message(session: Session, out: Outgoing, message: models.Message, now
     for person in recipients:
         assert person.id is not None
         on_team = out.team.includes(person)
-        if on_team not in stencils:
-            stencil = _notification(facts, author, on_team, out.settings, now)
-            stencils[on_team] = make_stencil(compose_notification(stencil, out.env))
         personal = _personal(out, facts, person, on_team, earlier.get(person.id, []))
-        raw, text = fill(stencils[on_team], personal)
-        rows.append(
-            outbox_row("notification", person, personal.message_id, raw, text, now)
-            | {"task_id": task.id, "branch_id": branch.id, "about_message_id": message.id}
-        )
+        row = outbox_row("notification", person, personal.message_id, b"", "", now)
+        row |= {"task_id": task.id, "branch_id": branch.id, "about_message_id": message.id}
+        try:
+            if on_team not in stencils:
+                stencil = _notification(facts, author, on_team, out.settings, now)
+                stencils[on_team] = make_stencil(compose_notification(stencil, out.env))
+            row["raw"], row["text"] = fill(stencils[on_team], personal)
+        except Exception as error:  # composing is pure: this one mail cannot be built
+            row["state"], row["last_error"] = (
+                "failed",
+                not_composed(error, personal.message_id, person.email),
+            )
+        rows.append(row)
     session.execute(insert(models.Outbox), rows)
     return len(recipients)
 
@@ -287,8 +293,9 @@ def acknowledge(
         team_name=out.settings.mail.team_name,
         loop_marker=domain,
     )
-    mail: EmailMessage = compose_acknowledgement(ack, out.env)
-    return enqueue(session, mail, "ack", author, now, task.id, message.branch_id, message.id)
+    compose = functools.partial(compose_acknowledgement, ack, out.env)
+    ids = (task.id, message.branch_id, message.id)
+    return enqueue_composed(session, compose, ack.message_id, "ack", author, now, *ids)
 
 
 def after_post(
@@ -344,5 +351,6 @@ def report_refused(
         team_name=out.settings.mail.team_name,
         loop_marker=domain,
     )
-    mail = compose_refusal(refusal, out.env)
-    enqueue(session, mail, "refusal", author, now, task.id, message.branch_id, message.id)
+    compose = functools.partial(compose_refusal, refusal, out.env)
+    ids = (task.id, message.branch_id, message.id)
+    enqueue_composed(session, compose, refusal.message_id, "refusal", author, now, *ids)

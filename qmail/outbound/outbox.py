@@ -4,11 +4,17 @@ Whatever changes the database and wants to tell someone by mail calls ``enqueue`
 same transaction, so the change and its mail commit together or not at all; the worker
 (``qmail.outbound.delivery``) delivers later, with retries, so a failing relay never rolls back a
 task.  ``Date`` is stamped here, from the caller's clock.
+
+A mail that cannot be built (``enqueue_composed``: an address the standard library will not
+write into a header, a name it cannot encode) never undoes the change it announces: its row
+is queued already ``failed``, with the reason, and the other recipients get theirs.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -18,7 +24,9 @@ from sqlmodel import Session
 
 from qmail import models
 from qmail.core.compose import body_text
-from qmail.core.headers import POLICY
+from qmail.core.headers import wire_bytes
+
+log = logging.getLogger(__name__)
 
 
 def new_message_id(domain: str) -> str:
@@ -37,16 +45,77 @@ def enqueue(
     about_message_id: int | None = None,
 ) -> models.Outbox:
     """Queue ``message`` for ``recipient``; its Message-ID header names the row."""
+    message_id, raw, text = _serialized(message, now)
+    row = _row(kind, recipient, now, task_id, branch_id, about_message_id, message_id)
+    row.raw, row.text = raw, text
+    session.add(row)
+    return row
+
+
+def enqueue_composed(
+    session: Session,
+    compose: Callable[[], EmailMessage],
+    message_id: str,
+    kind: str,
+    recipient: models.Person,
+    now: datetime,
+    task_id: int | None = None,
+    branch_id: int | None = None,
+    about_message_id: int | None = None,
+) -> models.Outbox:
+    """Queue the mail ``compose()`` builds, or, when it cannot be built, a ``failed`` row.
+
+    ``message_id`` is the Message-ID the mail was to have (without brackets): it names the
+    failed row.  Composing is pure, so whatever it raises is about this one mail.
+    """
+    row = _row(kind, recipient, now, task_id, branch_id, about_message_id, message_id)
+    try:
+        row.message_id, row.raw, row.text = _serialized(compose(), now)
+    except Exception as error:
+        row.state = "failed"
+        row.last_error = not_composed(error, message_id, recipient.email)
+    session.add(row)
+    return row
+
+
+def not_composed(error: Exception, message_id: str, recipient: str) -> str:
+    """Why the mail ``message_id`` to ``recipient`` could not be built; logged once."""
+    reason = " ".join(f"not composed: {type(error).__name__}: {error}".split())
+    log.warning("<%s> to %s: %s", message_id, recipient, reason)
+    return reason
+
+
+def _serialized(message: EmailMessage, now: datetime) -> tuple[str, bytes, str]:
+    """The Message-ID, the bytes as sent and the text part of ``message``; stamps ``Date``."""
     if "Date" not in message:
         message["Date"] = format_datetime(now)
     message_id = str(message["Message-ID"]).strip().strip("<>")
-    raw = message.as_bytes(policy=POLICY)
-    row = models.Outbox(
-        **outbox_row(kind, recipient, message_id, raw, body_text(message), now)
-        | {"task_id": task_id, "branch_id": branch_id, "about_message_id": about_message_id}
+    return message_id, wire_bytes(message), body_text(message)
+
+
+def _row(
+    kind: str,
+    recipient: models.Person,
+    now: datetime,
+    task_id: int | None,
+    branch_id: int | None,
+    about_message_id: int | None,
+    message_id: str,
+) -> models.Outbox:
+    """A pending row with nothing to send yet."""
+    return models.Outbox(
+        kind=kind,
+        task_id=task_id,
+        branch_id=branch_id,
+        about_message_id=about_message_id,
+        person_id=recipient.id,
+        recipient=recipient.email,
+        message_id=message_id,
+        raw=b"",
+        state="pending",
+        next_attempt_at=now,
+        created_at=now,
     )
-    session.add(row)
-    return row
 
 
 def outbox_row(

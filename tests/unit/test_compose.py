@@ -26,6 +26,7 @@ from qmail.core.compose import (
     compose_refusal,
     mail_environment,
 )
+from qmail.core.headers import wire_bytes
 from qmail.core.mail import Address
 
 TEMPLATES = Path(__file__).parents[2] / "templates" / "mail"
@@ -481,3 +482,33 @@ def test_environment_escapes_html_templates_only(env: Environment) -> None:
 def test_environment_refuses_unknown_names() -> None:
     with pytest.raises(UndefinedError):
         mail_environment(TEMPLATES).from_string("{{ nothing }}").render()
+
+
+# --- internationalised addresses (RFC 6531/6532) ----------------------------------------------
+
+JOERG = Address("jörg@client.test", "Jörg Müller")
+
+
+def test_mail_to_an_internationalised_address_has_utf8_headers_and_a_7bit_body(
+    env: Environment,
+) -> None:
+    ack = compose_acknowledgement(dataclasses.replace(ACK, recipient=JOERG), env)
+    raw = wire_bytes(ack)
+    head, body = raw.split(b"\r\n\r\n", 1)
+    assert b"\r\nTo: J\xc3\xb6rg M\xc3\xbcller <j\xc3\xb6rg@client.test>\r\n" in head
+    assert body.isascii() and raw.count(b"\n") == raw.count(b"\r\n")
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["In-Reply-To"] == "<orig@client.com>"
+
+
+def test_notification_to_an_internationalised_address_reads_back_whole(env: Environment) -> None:
+    raw = wire_bytes(compose_notification(notification(recipient=JOERG), env))
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert str(parsed["To"]) == "Jörg Müller <jörg@client.test>"
+    assert parsed["Subject"] == "[#12] Printer on fire"
+    assert parsed["Reply-To"].addresses[0].addr_spec == REPLY
+
+
+def test_mail_to_an_ascii_address_keeps_ascii_headers_on_the_wire(env: Environment) -> None:
+    raw = wire_bytes(compose_notification(notification(title="Принтер горит"), env))
+    assert raw.split(b"\r\n\r\n", 1)[0].isascii()
