@@ -29,6 +29,7 @@ from qmail.core.mail import (
     Recipient,
     ReplyTarget,
 )
+from qmail.core.storable import storable_text
 from qmail.people import Team, on_team
 from qmail.threads.branches import find_team_branch
 from qmail.threads.tasks import main_branch
@@ -71,8 +72,8 @@ def save_raws(session: Session, mails: Sequence[Spooled]) -> list[Kept]:
         values = {
             "message_id": mail.message_id,
             "raw": mail.raw,
-            "mail_from": mail.mail_from,
-            "rcpt_tos": json.dumps(list(mail.rcpt_tos)),
+            "mail_from": storable_text(mail.mail_from)[:998],  # a NUL from MAIL FROM, say
+            "rcpt_tos": json.dumps([storable_text(rcpt) for rcpt in mail.rcpt_tos]),
             "state": "pending",
             "received_at": mail.received_at,
         }

@@ -300,3 +300,22 @@ def test_nul_in_subject_and_body_and_a_long_display_name_are_stored_alike(smtp_s
 )
 def test_the_core_cuts_values_to_the_lengths_of_their_columns(column, length):
     assert column.type.length == length
+
+
+def test_a_nul_in_the_envelope_sender_is_dropped_and_the_mail_filed(smtp_server, team):
+    """PostgreSQL refuses NUL in text: kept as is, the mail would get 451 forever."""
+    raw = mail(
+        "From: Carol <carol@acme.test>",
+        "To: tasks@example.com",
+        "Subject: Printer",
+        "Message-ID: <printer-envelope@acme.test>",
+    )
+    with smtp_server.client() as client:
+        client.ehlo()
+        assert client.mail("carol\x00@acme.test")[0] == 250
+        assert client.rcpt(INTAKE)[0] == 250
+        assert client.data(raw)[0] == 250
+    smtp_server.wait_filed()
+    with Session(smtp_server.store.engine) as session:
+        (kept,) = session.exec(select(models.RawMail)).all()
+    assert (kept.mail_from, kept.state) == ("carol@acme.test", "done")
