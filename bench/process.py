@@ -165,7 +165,9 @@ def main() -> None:
     print(f"  outbox rows  {outbox / args.count:8.1f} per mail")
     print(f"  states       {dict(sorted(states.items()))}")
     if args.profile and profile:
-        pstats.Stats(profile).sort_stats("cumulative").print_stats(35)
+        stats = pstats.Stats(profile).sort_stats("cumulative")
+        stats.print_stats(35)
+        stats.print_callees("notify_message|_file|apply_route|_personal")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,9 @@ class Posted:
     message_id: int | None = None
     refused: tuple[tuple[str, str], ...] = ()
     refused_commands: tuple[str, ...] = ()
+    # The rows written, held so that the session's (weak) identity map keeps them and
+    # the notify stage, in the same transaction, reads them without querying again.
+    rows: tuple[object, ...] = ()
 
 
 def apply_route(
@@ -67,7 +70,7 @@ def apply_route(
         session, task, branch, author, mail, content, powers, settings, now
     )
     text = content.text_for(ran)
-    message_id = None
+    message = None
     if text or not ran:  # a mail of commands alone posts no empty message
         message = post_message(
             session,
@@ -81,9 +84,10 @@ def apply_route(
             content=content,
             raw_mail_id=incoming.raw_mail_id,
         )
-        message_id = message.id
     touch(task, branch, now)
-    return Posted(task.number, message_id, refused, refused_commands)
+    message_id = message.id if message else None
+    rows = (task, branch, author, message)
+    return Posted(task.number, message_id, refused, refused_commands, rows)
 
 
 def _use_powers(

@@ -76,6 +76,17 @@ def add_member(session: Session, branch_id: int, person_id: int, now: datetime) 
         session.add(models.BranchMember(branch_id=branch_id, person_id=person_id, added_at=now))
 
 
+def add_new_members(
+    session: Session, branch_id: int, people: list[models.Person], now: datetime
+) -> None:
+    """``add_member`` for the people of a branch just created: nobody is a member yet."""
+    ids = dict.fromkeys(person.id for person in people if person.id is not None)
+    session.add_all(
+        models.BranchMember(branch_id=branch_id, person_id=person_id, added_at=now)
+        for person_id in ids
+    )
+
+
 def tag_task(session: Session, task_id: int, names: tuple[str, ...]) -> None:
     for name in names:
         tag = session.exec(select(models.Tag).where(models.Tag.name == name)).first()
@@ -107,10 +118,7 @@ def create_task(
     session.flush()
     assert branch.id is not None
     tag_task(session, task.id, route.tags)
-    add_member(session, branch.id, author.id, now)
-    for person in triage_team(session, settings, now):
-        assert person.id is not None
-        add_member(session, branch.id, person.id, now)
+    add_new_members(session, branch.id, [author, *triage_team(session, settings, now)], now)
     record_event(session, task, "task_created", author, now, branch.id, task.title)
     return task, branch
 
