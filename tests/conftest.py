@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 
 from qmail.auth.signed import LinkTokens, ReplyTokens
@@ -28,6 +29,12 @@ MAIL_DIR = Path(__file__).parent / "mail"
 TEST_DATABASE_URL = os.environ.get("QMAIL_TEST_DATABASE_URL", "")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECRET = "test-secret-key-not-for-production"
+
+# Generated-input tests: 150 cases per run in the suite; HYPOTHESIS_PROFILE=deep for a long
+# hunt (thousands of cases) before a release or after changing the parser.
+hypothesis_settings.register_profile("suite", max_examples=150)
+hypothesis_settings.register_profile("deep", max_examples=3000)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
 def eml_bytes(name: str) -> bytes:
