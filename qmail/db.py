@@ -1,7 +1,10 @@
 """The database edge: engines, sessions and the schema's migrations.
 
 SQLite (the default) runs in WAL mode with a busy timeout so the SMTP server, the web app
-and the worker can share one file; PostgreSQL needs nothing special.  ``migrate()`` brings
+and the worker can share one file, and with ``synchronous=FULL``: a commit is on the disk
+before it returns, so the ``250`` that follows it survives a power cut, not only a crash
+(the spool commits many mails at once, so this costs one sync per batch).  PostgreSQL
+needs nothing special.  ``migrate()`` brings
 any database to the newest schema through Alembic and is safe to run again.
 """
 
@@ -56,7 +59,7 @@ def _sqlite_pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
 
 

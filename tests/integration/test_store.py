@@ -40,6 +40,7 @@ def test_sqlite_runs_in_wal_mode(store):
     with store.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert connection.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL: durable
 
 
 def test_raw_mail_is_stored_once_per_message_id(store):
