@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
 from qmail.auth.signed import LinkTokens, ReplyTokens
 from qmail.config import Settings, secret_key
-from qmail.db import create_db_engine, migrate
+from qmail.db import WriteTurns, create_db_engine, migrate
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Context:
     settings: Settings
     tokens: ReplyTokens
     links: LinkTokens
+    turns: WriteTurns = field(default_factory=WriteTurns, compare=False)
 
 
 def open_context(settings: Settings, create: bool = True) -> Context:

@@ -11,6 +11,7 @@ any database to the newest schema through Alembic and is safe to run again.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,6 +76,37 @@ def like_escaped(text: str) -> str:
 def like_pattern(text: str) -> str:
     """A LIKE pattern matching ``text`` anywhere (use with ``escape="\\"``)."""
     return f"%{like_escaped(text)}%"
+
+
+class WriteTurns:
+    """Whose turn it is to write, among the threads of one process: the spool goes first.
+
+    SQLite has one writer at a time and lets waiters poll for the lock, so a worker that
+    starts its next batch the moment it committed the last can keep the SMTP server's
+    commit (and the 250s waiting on it) waiting for seconds.  So the spool marks itself
+    ``urgent`` while it writes, and the worker waits for that before each batch.
+    (Processes on PostgreSQL lock rows, not the database: there it costs nothing.)
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._urgent = 0
+
+    @contextmanager
+    def urgent(self) -> Iterator[None]:
+        with self._changed:
+            self._urgent += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._urgent -= 1
+                self._changed.notify_all()
+
+    def after_urgent(self, timeout: float = 5.0) -> None:
+        """Wait until no urgent write is waiting or under way (``timeout`` at most)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._urgent == 0, timeout)
 
 
 @contextmanager

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import random
 import signal
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import partial
@@ -53,13 +54,23 @@ def ingest_handler(context: Context, spool: Spool) -> IngestHandler:
     )
 
 
-def file_pending(context: Context, now: datetime) -> int:
-    """File every pending raw mail, a batch per transaction; how many were taken."""
-    total = 0
+def file_pending(context: Context, now: datetime | None = None, budget: float = 0.1) -> int:
+    """File every pending raw mail, a batch per transaction; how many were taken.
+
+    A batch is as many mails as take about ``budget`` seconds to file (at least one, at
+    most ``pipeline.BATCH``): on SQLite a transaction holds the one write lock, and the
+    SMTP server's next commit, with the 250s waiting on it, must not wait long for it.
+    ``now`` is the filing time (by default the clock's, read for each batch).
+    """
+    total, per_mail = 0, budget / 10
     while True:
-        outcomes = pipeline.process_pending(context, now)
+        limit = max(1, min(pipeline.BATCH, int(budget / per_mail)))
+        started = time.perf_counter()
+        outcomes = pipeline.process_pending(context, now or datetime.now(UTC), limit)
+        if outcomes:
+            per_mail = (time.perf_counter() - started) / len(outcomes)
         total += len(outcomes)
-        if len(outcomes) < pipeline.BATCH:
+        if len(outcomes) < limit:
             return total
 
 
@@ -69,7 +80,7 @@ async def filer(context: Context, wake: asyncio.Event, interval: float = 1.0) ->
     while True:
         wake.clear()
         try:
-            await asyncio.to_thread(file_pending, context, datetime.now(UTC))
+            await asyncio.to_thread(file_pending, context)
         except Exception:
             log.exception("filing mail failed; trying again in %ss", interval)
         with contextlib.suppress(TimeoutError):

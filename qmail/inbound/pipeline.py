@@ -79,7 +79,7 @@ def accept(
 def keep(mails: list[store.Spooled], context: Context) -> list[store.Kept]:
     """Commit the raw mails in one transaction; ``TemporaryFailure`` if the database fails."""
     try:
-        with session_scope(context.engine) as session:
+        with context.turns.urgent(), session_scope(context.engine) as session:
             return store.save_raws(session, mails)
     except (OperationalError, DBAPIError) as error:
         ids = ", ".join(f"<{mail.message_id}>" for mail in mails)
@@ -100,6 +100,7 @@ def process_pending(
     """
     outcomes: list[Outcome] = []
     raced: list[int] = []
+    context.turns.after_urgent()  # the SMTP server's commit first: 250s wait on it
     try:
         with session_scope(context.engine) as session:
             for raw_mail_id in store.claim_pending(session, limit):
