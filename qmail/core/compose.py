@@ -164,6 +164,14 @@ def mail_environment(folder: Path) -> Environment:
 
 def compose_notification(n: Notification, env: Environment) -> EmailMessage:
     """The mail telling ``n.recipient`` about a new message in a task's branch."""
+    message, text, html = notification_parts(n, env)
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+def notification_parts(n: Notification, env: Environment) -> tuple[EmailMessage, str, str]:
+    """The notification's headers (a message without a body), its text and its HTML."""
     team = n.recipient_is_team
     author = _display(n.author)
     message = _begin(
@@ -176,24 +184,23 @@ def compose_notification(n: Notification, env: Environment) -> EmailMessage:
     set_thread(message, n.in_reply_to, n.references, n.domain)
     set_list_headers(message, n.team_name, n.number, n.domain, n.unsubscribe_url)
     context_lines = _text(n.context).splitlines()[:CONTEXT_LINES]
-    _render(
-        message,
-        env,
-        "notification",
-        number=n.number,
-        title=one_line(n.title),
-        status=one_line(n.status),
-        tags=[one_line(tag) for tag in n.tags],
-        hidden=team and n.hidden,
-        author=author,
-        text=_text(n.text),
-        context_lines=context_lines,
-        attachments=[(one_line(a.filename), human_size(a.size)) for a in n.attachments],
-        magic_link=n.magic_link,
-        private_address=n.private_address if team else None,
-        team_name=one_line(n.team_name),
-    )
-    return message
+    context: dict[str, Any] = {
+        "number": n.number,
+        "title": one_line(n.title),
+        "status": one_line(n.status),
+        "tags": [one_line(tag) for tag in n.tags],
+        "hidden": team and n.hidden,
+        "author": author,
+        "text": _text(n.text),
+        "context_lines": context_lines,
+        "attachments": [(one_line(a.filename), human_size(a.size)) for a in n.attachments],
+        "magic_link": n.magic_link,
+        "private_address": n.private_address if team else None,
+        "team_name": one_line(n.team_name),
+    }
+    text = env.get_template("notification.txt").render(**context)
+    html = env.get_template("notification.html").render(**context)
+    return message, text, html
 
 
 def compose_acknowledgement(a: Acknowledgement, env: Environment) -> EmailMessage:

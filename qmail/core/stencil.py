@@ -4,16 +4,18 @@ Everyone told about one message gets the same mail but for a few values of their
 their name in ``To``, their signed reply address, sign-in link, unsubscribe link and
 Message-ID, and the notifications they got before (``In-Reply-To``/``References``).
 Composing each copy through ``email.message`` costs milliseconds, mostly in header
-folding; so the mail is composed once (``qmail.core.compose``) with ``PLACEHOLDERS``
-for those values, and ``fill`` writes each recipient's copy by substitution: the header
-block as composed, with the placeholders replaced, and the two body parts encoded again
-(7bit, or quoted-printable when a line is not plain ASCII).  Whoever reads the result
-with ``email`` sees the same message as if it had been composed for them alone.
+folding; so the mail is composed once (``compose.notification_parts``) with
+``PLACEHOLDERS`` for those values, and ``fill`` writes each recipient's copy by
+substitution: the header block as composed, with the placeholders replaced, and the two
+body parts encoded (7bit, or quoted-printable when a line is not plain ASCII).  Whoever
+reads the result with ``email`` sees the same message as if it had been composed for them
+alone.
 """
 
 from __future__ import annotations
 
 import binascii
+import hashlib
 import html
 import re
 from dataclasses import dataclass
@@ -50,11 +52,13 @@ PLACEHOLDERS = Personal(
     references=(),
 )
 
-# Fields written afresh for each copy: taken out of the composed header block.
-_PERSONAL_FIELDS = re.compile(
-    rb"(?im)^(to|in-reply-to|references):[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*"
-)
-_BOUNDARY = re.compile(rb'(?im)^content-type:\s*multipart/alternative;\s*boundary="?([^"\r\n;]+)"?')
+# Fields written afresh for each copy: left out of the composed header block.
+_PERSONAL_NAMES = frozenset({"to", "in-reply-to", "references"})
+# RFC 5322 dot-atoms, and a display name of plain words: what needs neither quotes nor
+# encoding (anything else goes through the standard library).
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9'-]+(?: [A-Za-z0-9'-]+)*)?")
 MAX_LINE = 998  # RFC 5322: longer lines must be encoded
 
 
@@ -68,21 +72,25 @@ class Stencil:
     html: str
 
 
-def make_stencil(message: EmailMessage) -> Stencil:
-    """``message`` (text with an HTML alternative, composed with ``PLACEHOLDERS``) as a stencil."""
-    raw = message.as_bytes(policy=POLICY)
-    head = raw[: raw.index(b"\r\n\r\n") + 2]
-    boundary = message.get_boundary()
-    text_part = message.get_body(preferencelist=("plain",))
-    html_part = message.get_body(preferencelist=("html",))
-    if boundary is None or text_part is None or html_part is None:
-        raise ValueError("a stencil needs a text part with an HTML alternative")
-    return Stencil(
-        _PERSONAL_FIELDS.sub(b"", head),
-        boundary.encode("ascii"),
-        str(text_part.get_content()),
-        str(html_part.get_content()),
+def make_stencil(head: EmailMessage, text: str, html: str) -> Stencil:
+    """A stencil from ``compose.notification_parts`` made with ``PLACEHOLDERS``.
+
+    Only the headers go through the standard library (they need its encoding and
+    folding); the multipart structure around the two bodies is written here.
+    """
+    fields = b"".join(
+        POLICY.fold_binary(name, value)
+        for name, value in head.items()
+        if name.lower() not in _PERSONAL_NAMES
     )
+    # A boundary that cannot occur in the bodies: it is made from them (RFC 2046).
+    digest = hashlib.sha256(f"{text}\0{html}".encode("utf-8", "surrogatepass")).hexdigest()
+    boundary = f"=_qmail_{digest[:32]}".encode("ascii")
+    structure = (
+        b"MIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n'
+    )
+    return Stencil(fields + structure, boundary, text, html)
 
 
 def fill(stencil: Stencil, personal: Personal) -> tuple[bytes, str]:
@@ -124,9 +132,6 @@ def _personal_fields(personal: Personal) -> bytes:
 
     An internationalised address gets a UTF-8 ``To`` (RFC 6532), as ``new_message`` writes it.
     """
-    recipient = mailbox(personal.recipient.name, personal.recipient.email)
-    policy = POLICY if recipient.addr_spec.isascii() else UTF8_POLICY
-    to = policy.fold_binary("To", policy.header_store_parse("To", recipient)[1])
     lines = []
     ids = [f"<{one_line(i)}>" for i in personal.references if one_line(i)]
     if personal.in_reply_to and one_line(personal.in_reply_to):
@@ -136,7 +141,26 @@ def _personal_fields(personal: Personal) -> bytes:
             ids.append(parent)
     if ids:
         lines.append("References: " + "\r\n ".join(dict.fromkeys(ids)))
-    return to + "".join(f"{line}\r\n" for line in lines).encode("ascii")
+    return _to(personal.recipient) + "".join(f"{line}\r\n" for line in lines).encode("ascii")
+
+
+def _to(recipient: Address) -> bytes:
+    r"""The ``To`` field, written here for a plain name and address.
+
+    Anything else goes through the standard library, which quotes, encodes and checks it
+    (and refuses an address no header can hold, as composing would).
+
+    >>> _to(Address("bob@example.com", "Bob Jones")), _to(Address("b@x.test", "Smith, Bob"))
+    (b'To: Bob Jones <bob@example.com>\r\n', b'To: "Smith, Bob" <b@x.test>\r\n')
+    """
+    name, email = one_line(recipient.name), recipient.email
+    if _PLAIN_ADDRESS.fullmatch(email) and _PLAIN_NAME.fullmatch(name):
+        line = f"To: {name} <{email}>" if name else f"To: {email}"
+        if len(line) <= 78:
+            return f"{line}\r\n".encode("ascii")
+    address = mailbox(name, email)
+    policy = POLICY if address.addr_spec.isascii() else UTF8_POLICY
+    return policy.fold_binary("To", policy.header_store_parse("To", address)[1])
 
 
 def _part(boundary: bytes, subtype: str, content: str) -> bytes:

@@ -34,9 +34,9 @@ from qmail.core.compose import (
     Refusal,
     Refused,
     compose_acknowledgement,
-    compose_notification,
     compose_refusal,
     mail_environment,
+    notification_parts,
 )
 from qmail.core.mail import Address, ReplyTarget
 from qmail.core.stencil import PLACEHOLDERS, Personal, Stencil, fill, make_stencil
@@ -124,7 +124,7 @@ def notify_message(session: Session, out: Outgoing, message: models.Message, now
         try:
             if on_team not in stencils:
                 stencil = _notification(facts, author, on_team, out.settings, now)
-                stencils[on_team] = make_stencil(compose_notification(stencil, out.env))
+                stencils[on_team] = make_stencil(*notification_parts(stencil, out.env))
             row["raw"], row["text"] = fill(stencils[on_team], personal)
         except Exception as error:  # composing is pure: this one mail cannot be built
             row["state"], row["last_error"] = (

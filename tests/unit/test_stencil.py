@@ -12,7 +12,13 @@ from email.message import EmailMessage
 import pytest
 from jinja2 import Environment
 
-from qmail.core.compose import Notification, body_text, compose_notification, mail_environment
+from qmail.core.compose import (
+    Notification,
+    body_text,
+    compose_notification,
+    mail_environment,
+    notification_parts,
+)
 from qmail.core.mail import Address
 from qmail.core.stencil import PLACEHOLDERS, Personal, fill, make_stencil
 from tests.unit.test_compose import NOTIFICATION, TEMPLATES
@@ -102,6 +108,7 @@ RECIPIENTS = {
         "references": tuple(f"qmail.{n:032x}@example.com" for n in range(12)),
         "in_reply_to": "qmail.last@example.com",
     },
+    "a name the header must quote": {"recipient": Address("bob@example.com", "Jones, Bob (IT)")},
     "a link that HTML must escape": {"magic_link": "https://q.example.com/login?a=1&b=<2>"},
 }
 
@@ -112,7 +119,7 @@ def test_a_filled_copy_reads_like_a_mail_composed_for_its_recipient(
 ) -> None:
     n = dataclasses.replace(NOTIFICATION, date=DATE, **changes)  # type: ignore[arg-type]
     alone = compose_notification(n, env)
-    stencil = make_stencil(compose_notification(with_placeholders(n), env))
+    stencil = make_stencil(*notification_parts(with_placeholders(n), env))
     raw, text = fill(stencil, personal_of(n))
     assert seen(parsed(raw)) == seen(parsed(alone.as_bytes()))
     assert text == body_text(alone)
@@ -122,7 +129,7 @@ def test_a_filled_copy_reads_like_a_mail_composed_for_its_recipient(
 
 def test_one_stencil_serves_each_recipient_with_only_their_own_values(env: Environment) -> None:
     n = dataclasses.replace(NOTIFICATION, date=DATE)
-    stencil = make_stencil(compose_notification(with_placeholders(n), env))
+    stencil = make_stencil(*notification_parts(with_placeholders(n), env))
     bob = personal_of(n)
     dan = dataclasses.replace(
         bob,
@@ -141,8 +148,20 @@ def test_one_stencil_serves_each_recipient_with_only_their_own_values(env: Envir
     assert parsed(dan_raw)["To"].addresses[0].addr_spec == "dan@example.com"
 
 
-def test_a_stencil_needs_a_text_and_an_html_part() -> None:
-    message = EmailMessage()
-    message.set_content("text only")
-    with pytest.raises(ValueError, match="HTML alternative"):
-        make_stencil(message)
+def test_the_boundary_occurs_in_neither_body(env: Environment) -> None:
+    n = dataclasses.replace(NOTIFICATION, date=DATE)
+    stencil = make_stencil(*notification_parts(with_placeholders(n), env))
+    assert stencil.boundary.decode() not in stencil.text + stencil.html
+    raw, _ = fill(stencil, personal_of(n))
+    assert raw.count(b"--" + stencil.boundary) == 3  # two parts and the end
+
+
+def test_an_address_no_header_can_hold_is_refused_as_composing_refuses_it(
+    env: Environment,
+) -> None:
+    n = dataclasses.replace(NOTIFICATION, date=DATE, recipient=Address("taro..yamada@x.jp", ""))
+    with pytest.raises(ValueError):
+        compose_notification(n, env)
+    stencil = make_stencil(*notification_parts(with_placeholders(n), env))
+    with pytest.raises(ValueError):
+        fill(stencil, personal_of(n))
