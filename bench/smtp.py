@@ -304,8 +304,9 @@ def drain(folder: Path, database: str, timeout: float) -> str:
             left = sum(states.get(state, 0) for state in UNFINISHED)
             seconds = time.perf_counter() - start
             if not left:
-                return f"worker processed {backlog} mails in {seconds:.1f} s: " + (
-                    f"{backlog / seconds:.1f} mails/s; {states}"
+                rate = backlog / seconds
+                return f"worker filed {backlog} mails in {seconds:.1f} s, {rate:.1f}/s" + (
+                    f" (its start included); {states}"
                 )
             if seconds > timeout:
                 return f"worker left {left} of {backlog} unprocessed after {timeout:.0f} s"
