@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlmodel import Session, col, select
 
 from qmail import models
@@ -61,7 +61,14 @@ def main_branch(session: Session, task_id: int | None) -> models.Branch:
 
 
 def next_task_number(session: Session) -> int:
-    """The next human task number; the row lock serializes concurrent writers."""
+    """The next human task number.
+
+    PostgreSQL takes it from the sequence ``task_number``, which locks nothing: workers
+    filing batches side by side never wait for each other's task numbers (a rolled-back
+    transaction leaves a gap).  SQLite, with one writer, bumps the ``counter`` row.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return int(session.execute(text("SELECT nextval('task_number')")).scalar_one())
     result = session.execute(
         update(models.Counter)
         .where(col(models.Counter.name) == "task")

@@ -66,6 +66,21 @@ def test_task_numbers_stay_unique_under_concurrent_writers(store):
     assert sorted(numbers) == list(range(1, 41))
 
 
+def test_task_numbers_go_on_from_the_last_task_across_the_sequence_migration(store):
+    """PostgreSQL numbers tasks from a sequence since migration 0007; a database that
+    already had tasks goes on after its last one (and back, when downgraded)."""
+    with session_scope(store.engine) as session:
+        for _ in range(3):
+            session.add(models.Task(number=next_task_number(session), title="t"))
+    config = alembic_config(store.engine)
+    command.downgrade(config, "0006")
+    with session_scope(store.engine) as session:
+        assert session.get(models.Counter, "task").value == 3  # type: ignore[union-attr]
+    migrate(store.engine)
+    with session_scope(store.engine) as session:
+        assert next_task_number(session) == 4
+
+
 def test_people_are_created_once_and_the_team_follows_the_domain(store):
     with session_scope(store.engine) as session:
         carol = people.get_person(session, Address("carol@acme.test", ""), NOW)
