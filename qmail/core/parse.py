@@ -24,7 +24,7 @@ from flanker.mime.message.headers import mime_to_unicode
 from qmail.core.automatic import detect_automatic
 from qmail.core.charsets import decode_words, repair
 from qmail.core.fallback import read_with_stdlib
-from qmail.core.fields import address_pairs, file_name, header_fields, split_head
+from qmail.core.fields import Fields, address_pairs, file_name, header_fields, split_head
 from qmail.core.fields import first as _first
 from qmail.core.hollow import MIN_RUN, Hollowed, hollow
 from qmail.core.mail import Address, Mail, Reject
@@ -48,7 +48,7 @@ def parse_mail(raw: bytes) -> Mail | Reject:
     subject = decode_header(_first(fields, "subject") or "")
     senders = addresses(_first(fields, "from"))
     return Mail(
-        message_id=read_message_id(raw),
+        message_id=_message_id(fields, raw),
         subject=subject,
         sender=senders[0] if senders else None,
         to=addresses(_first(fields, "to")),
@@ -73,7 +73,11 @@ def read_message_id(raw: bytes) -> str:
 
     Reads only the header block, so the SMTP edge can de-duplicate before parsing.
     """
-    found = normalize_message_id(_first(header_fields(raw), "message-id"))
+    return _message_id(header_fields(raw), raw)
+
+
+def _message_id(fields: Fields, raw: bytes) -> str:
+    found = normalize_message_id(_first(fields, "message-id"))
     return found or f"{hashlib.sha256(raw).hexdigest()[:32]}@{GENERATED_DOMAIN}"
 
 
