@@ -6,10 +6,11 @@ replies to them by the clients, each with In-Reply-To and References and
 the quoted history a mail program adds; about 3 KB a message, one in a hundred a few
 minutes out of date order.  Then runs ``qmail import mbox`` on it as a subprocess
 against a fresh database and prints mails per second, the command's peak RSS, how long
-reading the mailbox alone takes, and what that rate would make of 1 M messages.
-Prints figures; asserts nothing.
+reading the mailbox alone takes (and the peak RSS of a process that only reads it), and
+what that rate would make of 1 M messages.  Prints figures; asserts nothing.
 
     .venv/bin/python bench/import.py --count 10000
+    .venv/bin/python bench/import.py --count 1000000 --read-only
     .venv/bin/python bench/import.py --count 100000 --database postgresql+psycopg://...
 """
 
@@ -96,9 +97,17 @@ def escape(body: str) -> str:
 
 
 def cached_mbox(cache: Path, count: int) -> Path:
+    """The mailbox of ``count`` messages, made by a process of its own: a child's peak RSS
+    starts from its parent's, and making it holds every thread's last words."""
     path = cache / f"import-{count}.mbox"
-    if path.exists():
-        return path
+    if not path.exists():
+        command = [sys.executable, __file__, "--make", str(count), "--cache", str(cache)]
+        subprocess.run(command, check=True)
+    return path
+
+
+def make_mbox(cache: Path, count: int) -> None:
+    path = cache / f"import-{count}.mbox"
     cache.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     rng, threads = random.Random(count), []
@@ -106,7 +115,6 @@ def cached_mbox(cache: Path, count: int) -> Path:
         for number in range(count):
             write_message(out, rng, number, threads)
     partial.rename(path)
-    return path
 
 
 # --- the import -------------------------------------------------------------------------
@@ -136,18 +144,24 @@ def run_import(path: Path, database: str) -> tuple[float, int, str]:
     return elapsed, usage.ru_maxrss, output.strip().splitlines()[-1]
 
 
-def reading_seconds(path: Path) -> float:
-    """How long reading the mailbox alone takes: both passes, every message."""
+def reading(path: Path) -> tuple[float, int]:
+    """How long reading the mailbox alone takes (both passes, every message), and the
+    peak RSS in KiB of the process that reads it."""
     code = (
         "import sys, time; from pathlib import Path; "
         "from qmail.inbound.mailboxes import read_mailbox; t = time.perf_counter(); "
         "n = sum(1 for _ in read_mailbox('mbox', Path(sys.argv[1]))); "
         "print(time.perf_counter() - t)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(path)], env=ENV, capture_output=True, check=True
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)], env=ENV, stdout=subprocess.PIPE
     )
-    return float(result.stdout)
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise SystemExit("reading the mailbox failed")
+    return float(output), usage.ru_maxrss
 
 
 def fresh(database: str) -> tuple[str, Callable[[], None]]:
@@ -174,13 +188,24 @@ def main() -> None:
     parser.add_argument("--count", default="10000", help="messages; comma-separated for more")
     parser.add_argument("--database", default="", help="default: a fresh SQLite file")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/qmail-bench-import"))
+    parser.add_argument("--read-only", action="store_true", help="only read the mailbox")
+    parser.add_argument("--make", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.make:
+        make_mbox(args.cache, args.make)
+        return
     for count in (int(one) for one in args.count.split(",")):
         started = time.perf_counter()
         path = cached_mbox(args.cache, count)
         made = time.perf_counter() - started
         size = path.stat().st_size / 1e6
-        reading = reading_seconds(path)
+        read, read_kib = reading(path)
+        print(
+            f"{count} messages ({size:.0f} MB, made in {made:.0f} s): reading alone "
+            f"{read:.1f} s ({count / read:.0f} mails/s), peak RSS {read_kib / 1024:.0f} MiB"
+        )
+        if args.read_only:
+            continue
         database, drop = fresh(args.database)
         try:
             elapsed, peak_kib, summary = run_import(path, database)
@@ -188,9 +213,7 @@ def main() -> None:
             drop()
         rate = count / elapsed
         print(
-            f"{count} messages ({size:.0f} MB, made in {made:.0f} s): "
-            f"{elapsed:.0f} s, {rate:.0f} mails/s, peak RSS {peak_kib / 1024:.0f} MiB; "
-            f"reading alone {reading:.1f} s ({count / reading:.0f} mails/s); "
+            f"  import: {elapsed:.0f} s, {rate:.0f} mails/s, peak RSS {peak_kib / 1024:.0f} MiB; "
             f"1 M at this rate: {1_000_000 / rate / 60:.0f} min\n  {summary}"
         )
 

@@ -1,9 +1,9 @@
 """Reading a mailbox to import, one message at a time, oldest first.
 
 ``read_mailbox`` reads an mbox file or a Maildir in two passes and never holds more than
-one message: the first pass notes where each message is and its Date (a few dozen bytes
-a message: 1 M messages take about 30 MB), the second hands the messages over in date
-order, each read from disk when it is asked for.  Undated messages come first, in their
+one message: the first pass notes where each message is and its Date (24 bytes a
+message: 1 M messages take 24 MB), the second hands the messages over in date order,
+each read from disk when it is asked for.  Undated messages come first, in their
 mailbox order; so do messages of the same moment.
 
 The mbox is split as the standard library's ``mailbox.mbox`` splits it: every line
@@ -15,6 +15,7 @@ with CRLF line ends, as SMTP would hand it over.  Nothing here parses more than 
 
 from __future__ import annotations
 
+import heapq
 import os
 from array import array
 from collections.abc import Iterator
@@ -43,7 +44,6 @@ class Messages:
                 self._index_mbox(file)
         else:
             self._index_maildir()
-        self._order = _oldest_first(self._dates)
 
     def __len__(self) -> int:
         return len(self._dates)
@@ -51,13 +51,13 @@ class Messages:
     def __iter__(self) -> Iterator[bytes]:
         if self.kind == "mbox":
             with self.path.open("rb") as file:
-                for index in self._order:
+                for index in _oldest_first(self._dates):
                     file.seek(self._starts[index])
                     file.readline()  # the "From " line
                     raw = file.read(max(0, self._ends[index] - file.tell()))
                     yield crlf(raw)
         else:
-            for index in self._order:
+            for index in _oldest_first(self._dates):
                 name = self._names[self._starts[index] : self._ends[index]]
                 yield crlf((self.path / os.fsdecode(bytes(name))).read_bytes())
 
@@ -162,11 +162,25 @@ def date_of(head: bytes) -> float:
     return UNDATED
 
 
-def _oldest_first(dates: array[float]) -> range | array[int]:
+def _oldest_first(dates: array[float]) -> Iterator[int]:
     """The positions of ``dates`` in date order, ties in mailbox order.
 
-    A mailbox written as mail came in is in order already: then nothing is sorted.
+    A mailbox is mostly in the order mail came in: the messages dated no earlier than all
+    before them are in order already; only the others are sorted (a list of those alone),
+    and the two runs are merged as they are read.
     """
-    if all(dates[index] <= dates[index + 1] for index in range(len(dates) - 1)):
-        return range(len(dates))
-    return array("q", sorted(range(len(dates)), key=dates.__getitem__))
+    late: list[int] = []
+    latest = UNDATED
+    for index, date in enumerate(dates):
+        if date >= latest:
+            latest = date
+        else:
+            late.append(index)
+    if not late:
+        return iter(range(len(dates)))
+    late.sort(key=dates.__getitem__)
+    is_late = bytearray(len(dates))
+    for index in late:
+        is_late[index] = 1
+    in_order = (index for index in range(len(dates)) if not is_late[index])
+    return heapq.merge(in_order, late, key=lambda index: (dates[index], index))

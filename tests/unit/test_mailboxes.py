@@ -6,12 +6,13 @@ from __future__ import annotations
 import mailbox
 import random
 import tracemalloc
+from array import array
 from pathlib import Path
 
 import pytest
 
 from qmail.errors import QmailError
-from qmail.inbound.mailboxes import crlf, read_mailbox
+from qmail.inbound.mailboxes import UNDATED, _oldest_first, crlf, read_mailbox
 
 LINES = [
     b"From ann@client.test Tue Jun  4 10:00:00 2024\n",
@@ -93,6 +94,22 @@ def test_messages_come_oldest_first_undated_first_ties_in_mailbox_order(
         expected[:2], expected[4:] = sorted(expected[:2]), sorted(expected[4:])
         subjects[:2], subjects[4:] = sorted(subjects[:2]), sorted(subjects[4:])
     assert subjects == expected
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_any_order_of_dates_comes_out_sorted_with_ties_in_mailbox_order(seed: int) -> None:
+    rng = random.Random(seed)
+    count = rng.randrange(0, 300)
+    moments = [float(rng.randrange(20)) for _ in range(count)] + [UNDATED] * rng.randrange(3)
+    if rng.random() < 0.5:  # mostly in order, as mail comes in
+        moments.sort()
+        for _ in range(rng.randrange(5)):
+            if moments:
+                moments[rng.randrange(len(moments))] = float(rng.randrange(20))
+    if rng.random() < 0.2:
+        rng.shuffle(moments)
+    dates = array("d", moments)
+    assert list(_oldest_first(dates)) == sorted(range(len(dates)), key=lambda i: (dates[i], i))
 
 
 def test_reading_a_large_mbox_holds_one_message_at_a_time(tmp_path: Path) -> None:
