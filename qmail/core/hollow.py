@@ -65,6 +65,27 @@ class Hollowed:
         pieces.append(piece[position:])
         return b"".join(pieces)
 
+    def span(self, piece: bytes) -> tuple[int, int] | None:
+        r"""Where in ``raw`` the restored ``piece`` lies, when it holds one marker.
+
+        Then the piece need not be restored to be read: ``raw[start:end]`` is it.
+
+        >>> hollowed = hollow(b"A: 1\r\n\r\n" + b"QUJD\r\n" * 3 + b"--end", min_run=10)
+        >>> start, end = hollowed.span(b"\r\nqmailhollow0x\r\n")
+        >>> hollowed.raw[start:end]
+        b'\r\nQUJD\r\nQUJD\r\nQUJD\r\n'
+        """
+        markers = list(_MARKER.finditer(piece))
+        if len(markers) != 1:
+            return None
+        marker = markers[0]
+        run_start, run_end = self.runs[int(marker.group(1))]
+        start, end = run_start - marker.start(), run_end + len(piece) - marker.end()
+        before, after = piece[: marker.start()], piece[marker.end() :]
+        if self.raw[start:run_start] != before or self.raw[run_end:end] != after:
+            return None  # not a piece of ``text`` as it was
+        return start, end
+
 
 def hollow(raw: bytes, min_run: int = MIN_RUN) -> Hollowed:
     r"""``raw`` with every run of at least ``min_run`` bytes of body lines set aside.

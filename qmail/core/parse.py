@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +29,7 @@ from qmail.core.fields import Fields, address_pairs, file_name, header_fields, s
 from qmail.core.fields import first as _first
 from qmail.core.hollow import MIN_RUN, Hollowed, hollow
 from qmail.core.mail import Address, Mail, Reject
-from qmail.core.parts import Part, read_parts, strip_id, transfer_decoded
+from qmail.core.parts import Part, decode_base64, read_parts, strip_id, transfer_decoded
 
 GENERATED_DOMAIN = "generated.qmail.invalid"
 AUTH_RESULTS = "authentication-results"
@@ -195,12 +196,17 @@ def _from_flanker(part: Any, hollowed: Hollowed) -> Part:
     head, body = split_head(str(part.to_string()).encode("utf-8", "surrogateescape"))
     disposition = part.content_disposition[0]
     charset = part.content_type.params.get("charset")
+    encoding = str(part.content_encoding.value)
+    # A large base64 file is decoded where it lies in the mail, never copied out first.
+    span = hollowed.span(body) if encoding.strip().lower() == "base64" else None
     leaf = Part(
         content_type,
-        hollowed.restore(body),
+        b"" if span else hollowed.restore(body),
         charset if isinstance(charset, str) else None,
         str(disposition or "").lower(),
         file_name(header_fields(hollowed.restore(head))),
         strip_id(part.headers.get("Content-Id")),
     )
-    return transfer_decoded(leaf, str(part.content_encoding.value))
+    if span:
+        return replace(leaf, payload=decode_base64(hollowed.raw, *span))
+    return transfer_decoded(leaf, encoding)
