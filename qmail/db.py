@@ -11,6 +11,7 @@ any database to the newest schema through Alembic and is safe to run again.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -107,6 +108,22 @@ class WriteTurns:
         """Wait until no urgent write is waiting or under way (``timeout`` at most)."""
         with self._changed:
             self._changed.wait_for(lambda: self._urgent == 0, timeout)
+
+
+def is_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def write_blob(session: Session, table: str, column: str, row_id: int, content: bytes) -> None:
+    """Write ``content`` into the ``zeroblob`` of its size that SQLite holds at that row.
+
+    SQLite's incremental blob I/O writes through its page cache: the file is not copied
+    into a bound parameter and then into a record, as an INSERT with the bytes would.
+    """
+    connection = session.connection().connection.driver_connection
+    assert isinstance(connection, sqlite3.Connection)
+    with connection.blobopen(table, column, row_id) as blob:
+        blob.write(content)
 
 
 @contextmanager

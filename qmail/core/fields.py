@@ -11,11 +11,14 @@ from __future__ import annotations
 import email.utils
 import re
 import urllib.parse
+from collections.abc import Iterator
 
 from qmail.core.charsets import decode_text, decode_words
 
 Fields = list[tuple[str, str]]
 
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_NEWLINE = re.compile(rb"\r?\n")
 # RFC 5322 field names: printable ASCII except the colon.
 _FIELD = re.compile(rb"([!-9;-~]+)[ \t]*:(.*)", re.DOTALL)
 # One parameter: a name, "=", then a quoted string (with backslash escapes) or a token.
@@ -32,10 +35,22 @@ def split_head(raw: bytes) -> tuple[bytes, bytes]:
     """
     if raw.startswith((b"\r\n", b"\n")):
         return b"", raw.split(b"\n", 1)[1]
-    match = re.search(rb"\r?\n\r?\n", raw)
+    match = _BLANK_LINE.search(raw)
     if match is None:
         return raw, b""
     return raw[: match.start()], raw[match.end() :]
+
+
+def head_of(raw: bytes) -> bytes:
+    r"""The header block of ``raw``, as ``split_head`` gives it, without copying the body.
+
+    >>> head_of(b"A: 1\r\n\r\nbody"), head_of(b"\nno headers"), head_of(b"A: 1")
+    (b'A: 1', b'', b'A: 1')
+    """
+    if raw.startswith((b"\r\n", b"\n")):
+        return b""
+    match = _BLANK_LINE.search(raw)
+    return raw if match is None else raw[: match.start()]
 
 
 def header_fields(raw: bytes) -> Fields:
@@ -44,9 +59,8 @@ def header_fields(raw: bytes) -> Fields:
     >>> header_fields(b"From x\r\nSubject: a\r\n  b\r\nX-Y:1\r\n\r\nbody")
     [('Subject', 'a  b'), ('X-Y', '1')]
     """
-    head, _ = split_head(raw)
     fields: list[tuple[str, bytes]] = []
-    for number, line in enumerate(re.split(rb"\r?\n", head)):
+    for number, line in enumerate(_lines(head_of(raw))):
         match = _FIELD.fullmatch(line)
         if line[:1] in (b" ", b"\t") and fields:
             fields[-1] = (fields[-1][0], fields[-1][1] + line)
@@ -55,6 +69,15 @@ def header_fields(raw: bytes) -> Fields:
         elif not (number == 0 and line.startswith(b"From ")):  # an mbox separator line
             break
     return [(name, decode_text(value).strip()) for name, value in fields]
+
+
+def _lines(head: bytes) -> Iterator[bytes]:
+    """The lines of ``head`` one by one (a mail with no body can be all header block)."""
+    start = 0
+    for newline in _NEWLINE.finditer(head):
+        yield head[start : newline.start()]
+        start = newline.end()
+    yield head[start:]
 
 
 def first(fields: Fields, name: str) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,10 +25,11 @@ from flanker.mime.message.headers import mime_to_unicode
 from qmail.core.automatic import detect_automatic
 from qmail.core.charsets import decode_words, repair
 from qmail.core.fallback import read_with_stdlib
-from qmail.core.fields import address_pairs, file_name, header_fields, split_head
+from qmail.core.fields import Fields, address_pairs, file_name, header_fields, split_head
 from qmail.core.fields import first as _first
+from qmail.core.hollow import MIN_RUN, Hollowed, hollow
 from qmail.core.mail import Address, Mail, Reject
-from qmail.core.parts import Part, read_parts, strip_id, transfer_decoded
+from qmail.core.parts import Part, decode_base64, read_parts, strip_id, transfer_decoded
 from qmail.core.storable import storable_email, storable_id, storable_name, storable_text
 
 GENERATED_DOMAIN = "generated.qmail.invalid"
@@ -41,14 +43,14 @@ def parse_mail(raw: bytes) -> Mail | Reject:
         return _malformed("empty message")
     if not fields:
         return _malformed("no header fields")
-    root = _read_tree(raw)
+    root = read_tree(raw)
     if isinstance(root, str):
         return _malformed(root)
     text, from_html, attachments = read_parts(root)
     subject = decode_header(_first(fields, "subject") or "")
     senders = addresses(_first(fields, "from"))
     return Mail(
-        message_id=read_message_id(raw),
+        message_id=_message_id(fields, raw),
         subject=subject,
         sender=senders[0] if senders else None,
         to=addresses(_first(fields, "to")),
@@ -73,7 +75,11 @@ def read_message_id(raw: bytes) -> str:
 
     Reads only the header block, so the SMTP edge can de-duplicate before parsing.
     """
-    found = normalize_message_id(_first(header_fields(raw), "message-id"))
+    return _message_id(header_fields(raw), raw)
+
+
+def _message_id(fields: Fields, raw: bytes) -> str:
+    found = normalize_message_id(_first(fields, "message-id"))
     return found or f"{hashlib.sha256(raw).hexdigest()[:32]}@{GENERATED_DOMAIN}"
 
 
@@ -159,16 +165,20 @@ def normalize_message_id(value: str | None) -> str | None:
 # --- the MIME tree -------------------------------------------------------------------
 
 
-def _read_tree(raw: bytes) -> Part | str:
+def read_tree(raw: bytes) -> Part | str:
     """The MIME tree of ``raw`` as ``Part`` values, or why nothing can read it.
 
-    Flanker first; when it refuses the mail (or trips over garbage with some other
-    error), the standard library.  The reason given is flanker's, the first reader's.
+    Flanker first, given the mail with its long runs of body lines set aside
+    (``hollow.py``: what flanker never needs to see costs no memory there); when it
+    refuses the mail (or trips over garbage with some other error), the standard library.
+    The reason given is flanker's, the first reader's.
     """
+    hollowed = hollow(raw, MIN_RUN)
     try:
         # Flanker decodes bytes it is given with a guessed charset; surrogate escapes
         # keep every byte, so each part's own charset can be applied later.
-        return _from_flanker(mime.from_string(raw.decode("utf-8", "surrogateescape")))
+        text = hollowed.text.decode("utf-8", "surrogateescape")
+        return _from_flanker(mime.from_string(text), hollowed)
     except MimeError as error:
         why = str(error) or type(error).__name__
     except Exception as error:  # flanker has bugs on garbage that are not MimeErrors
@@ -179,20 +189,26 @@ def _read_tree(raw: bytes) -> Part | str:
         return f"unreadable MIME structure ({type(error).__name__})"
 
 
-def _from_flanker(part: Any) -> Part:
+def _from_flanker(part: Any, hollowed: Hollowed) -> Part:
     """Copy one flanker part, and its children, into plain ``Part`` values."""
     content_type = f"{part.content_type.main}/{part.content_type.sub}".lower()
     if part.content_type.is_multipart():
-        return Part(content_type, children=tuple(_from_flanker(child) for child in part.parts))
+        children = tuple(_from_flanker(child, hollowed) for child in part.parts)
+        return Part(content_type, children=children)
     head, body = split_head(str(part.to_string()).encode("utf-8", "surrogateescape"))
     disposition = part.content_disposition[0]
     charset = part.content_type.params.get("charset")
+    encoding = str(part.content_encoding.value)
+    # A large base64 file is decoded where it lies in the mail, never copied out first.
+    span = hollowed.span(body) if encoding.strip().lower() == "base64" else None
     leaf = Part(
         content_type,
-        body,
+        b"" if span else hollowed.restore(body),
         charset if isinstance(charset, str) else None,
         str(disposition or "").lower(),
-        file_name(header_fields(head)),
+        file_name(header_fields(hollowed.restore(head))),
         strip_id(part.headers.get("Content-Id")),
     )
-    return transfer_decoded(leaf, str(part.content_encoding.value))
+    if span:
+        return replace(leaf, payload=decode_base64(hollowed.raw, *span))
+    return transfer_decoded(leaf, encoding)

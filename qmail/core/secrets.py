@@ -79,6 +79,38 @@ _AT_DOMAIN = re.compile(
 _TAIL = {"reply": re.compile("[A-Za-z0-9]{0,64}"), "other": re.compile(f"{_B64}{{0,64}}")}
 
 
+def _cores(joints: str) -> tuple[str, str]:
+    """Patterns for what every token has, its letters perhaps broken by ``joints``.
+
+    ``ml_``, ``un_`` or ``qm_`` (an ``_`` in the text), or ``reply`` in any case: a
+    text without either holds no token, and is not read any further.
+    """
+    letters = ("[Rr]", "[Ee]", "[Pp]", "[Ll]", "[Yy]")
+    return f"(?:m{joints}l|u{joints}n|q{joints}m){joints}_", joints.join(letters)
+
+
+_JOINTS = f"(?:{_JOINT_PATTERN})*"
+_UNDERSCORED, _REPLY_WORD = (re.compile(core) for core in _cores(_JOINTS))
+_UNDERSCORED_BYTES, _REPLY_WORD_BYTES = (re.compile(core.encode()) for core in _cores(_JOINTS))
+
+
+def _may_hold_secrets(text: str | bytes) -> bool:
+    r"""Whether ``text`` may hold a token, found ten times faster than the tokens.
+
+    One plain regular expression over a 20 MB file takes 0.5 s; finding tokens, 5 s.
+    Bytes are read as latin-1 would show them; their ``\s`` is narrower than a
+    string's, so they join more lines and never miss what the string would show.
+
+    >>> _may_hold_secrets("ask for a new link"), _may_hold_secrets(b"> RE=\n> PLY+2")
+    (False, True)
+    """
+    if isinstance(text, bytes):
+        underscored, reply = _UNDERSCORED_BYTES, _REPLY_WORD_BYTES
+        return (b"_" in text and bool(underscored.search(text))) or bool(reply.search(text))
+    underscored_text = "_" in text and bool(_UNDERSCORED.search(text))
+    return underscored_text or bool(_REPLY_WORD.search(text))
+
+
 @dataclass(frozen=True)
 class _Secret:
     """One token found in a text: the span the placeholder replaces, and the bare token."""
@@ -126,6 +158,8 @@ class _Joined:
 
 def _find(text: str) -> list[_Secret]:
     """Every token of ours in ``text``, in order, with the span its placeholder replaces."""
+    if not _may_hold_secrets(text):
+        return []
     view = _Joined(text)
     found: list[_Secret] = []
     position = 0
@@ -237,6 +271,8 @@ def scrub_bytes(content: bytes) -> bytes:
             text = content[len(mark) :].decode(codec, "surrogatepass")
             clean = scrub_secrets(text)
             return content if clean is text else mark + clean.encode(codec, "surrogatepass")
+    if not _may_hold_secrets(content):
+        return content
     text = content.decode("latin-1")
     clean = scrub_secrets(text)
     return content if clean is text else clean.encode("latin-1")

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import email.message
 import hashlib
 import random
 import re
+import tracemalloc
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from qmail.core import fallback, fields, html, parse, signed, uuencode
+from qmail.core import fallback, fields, html, parse, parts, signed, uuencode
 from qmail.core.charsets import decode_text
 from qmail.core.mail import Address, Mail, Reject
 from qmail.core.parse import parse_mail, read_message_id
@@ -633,3 +635,60 @@ def test_new_readers_never_raise_on_garbage() -> None:
         signed.unarmour(text)
         parse.addresses(text.replace("\n", " "))
         fields.parameter("attachment; " + text.replace("\n", " "), "filename")
+
+
+# --- large mail: long runs of body lines set aside while flanker reads (issue 10) -------
+
+
+@pytest.mark.parametrize("name", EVERY_FIXTURE)
+def test_every_fixture_reads_the_same_with_its_body_lines_set_aside(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = parse_mail(eml_bytes(name))
+    monkeypatch.setattr(parse, "MIN_RUN", 1)  # every run of body lines, however short
+    assert parse_mail(eml_bytes(name)) == whole
+
+
+def large_mail(size: int, subtype: str = "pdf") -> tuple[bytes, bytes]:
+    """A mail of about ``size`` bytes with one base64 attachment, and that attachment."""
+    content = random.Random(size).randbytes(size * 57 // 78)
+    mail = email.message.EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "ann@client.test", "tasks@example.com", "Scan"
+    mail.set_content("Hello,\n\nthe scan is attached.\n")
+    mail.add_attachment(content, maintype="application", subtype=subtype, filename="scan.pdf")
+    return mail.as_bytes().replace(b"\n", b"\r\n"), content
+
+
+def test_a_20_mb_attachment_is_read_without_a_copy_of_the_mail() -> None:
+    raw, content = large_mail(20_000_000)
+    tracemalloc.start()
+    try:
+        mail = parse_mail(raw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert isinstance(mail, Mail) and mail.text == "Hello,\n\nthe scan is attached."
+    (attachment,) = mail.attachments
+    assert attachment.filename == "scan.pdf" and attachment.content == content
+    # The file, decoded where it lies in the mail (flanker alone took 12 times the mail).
+    assert peak < 1.2 * len(raw)
+
+
+def test_mail_that_holds_the_marker_word_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = eml_bytes("parse_plain_utf8").replace(b"\r\n\r\n", b"\r\n\r\nqmailhollow0x\r\n", 1)
+    whole = parse_mail(raw)
+    monkeypatch.setattr(parse, "MIN_RUN", 1)
+    assert parse_mail(raw) == whole
+    assert isinstance(whole, Mail) and whole.text.startswith("qmailhollow0x\n")
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_base64_decodes_the_same_on_the_fast_path_as_forgiving_every_fault(seed: int) -> None:
+    rng = random.Random(seed)
+    encoded = bytearray(base64.encodebytes(rng.randbytes(rng.randrange(0, 60))))
+    for _ in range(rng.randrange(0, 4)):  # damage: stray bytes, lost letters, padding
+        position = rng.randrange(len(encoded) + 1)
+        damage = rng.choice([b"=", b"==", b"!", b" ", b"\r\n", b"\xff", b"-_", b""])
+        encoded[position : position + rng.randrange(0, 3)] = damage
+    body = bytes(encoded)
+    assert parts.transfer_decode("base64", body) == parts._forgiving_base64(body)

@@ -173,6 +173,25 @@ def test_token_broken_anywhere_is_replaced_whole(joint):
             assert len(find_secrets(text)) == 1
 
 
+@pytest.mark.parametrize("joint", ["\n", "\r\n", "\n> ", "=\r\n", " \n\t"])
+def test_a_large_file_is_passed_over_quickly_yet_never_misses_a_broken_token(joint):
+    filler = "customer report\r\n" * 2000  # no "_", no "reply": one quick look
+    content = filler.encode()
+    assert scrub_bytes(content) is content
+    for secret, core, placeholder in (
+        (MAGIC, "ml_", "[sign-in link]"),
+        (UNSUBSCRIBE, "un_", "[unsubscribe link]"),
+        (API, "qm_", "[token]"),
+        (f"mailto:{ADDRESS}", "reply", "[reply address]"),
+    ):
+        start = secret.index(core)
+        for cut in range(start + 1, start + len(core)):  # inside what the quick look seeks
+            text = f"{filler}Hi {broken(secret, cut, joint)} there\r\n{filler}"
+            clean = f"{filler}Hi {placeholder} there\r\n{filler}"
+            assert scrub_bytes(text.encode()) == clean.encode(), (secret, cut)
+            assert scrub_secrets(text) == clean
+
+
 def test_quoted_printable_soft_breaks_inside_tokens_are_replaced():
     raw = f"Open in qmail: {MAGIC[:50]}=\n{MAGIC[50:]}\nReply: mailto:{ADDRESS[:20]}=\r\n"
     raw += f"{ADDRESS[20:]}\r\n"
