@@ -34,6 +34,10 @@ from qmail.core.storable import storable_email, storable_id, storable_name, stor
 
 GENERATED_DOMAIN = "generated.qmail.invalid"
 AUTH_RESULTS = "authentication-results"
+# Limits that keep one mail from stalling the rest: a mail copying 3,000 people would
+# make as many participants; one with tens of thousands of header fields is an attack.
+MAX_ADDRESSES = 100  # per address field
+MAX_HEADER_FIELDS = 1000
 
 
 def parse_mail(raw: bytes) -> Mail | Reject:
@@ -43,6 +47,8 @@ def parse_mail(raw: bytes) -> Mail | Reject:
         return _malformed("empty message")
     if not fields:
         return _malformed("no header fields")
+    if len(fields) > MAX_HEADER_FIELDS:
+        return _malformed(f"more than {MAX_HEADER_FIELDS} header fields")
     root = read_tree(raw)
     if isinstance(root, str):
         return _malformed(root)
@@ -109,6 +115,7 @@ def addresses(value: str | None) -> tuple[Address, ...]:
     """The valid mailboxes in an address header, emails lower-cased, names decoded.
 
     Comments are not names, except in the old ``address (Name)`` form (``fields.py``).
+    The first ``MAX_ADDRESSES`` only: nobody is a participant because of a mass mailing.
 
     >>> addresses('=?utf-8?q?J=C3=B6rg?= <Joerg@Example.ORG>, broken, "A, B" <a@b.c>')
     (Address(email='joerg@example.org', name='Jörg'), Address(email='a@b.c', name='A, B'))
@@ -121,6 +128,8 @@ def addresses(value: str | None) -> tuple[Address, ...]:
         email = str(parsed.address).lower() if parsed is not None else ""
         if email and storable_email(email):
             found.append(Address(email, storable_name(decode_header(name))))
+            if len(found) == MAX_ADDRESSES:
+                break
     return tuple(found)
 
 

@@ -311,3 +311,18 @@ def test_activity_in_a_hidden_branch_does_not_move_the_task_for_the_client(
         eml_bytes("intake_followup_in_reply_to"), address(store, main.id, "carol@acme.test")
     )
     assert api_task(web_server, store, "carol@acme.test").json()["updated_at"] > before
+
+
+def test_a_team_reply_copying_three_thousand_people_adds_the_first_hundred(smtp_server, team):
+    """One mail must not stall the others: a mass mailing makes no mass of participants."""
+    store = smtp_server.store
+    main = start(smtp_server)
+    copied = ",\r\n ".join(f"p{n}@client.test" for n in range(3000))  # folded
+    raw = (
+        "From: Alice Admin <alice@example.com>\r\nTo: support@example.com\r\n"
+        f"Cc: {copied}\r\nSubject: Re: [#1] invoice\r\n"
+        "Message-ID: <mass-1@example.com>\r\n\r\nCopying everyone.\r\n"
+    ).encode()
+    assert smtp_server.send(raw, address(store, main.id, "alice@example.com")) == {}
+    added = {email for email in member_emails(store, main.id) if email.endswith("@client.test")}
+    assert added == {f"p{n}@client.test" for n in range(100)}

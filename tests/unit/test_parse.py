@@ -692,3 +692,19 @@ def test_base64_decodes_the_same_on_the_fast_path_as_forgiving_every_fault(seed:
         encoded[position : position + rng.randrange(0, 3)] = damage
     body = bytes(encoded)
     assert parts.transfer_decode("base64", body) == parts._forgiving_base64(body)
+
+
+def test_a_mass_mailing_names_at_most_a_hundred_people_per_field() -> None:
+    copied = ", ".join(f"Person {n} <p{n}@client.test>" for n in range(3000))
+    raw = f"From: a@b.test\r\nTo: {copied}\r\nCc: {copied}\r\n\r\nHello\r\n".encode()
+    mail = parse_mail(raw)
+    assert isinstance(mail, Mail)
+    assert len(mail.to) == len(mail.cc) == parse.MAX_ADDRESSES == 100
+    assert mail.cc[-1] == Address("p99@client.test", "Person 99")
+
+
+def test_a_mail_with_too_many_header_fields_is_refused_as_malformed() -> None:
+    fields = "".join(f"X-Filler-{n}: x\r\n" for n in range(parse.MAX_HEADER_FIELDS))
+    raw = f"From: a@b.test\r\n{fields}\r\nHello\r\n".encode()
+    assert parse_mail(raw) == Reject(554, "5.6.0 Malformed message: more than 1000 header fields")
+    assert isinstance(parse_mail(raw.replace(b"X-Filler-0: x\r\n", b"")), Mail)
