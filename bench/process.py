@@ -19,13 +19,15 @@ import argparse
 import cProfile
 import dataclasses
 import multiprocessing
+import os
 import pstats
 import re
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, func, text
@@ -37,7 +39,7 @@ from ingest import fixtures
 
 from qmail import models, roles
 from qmail.config import Settings, load
-from qmail.context import open_context
+from qmail.context import Context, open_context
 from qmail.core.mail import Address
 from qmail.db import session_scope
 from qmail.inbound import store
@@ -101,10 +103,20 @@ def prepare(settings: Settings, count: int, team: int) -> None:
     context.engine.dispose()
 
 
+def file_all(context: Context) -> int:
+    """``roles.file_pending``; before issue 10 (for a profile of the old code, run with
+    PYTHONPATH at an older checkout) the sweep of pending mail did the same, a mail per
+    transaction."""
+    if hasattr(roles, "file_pending"):
+        return int(roles.file_pending(context))
+    later = datetime.now(UTC) + timedelta(hours=1)  # the old sweep took mail 2 minutes old
+    return int(roles.sweep_pending(context, later))
+
+
 def work(settings: Settings) -> int:
     context = open_context(settings, create=False)
     try:
-        return roles.file_pending(context, datetime.now(UTC))
+        return file_all(context)
     finally:
         context.engine.dispose()
 
@@ -116,7 +128,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--database", default="", help="a PostgreSQL URL (default: SQLite)")
     parser.add_argument("--profile", action="store_true", help="profile one in-process worker")
+    parser.add_argument(
+        "--code", default="", help="file with the qmail package of this folder (an old checkout)"
+    )
+    parser.add_argument("--file-only", default="", help=argparse.SUPPRESS)  # (for --code)
     args = parser.parse_args()
+    if args.file_only:
+        settings = settings_for(args.file_only, Path(tempfile.mkdtemp()))
+        print(work(settings))
+        return
 
     folder = Path(tempfile.mkdtemp(prefix="qmail-process-"))
     database = fresh_postgres(args.database) if args.database else ""
@@ -125,7 +145,12 @@ def main() -> None:
 
     statements = 0
     start = time.perf_counter()
-    if args.workers == 1:
+    if args.code:  # another checkout's worker, in a process of its own
+        url = database or f"sqlite:///{folder}/bench.db"
+        command = [sys.executable, __file__, "--file-only", url]
+        subprocess.run(command, env={**os.environ, "PYTHONPATH": args.code}, check=True)
+        elapsed = time.perf_counter() - start
+    elif args.workers == 1:
         context = open_context(settings, create=False)
 
         def count(*_: object) -> None:
@@ -136,7 +161,7 @@ def main() -> None:
         profile = cProfile.Profile() if args.profile else None
         if profile:
             profile.enable()
-        roles.file_pending(context, datetime.now(UTC))
+        file_all(context)
         if profile:
             profile.disable()
         elapsed = time.perf_counter() - start

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -88,7 +89,11 @@ def keep(mails: list[store.Spooled], context: Context) -> list[store.Kept]:
 
 
 def process_pending(
-    context: Context, now: datetime, limit: int = BATCH, notify: bool = True
+    context: Context,
+    now: datetime,
+    limit: int = BATCH,
+    notify: bool = True,
+    among: Sequence[int] | None = None,
 ) -> list[Outcome]:
     """File up to ``limit`` pending mails, oldest first, in one transaction.
 
@@ -96,14 +101,15 @@ def process_pending(
     filed all the same.  One that raced another process (two first mails from the same new
     address both creating the person, on PostgreSQL) is filed again on its own, seeing the
     winner's rows.  The database being unavailable or busy is no fault of the mails: the
-    transaction rolls back and they stay ``pending`` for the next round.
+    transaction rolls back and they stay ``pending`` for the next round.  ``among``: only
+    these mails (an import files what it kept, not what the SMTP server keeps meanwhile).
     """
     outcomes: list[Outcome] = []
     raced: list[int] = []
     context.turns.after_urgent()  # the SMTP server's commit first: 250s wait on it
     try:
         with session_scope(context.engine) as session:
-            for raw_mail_id in store.claim_pending(session, limit):
+            for raw_mail_id in store.claim_pending(session, limit, among):
                 try:
                     with session.begin_nested():
                         outcomes.append(_file(session, raw_mail_id, context, now, notify))
@@ -118,6 +124,17 @@ def process_pending(
         log.warning("pending mail left for later, the database is busy: %s", error)
         return []
     return outcomes + [process(raw_mail_id, context, now, notify) for raw_mail_id in raced]
+
+
+def file_kept(
+    context: Context, raw_mail_ids: Sequence[int], now: datetime, notify: bool = True
+) -> list[Outcome]:
+    """File these kept mails, ``BATCH`` per transaction (left pending: a busy database)."""
+    outcomes: list[Outcome] = []
+    for start in range(0, len(raw_mail_ids), BATCH):
+        batch = raw_mail_ids[start : start + BATCH]
+        outcomes += process_pending(context, now, len(batch), notify, batch)
+    return outcomes
 
 
 def process(raw_mail_id: int, context: Context, now: datetime, notify: bool = True) -> Outcome:

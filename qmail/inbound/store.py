@@ -112,11 +112,12 @@ def save_raw(
 
 def claim(session: Session, raw_mail_id: int) -> bool:
     """Take one pending raw mail for this transaction; ``False`` if it is not there to take."""
-    return claim_pending(session, 1, raw_mail_id) == [raw_mail_id]
+    return claim_pending(session, 1, [raw_mail_id]) == [raw_mail_id]
 
 
-def claim_pending(session: Session, limit: int, raw_mail_id: int | None = None) -> list[int]:
-    """Take up to ``limit`` pending raw mails, oldest first, for this transaction.
+def claim_pending(session: Session, limit: int, among: Sequence[int] | None = None) -> list[int]:
+    """Take up to ``limit`` pending raw mails, oldest first (only ``among`` these), for
+    this transaction.
 
     The first statement of a processing transaction: the mails move to ``processing``,
     and until that transaction ends nobody else takes them.  If it rolls back (a crash,
@@ -132,8 +133,8 @@ def claim_pending(session: Session, limit: int, raw_mail_id: int | None = None) 
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    if raw_mail_id is not None:
-        taken = taken.where(models.RawMail.id == raw_mail_id)
+    if among is not None:
+        taken = taken.where(col(models.RawMail.id).in_(among))
     result = session.connection().execute(
         update(models.RawMail)
         .where(col(models.RawMail.id).in_(taken.scalar_subquery()))

@@ -62,7 +62,7 @@ def raw_mail_count(store: Context) -> int:
         return len(session.exec(select(models.RawMail.id)).all())
 
 
-def test_import_files_each_message_before_it_reads_the_next(store: Context) -> None:
+def test_import_files_each_chunk_before_it_reads_the_next(store: Context) -> None:
     stored_when_read: list[int] = []
 
     def mailbox_being_read():
@@ -70,7 +70,7 @@ def test_import_files_each_message_before_it_reads_the_next(store: Context) -> N
             stored_when_read.append(raw_mail_count(store))
             yield eml_bytes(name)
 
-    counts = importer.import_messages(store, mailbox_being_read())
+    counts = importer.import_messages(store, mailbox_being_read(), chunk=2)
     assert (counts.total, counts.states) == (4, {"done": 3, "ignored": 1})
     # A mailbox read whole first would show [0, 0, 0, 0]: every message read, none filed.
-    assert stored_when_read == [0, 1, 2, 3]
+    assert stored_when_read == [0, 0, 2, 2]
