@@ -15,7 +15,7 @@ from sqlmodel import Session, SQLModel, select
 from qmail import models, people
 from qmail.auth.signed import LinkTokens, ReplyTokens
 from qmail.core.mail import Address, ReplyTarget
-from qmail.db import alembic_config, create_db_engine, migrate, session_scope
+from qmail.db import alembic_config, create_db_engine, include_name, migrate, session_scope
 from qmail.inbound import store as qstore
 from qmail.threads.tasks import next_task_number
 
@@ -24,7 +24,8 @@ NOW = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
 
 def test_migrations_create_exactly_the_models(store):
     with store.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        opts = {"compare_type": True, "include_name": include_name}
+        context = MigrationContext.configure(connection, opts=opts)
         assert compare_metadata(context, SQLModel.metadata) == []
 
 

@@ -1,0 +1,284 @@
+"""Full-text search over message texts and task titles, ranked, with highlighted snippets.
+
+The indexes are the database's own (migration 0007): SQLite's FTS5 tables ``message_fts``
+and ``task_fts``, kept in step by triggers; PostgreSQL's generated ``search`` columns
+(``tsvector``, GIN-indexed).  The words of a query come from ``core.search``.
+
+Permissions are those of every other read: a message counts only when ``branch_visible``
+says its branch may be read, a title only when ``task_visible`` says its task may, so a
+hidden branch never lends a word, a snippet or a hit to an outsider.  Two plans, as in
+``qmail.access``: for a team member (who may read nearly everything) the matches are read
+from the index newest first and checked one by one; for anyone else their own messages
+are read and each is looked up in the index.  Either way at most ``CANDIDATES`` matching
+messages are ranked (the newest ones), so a word found in half of a million messages
+costs what a rare one costs; ``Found.exact`` says when the list was cut there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from markupsafe import Markup
+from sqlalchemy import bindparam, func, literal_column, table
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from qmail import models
+from qmail.access import Reader, branch_visible, task_visible
+from qmail.core.search import (
+    MARK_END,
+    MARK_START,
+    fts5_query,
+    highlight,
+    mark_words,
+    score,
+    search_terms,
+    tsquery,
+)
+
+CANDIDATES = 1000
+OWN_CANDIDATES = 300
+TITLE_WEIGHT = 2.0  # a word of the title says more about a task than one of its messages
+SNIPPET_WORDS = 24
+PAGE_SIZE = 20
+
+_MESSAGE_FTS = table("message_fts", literal_column("rowid"))
+_TASK_FTS = table("task_fts", literal_column("rowid"))
+_FTS_MESSAGE: Any = literal_column("message_fts")
+_FTS_MESSAGE_ROWID: Any = literal_column("message_fts.rowid")
+_FTS_TASK: Any = literal_column("task_fts")
+_FTS_TASK_ROWID: Any = literal_column("task_fts.rowid")
+
+
+@dataclass(frozen=True)
+class Match:
+    """A task that matches, its score (higher is better) and its best matching message."""
+
+    task_id: int
+    score: float
+    message_id: int | None
+
+
+@dataclass(frozen=True)
+class Found:
+    matches: list[Match]  # best first
+    exact: bool  # False: only the newest CANDIDATES matching messages were ranked
+
+
+def find_tasks(session: Session, person: Reader, terms: tuple[str, ...]) -> Found:
+    """The tasks ``person`` may see whose title or visible messages contain ``terms``."""
+    if not terms:
+        return Found([], True)
+    plan = _Plan(session, person, terms)
+    messages, titles = plan.messages(), plan.titles()
+    best: dict[int, Match] = {}
+    for message_id, task_id, points in messages:
+        found = best.get(task_id)
+        if found is None or points > found.score:
+            best[task_id] = Match(task_id, points, message_id)
+    for task_id, points in titles:
+        found = best.get(task_id)
+        weighted = TITLE_WEIGHT * points
+        if found is None:
+            best[task_id] = Match(task_id, weighted, None)
+        elif weighted > found.score:
+            best[task_id] = Match(task_id, weighted, found.message_id)
+    ranked = sorted(best.values(), key=lambda match: (-match.score, -match.task_id))
+    exact = len(messages) < plan.candidates and len(titles) < plan.candidates
+    return Found(ranked, exact)
+
+
+class _Plan:
+    """How to find the matches on this database for this reader (see the module docstring).
+
+    On SQLite, ``bm25`` is only cheap when the index drives: asked about one row at a time
+    it counts the documents of every word again, each time.  So an outsider's matches,
+    found row by row, are scored here, from their text (``core.search.score``); they are
+    few (``OWN_CANDIDATES``).
+    """
+
+    def __init__(self, session: Session, person: Reader, terms: tuple[str, ...]) -> None:
+        self.session, self.person, self.terms = session, person, terms
+        self.sqlite = session.get_bind().dialect.name == "sqlite"
+        self.query = _fts_query(terms, self.sqlite)
+        self.by_index = person.is_team or not self.sqlite
+        self.candidates = CANDIDATES if self.by_index else OWN_CANDIDATES
+
+    def messages(self) -> list[tuple[int, int, float]]:
+        """(message id, task id, score) of the newest visible messages that match."""
+        message = models.Message
+        if not self.sqlite:
+            search: Any = literal_column("message.search")
+            statement = (
+                select(col(message.id), col(message.task_id), func.ts_rank(search, self.query))
+                .where(search.op("@@")(self.query))
+                .order_by(col(message.id).desc())
+            )
+        elif self.by_index:
+            # the index drives, newest first; each match is checked (nearly all pass)
+            statement = (
+                select(col(message.id), col(message.task_id), -func.bm25(_FTS_MESSAGE))
+                .select_from(_MESSAGE_FTS)
+                .join(message, col(message.id) == _FTS_MESSAGE_ROWID)
+                .where(_FTS_MESSAGE.op("MATCH")(self.query))
+                .order_by(_FTS_MESSAGE_ROWID.desc())
+            )
+        else:
+            # the reader's own messages drive; each is looked up in the index
+            statement = (
+                select(col(message.id), col(message.task_id), col(message.text))
+                .where(self._indexed(_MESSAGE_FTS, _FTS_MESSAGE, message.id))
+                .order_by(col(message.id).desc())
+            )
+        branch = aliased(models.Branch)
+        statement = (
+            statement.join(branch, col(branch.id) == message.branch_id)
+            .where(branch_visible(self.person, branch))
+            .limit(self.candidates)
+        )
+        rows = self.session.execute(statement).all()
+        if self.by_index:
+            return [(row[0], row[1], float(row[2])) for row in rows]
+        return [(row[0], row[1], score(row[2], self.terms)) for row in rows]
+
+    def titles(self) -> list[tuple[int, float]]:
+        """(task id, score) of the newest visible tasks whose title matches."""
+        task = models.Task
+        if not self.sqlite:
+            search: Any = literal_column("task.search")
+            statement = (
+                select(col(task.id), func.ts_rank(search, self.query))
+                .where(search.op("@@")(self.query))
+                .order_by(col(task.id).desc())
+            )
+        elif self.by_index:
+            statement = (
+                select(col(task.id), -func.bm25(_FTS_TASK))
+                .select_from(_TASK_FTS)
+                .join(task, col(task.id) == _FTS_TASK_ROWID)
+                .where(_FTS_TASK.op("MATCH")(self.query))
+                .order_by(_FTS_TASK_ROWID.desc())
+            )
+        else:
+            statement = (
+                select(col(task.id), col(task.title))
+                .where(self._indexed(_TASK_FTS, _FTS_TASK, task.id))
+                .order_by(col(task.id).desc())
+            )
+        statement = statement.where(task_visible(self.person)).limit(self.candidates)
+        rows = self.session.execute(statement).all()
+        if self.by_index:
+            return [(row[0], float(row[1])) for row in rows]
+        return [(row[0], score(row[1], self.terms)) for row in rows]
+
+    def _indexed(self, fts: Any, name: Any, row_id: Any) -> Any:
+        """EXISTS: the row ``row_id`` matches the query in the full-text table ``fts``."""
+        rowid: Any = literal_column(f"{fts.name}.rowid")
+        return (
+            select(rowid).select_from(fts).where(name.op("MATCH")(self.query), rowid == row_id)
+        ).exists()
+
+
+def _fts_query(terms: tuple[str, ...], sqlite: bool) -> Any:
+    if sqlite:
+        return bindparam("fts_query", fts5_query(terms))
+    return func.to_tsquery("simple", bindparam("fts_query", tsquery(terms)))
+
+
+def snippets(session: Session, terms: tuple[str, ...], message_ids: list[int]) -> dict[int, str]:
+    """HTML snippets of these messages around the words found (escaped, then marked)."""
+    if not message_ids or not terms:
+        return {}
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    query = _fts_query(terms, sqlite)
+    if sqlite:
+        snippet = func.snippet(_FTS_MESSAGE, 0, MARK_START, MARK_END, "…", SNIPPET_WORDS)
+        statement = (
+            select(_FTS_MESSAGE_ROWID, snippet)
+            .select_from(_MESSAGE_FTS)
+            .where(_FTS_MESSAGE.op("MATCH")(query), _FTS_MESSAGE_ROWID.in_(message_ids))
+        )
+    else:
+        options = (
+            f'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords={SNIPPET_WORDS}, '
+            'MinWords=10, MaxFragments=2, FragmentDelimiter=" … "'
+        )
+        text = func.left(col(models.Message.text), 100_000)
+        statement = select(
+            col(models.Message.id), func.ts_headline("simple", text, query, options)
+        ).where(col(models.Message.id).in_(message_ids))
+    return {row_id: highlight(text) for row_id, text in session.execute(statement)}
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One task found, as the search page shows it: title and snippet are HTML (escaped
+    text with the words found in ``<mark>``), the snippet from its best message, if any."""
+
+    number: int
+    title: Markup
+    status: str
+    updated_at: datetime
+    snippet: Markup | None
+    message_id: int | None
+    author: str | None
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Results:
+    hits: list[Hit]
+    total: int
+    exact: bool
+    next_offset: int | None
+
+
+def search_page(
+    session: Session, person: Reader, q: str, offset: int, limit: int = PAGE_SIZE
+) -> Results:
+    """A page of what ``person`` finds for ``q``, best first, ready to show."""
+    terms = search_terms(q)
+    found = find_tasks(session, person, terms)
+    page = found.matches[offset : offset + limit]
+    tasks = {
+        task.id: task
+        for task in session.exec(
+            select(models.Task).where(col(models.Task.id).in_([m.task_id for m in page]))
+        )
+    }
+    message_ids = [match.message_id for match in page if match.message_id is not None]
+    authors = {
+        message_id: (name or email, sent_at)
+        for message_id, name, email, sent_at in session.execute(
+            select(
+                col(models.Message.id),
+                col(models.Person.name),
+                col(models.Person.email),
+                col(models.Message.sent_at),
+            )
+            .join(models.Person, col(models.Person.id) == models.Message.author_id)
+            .where(col(models.Message.id).in_(message_ids))
+        )
+    }
+    found_snippets = snippets(session, terms, message_ids)
+    hits = []
+    for match in page:
+        task = tasks[match.task_id]
+        author, sent_at = authors.get(match.message_id or 0, (None, None))
+        snippet = found_snippets.get(match.message_id or 0)
+        hits.append(
+            Hit(
+                number=task.number,
+                title=Markup(highlight(mark_words(task.title, terms))),
+                status=task.status,
+                updated_at=task.updated_at,
+                snippet=Markup(snippet) if snippet is not None else None,
+                message_id=match.message_id,
+                author=author,
+                sent_at=sent_at,
+            )
+        )
+    following = offset + limit if offset + limit < len(found.matches) else None
+    return Results(hits, len(found.matches), found.exact, following)
