@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +54,22 @@ def read_key_cursor(cursor: str) -> tuple[datetime, int]:
         return moment, int(row_id)
     except ValueError:
         raise BadRequest("invalid cursor") from None
+
+
+def key_text_cursor(first: str, second: str) -> str:
+    """The cursor of the page after the row whose key is the text pair ``(first, second)``."""
+    return _encode("t" + json.dumps([first, second]))
+
+
+def read_key_text_cursor(cursor: str) -> tuple[str, str]:
+    text = _decode(cursor)
+    try:
+        first, second = json.loads(text[1:]) if text.startswith("t") else (None, None)
+    except ValueError:
+        raise BadRequest("invalid cursor") from None
+    if not isinstance(first, str) or not isinstance(second, str):
+        raise BadRequest("invalid cursor")
+    return first, second
 
 
 def offset_cursor(offset: int) -> str:

@@ -43,6 +43,7 @@ OWN_CANDIDATES = 300
 TITLE_WEIGHT = 2.0  # a word of the title says more about a task than one of its messages
 SNIPPET_WORDS = 24
 PAGE_SIZE = 20
+_LESS_THAN = "\ue000"  # a private-use character: no parser makes anything of it
 
 _MESSAGE_FTS = table("message_fts", literal_column("rowid"))
 _TASK_FTS = table("task_fts", literal_column("rowid"))
@@ -205,11 +206,15 @@ def snippets(session: Session, terms: tuple[str, ...], message_ids: list[int]) -
             f'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords={SNIPPET_WORDS}, '
             'MinWords=10, MaxFragments=2, FragmentDelimiter=" … "'
         )
-        text = func.left(col(models.Message.text), 100_000)
+        # ts_headline drops what looks like an HTML tag: hide "<" from it, and put it back
+        text = func.replace(func.left(col(models.Message.text), 100_000), "<", _LESS_THAN)
         statement = select(
             col(models.Message.id), func.ts_headline("simple", text, query, options)
         ).where(col(models.Message.id).in_(message_ids))
-    return {row_id: highlight(text) for row_id, text in session.execute(statement)}
+    return {
+        row_id: highlight(text.replace(_LESS_THAN, "<"))
+        for row_id, text in session.execute(statement)
+    }
 
 
 @dataclass(frozen=True)
