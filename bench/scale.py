@@ -3,10 +3,11 @@
 For each size, builds (or reuses) a database of that many messages (``bench/scale_data.py``),
 serves the real web app with uvicorn (``--workers`` processes) and requests each page over
 ``--connections`` keep-alive connections at once, as a team member and as a client: the
-inbox and its next page, a task page, the API's task list and one task, search (the page and
-the API), contacts and activity.  Prints p50 / p99 / max per page and size.  With
+inbox and its 21st page, a task page, the API's task list and one task, search (the page
+and the API), contacts (the first page, and a teammate's contact page) and activity.
+Prints p50 / p99 with all connections and p50 with one alone, per page and size.  With
 ``--ingest N`` it also times the processing of N mails (``pipeline.accept``) into a copy
-of each database.  Prints figures; asserts nothing.
+of each SQLite database.  Prints figures; asserts nothing.
 
     .venv/bin/python bench/scale.py --sizes 10000,100000,1000000
     .venv/bin/python bench/scale.py --sizes 10000 --database postgresql+psycopg://postgres@127.0.0.1/test
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from bench import scale_data
 
-CACHE = Path("/tmp/qmail-scale")
+CACHE = Path(os.environ.get("QMAIL_SCALE_CACHE", "/tmp/qmail-scale"))
 SECRET = "bench-secret-key-not-for-production"
 
 
@@ -110,10 +111,16 @@ class Visitor:
     name: str
     token: str
     tasks: list[int]
+    inbox_cursor: str | None  # the 21st page of their inbox, if they have one
+    teammate: str  # a team member in their address book
 
 
 def visitors(url: str) -> list[Visitor]:
-    """A team member (on every task) and a client of a busy company, each with a token."""
+    """A team member (on every task) and a busy client, each with a token."""
+    try:
+        from qmail.queries.paging import key_cursor
+    except ImportError:  # measuring the code before keyset paging
+        key_cursor = None  # type: ignore[assignment]
     from sqlmodel import Session, select
 
     from qmail import models
@@ -123,29 +130,34 @@ def visitors(url: str) -> list[Visitor]:
     found = []
     with Session(engine) as session:
         alice = session.exec(select(models.Person).where(models.Person.id == 1)).one()
-        client = session.exec(
+        # a busy client, as busy at every size: in the most tasks, up to 200
+        client = session.execute(
             text(
                 "SELECT person_id FROM branchmember WHERE person_id > 5 GROUP BY person_id"
-                " ORDER BY count(*) DESC LIMIT 1 OFFSET 20"
-            )  # type: ignore[call-overload]
+                " HAVING count(*) <= 200 ORDER BY count(*) DESC LIMIT 1"
+            )
         ).one()[0]
         client_person = session.get(models.Person, client)
         assert client_person is not None
         for name, person in (("team", alice), ("client", client_person)):
             token = create_api_token(session, person)
-            numbers = [
-                row[0]
-                for row in session.execute(
-                    text(
-                        "SELECT DISTINCT t.number FROM task t JOIN branch b ON b.task_id = t.id"
-                        " JOIN branchmember m ON m.branch_id = b.id"
-                        " WHERE m.person_id = :p AND NOT b.hidden"
-                    ),
-                    {"p": person.id},
-                )
-            ]
+            rows = session.execute(
+                text(
+                    "SELECT DISTINCT t.number, t.updated_at, t.id FROM task t"
+                    " JOIN branch b ON b.task_id = t.id JOIN branchmember m ON m.branch_id = b.id"
+                    " WHERE m.person_id = :p AND NOT b.hidden"
+                    " ORDER BY t.updated_at DESC, t.id DESC"
+                ),
+                {"p": person.id},
+            ).all()
+            cursor = None
+            if len(rows) > 1000 and key_cursor is not None:
+                task = session.get(models.Task, rows[999][2])
+                assert task is not None and task.id is not None
+                cursor = key_cursor(task.updated_at, task.id)
+            numbers = [row[0] for row in rows]
             random.Random(1).shuffle(numbers)
-            found.append(Visitor(name, token, numbers[:500]))
+            found.append(Visitor(name, token, numbers[:500], cursor, "bob@team.test"))
         session.commit()
     engine.dispose()
     return found
@@ -162,8 +174,9 @@ def pages(visitor: Visitor, terms: list[str], rng: random.Random) -> dict[str, l
     tasks = visitor.tasks or [1]
     count = 200
     picks = [rng.choice(tasks) for _ in range(count)]
-    return {
+    found = {
         "inbox": ["/"] * count,
+        "inbox p21": [f"/?cursor={visitor.inbox_cursor}"] * count,
         "task page": [f"/tasks/{n}" for n in picks],
         "api list": ["/api/tasks?limit=50"] * count,
         "api task": [f"/api/tasks/{n}" for n in picks],
@@ -173,8 +186,12 @@ def pages(visitor: Visitor, terms: list[str], rng: random.Random) -> dict[str, l
         ],
         "contacts": ["/contacts"] * count,
         "api contacts": ["/api/contacts"] * count,
+        "teammate": [f"/contacts/{visitor.teammate}"] * count,
         "activity": ["/activity"] * count,
     }
+    if visitor.inbox_cursor is None:
+        del found["inbox p21"]
+    return found
 
 
 async def fetch(
@@ -199,13 +216,14 @@ async def fetch(
     return status
 
 
-async def load(port: int, paths: list[str], token: str, connections: int) -> list[float]:
-    """Request ``paths`` over ``connections`` connections at once; the latencies."""
+async def load(ports: list[int], paths: list[str], token: str, connections: int) -> list[float]:
+    """Request ``paths`` over ``connections`` connections at once, spread over the servers
+    on ``ports`` as a load balancer would; the latencies."""
     queue = list(reversed(paths))
     latencies: list[float] = []
     failures: list[str] = []
 
-    async def connection() -> None:
+    async def connection(port: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         while queue:
             path = queue.pop()
@@ -216,15 +234,20 @@ async def load(port: int, paths: list[str], token: str, connections: int) -> lis
                 failures.append(f"{status} {path}")
         writer.close()
 
-    await asyncio.gather(*(connection() for _ in range(connections)))
+    await asyncio.gather(*(connection(ports[i % len(ports)]) for i in range(connections)))
     if failures:
         print(f"  {len(failures)} failures, e.g. {failures[0]}", file=sys.stderr)
     return latencies
 
 
-def serve(url: str, workers: int) -> tuple[subprocess.Popen[bytes], int]:
-    """uvicorn with the real app; waits until it answers."""
-    port = free_port()
+def serve(url: str, workers: int) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
+    """``workers`` uvicorn processes with the real app, each on its own port (as behind a
+    load balancer); waits until they answer.
+
+    Not ``uvicorn --workers``: its processes inherit the listening socket in a way that
+    leaves TCP_NODELAY unset on the connections, and every keep-alive response then waits
+    40 ms for a delayed ACK.
+    """
     env = {
         **os.environ,
         "QMAIL_DATABASE__URL": url,
@@ -232,22 +255,34 @@ def serve(url: str, workers: int) -> tuple[subprocess.Popen[bytes], int]:
         "QMAIL_SECURITY__SECRET_KEY": SECRET,
         "PYTHONPATH": str(Path(__file__).parents[1]),
     }
-    command = [
-        sys.executable, "-m", "uvicorn", "--factory", "bench.scale:app", "--port", str(port),
-        "--workers", str(workers), "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
-    server = subprocess.Popen(command, env=env, start_new_session=True)
+    servers, ports = [], []
+    for _ in range(workers):
+        port = free_port()
+        command = [
+            sys.executable, "-m", "uvicorn", "--factory", "bench.scale:app", "--port", str(port),
+            "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+        servers.append(subprocess.Popen(command, env=env, start_new_session=True))
+        ports.append(port)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        server.kill()
-        raise SystemExit("uvicorn did not start")
-    return server, port
+    for port in ports:
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    stop(servers)
+                    raise SystemExit("uvicorn did not start") from None
+                time.sleep(0.2)
+    return servers, ports
+
+
+def stop(servers: list[subprocess.Popen[bytes]]) -> None:
+    for server in servers:
+        os.killpg(server.pid, signal.SIGTERM)
+    for server in servers:
+        server.wait(timeout=30)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -256,40 +291,72 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def measure(url: str, args: argparse.Namespace) -> dict[tuple[str, str], tuple[float, ...]]:
-    """p50, p99 and max in ms for every page, as each visitor."""
+    """p50 and p99 with ``--connections`` at once, and p50 alone, in ms, for every page."""
     results = {}
-    server, port = serve(url, args.workers)
+    servers, ports = serve(url, args.workers)
     try:
         for visitor in visitors(url):
             for page, paths in pages(visitor, search_terms(), random.Random(2)).items():
-                asyncio.run(load(port, paths[:40], visitor.token, args.connections))  # warm
-                latencies = asyncio.run(load(port, paths, visitor.token, args.connections))
-                figures = tuple(
-                    1000 * x
-                    for x in (
-                        statistics.median(latencies),
-                        percentile(latencies, 0.99),
-                        max(latencies),
-                    )
+                paths = paths[: args.requests]
+                asyncio.run(load(ports, paths[:40], visitor.token, args.connections))  # warm
+                latencies = asyncio.run(load(ports, paths, visitor.token, args.connections))
+                alone = asyncio.run(load(ports, paths[:50], visitor.token, 1))
+                figures = (
+                    1000 * statistics.median(latencies),
+                    1000 * percentile(latencies, 0.99),
+                    1000 * statistics.median(alone),
                 )
                 results[(visitor.name, page)] = figures
                 print(
                     f"  {visitor.name:7} {page:13} p50 {figures[0]:7.1f} ms"
-                    f"  p99 {figures[1]:7.1f} ms  max {figures[2]:7.1f} ms",
+                    f"  p99 {figures[1]:7.1f} ms  alone p50 {figures[2]:6.1f} ms",
                     file=sys.stderr,
                 )
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop(servers)
     return results
 
 
-def ingest(url: str, count: int) -> float:
-    """Milliseconds per mail to process ``count`` new mails into a copy of the database."""
-    from tests.integration import bench_mail  # type: ignore[import-not-found]
+def ingest(url: str, count: int) -> tuple[float, float]:
+    """Mean and p99 ms per mail for ``count`` mails through ``pipeline.accept`` into a copy
+    of the database: new tasks from existing clients (the team of 5 is told), and
+    replies to existing messages (In-Reply-To)."""
+    from email.message import EmailMessage
 
-    del bench_mail
-    return 0.0
+    from qmail.config import load
+    from qmail.context import open_context
+    from qmail.core.mail import Envelope
+    from qmail.inbound import pipeline
+
+    copy = copy_of(url)
+    env = {
+        "QMAIL_DATABASE__URL": copy,
+        "QMAIL_MAIL__TEAM_DOMAINS": scale_data.TEAM_DOMAIN,
+        "QMAIL_SECURITY__SECRET_KEY": SECRET,
+    }
+    context = open_context(load(env=env))
+    rng = random.Random(3)
+    with context.engine.connect() as connection:
+        clients = [row[0] for row in connection.execute(text("SELECT email FROM person"))][5:]
+        last = connection.execute(text("SELECT max(id) FROM message")).scalar_one()
+    timings = []
+    for n in range(count):
+        mail = EmailMessage()
+        sender = rng.choice(clients)
+        mail["From"], mail["To"] = sender, "tasks@localhost"
+        mail["Subject"] = f"Bench question {n} about order {rng.randint(1, 10**6)}"
+        mail["Message-ID"] = f"<ingest-{n}-{time.time_ns()}@bench.invalid>"
+        if n % 2:
+            mail["In-Reply-To"] = f"<m{rng.randint(1, last)}@bench.invalid>"
+        mail.set_content("Hello,\n\nplease have a look at this.\n\nThanks\n")
+        envelope = Envelope(sender, ("tasks@localhost",))
+        started = time.perf_counter()
+        pipeline.accept(mail.as_bytes(), envelope, context, scale_data.START + scale_data.SPAN)
+        timings.append(1000 * (time.perf_counter() - started))
+    context.engine.dispose()
+    for suffix in ("", "-wal", "-shm"):
+        Path(copy.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    return statistics.mean(timings), percentile(timings, 0.99)
 
 
 def copy_of(url: str) -> str:
@@ -304,15 +371,22 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--database", help="a PostgreSQL URL (default: SQLite files in /tmp)")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="web server processes")
+    parser.add_argument("--requests", type=int, default=200, help="per page and visitor")
+    parser.add_argument("--ingest", type=int, default=0, help="mails to time (SQLite only)")
     parser.add_argument("--rebuild", action="store_true", help="build even if cached")
     parser.add_argument("--build-only", action="store_true")
     args = parser.parse_args()
     table: dict[int, dict[tuple[str, str], tuple[float, ...]]] = {}
     for size in (int(s) for s in args.sizes.split(",")):
         url = ensure_built(size, args.database, args.rebuild)
-        if not args.build_only:
-            table[size] = measure(url, args)
+        if args.build_only:
+            continue
+        table[size] = measure(url, args)
+        if args.ingest and not args.database:
+            mean, p99 = ingest(url, args.ingest)
+            table[size][("ingest", f"{args.ingest} mails")] = (mean, p99, mean)
+            print(f"  ingest: {mean:.1f} ms per mail, p99 {p99:.1f} ms", file=sys.stderr)
     report(table)
 
 
@@ -320,10 +394,13 @@ def report(table: dict[int, dict[tuple[str, str], tuple[float, ...]]]) -> None:
     if not table:
         return
     sizes = list(table)
-    print("| visitor | page | " + " | ".join(f"{s:,} p50 / p99 ms" for s in sizes) + " |")
+    head = " | ".join(f"{s:,}: p50 / p99 / alone" for s in sizes)
+    print(f"| visitor | page | {head} |")
     print("| --- | --- | " + " | ".join("---:" for _ in sizes) + " |")
-    for key in table[sizes[0]]:
-        cells = [f"{table[s][key][0]:.1f} / {table[s][key][1]:.1f}" for s in sizes]
+    for key in table[sizes[-1]]:
+        cells = [
+            " / ".join(f"{x:.1f}" for x in table[s][key]) if key in table[s] else "-" for s in sizes
+        ]
         print(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + " |")
 
 

@@ -7,11 +7,12 @@ and ``task_fts``, kept in step by triggers; PostgreSQL's generated ``search`` co
 Permissions are those of every other read: a message counts only when ``branch_visible``
 says its branch may be read, a title only when ``task_visible`` says its task may, so a
 hidden branch never lends a word, a snippet or a hit to an outsider.  Two plans, as in
-``qmail.access``: for a team member (who may read nearly everything) the matches are read
-from the index newest first and checked one by one; for anyone else their own messages
-are read and each is looked up in the index.  Either way at most ``CANDIDATES`` matching
-messages are ranked (the newest ones), so a word found in half of a million messages
-costs what a rare one costs; ``Found.exact`` says when the list was cut there.
+``qmail.access`` (``_Plan`` chooses): the matches are read from the index newest first and
+checked one by one (for the team, who may read nearly everything, and for rare words), or
+the reader's own messages are read and each is looked up in the index (an outsider
+searching for a common word).  Either way at most ``CANDIDATES`` matching messages are
+ranked (the newest ones), so a word found in half of a million messages costs what a rare
+one costs; ``Found.exact`` says when the list was cut there.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from qmail.core.search import (
 
 CANDIDATES = 1000
 OWN_CANDIDATES = 300
+FEW = 5000  # matches an outsider's search may read from the index (see _Plan)
 TITLE_WEIGHT = 2.0  # a word of the title says more about a task than one of its messages
 SNIPPET_WORDS = 24
 PAGE_SIZE = 20
@@ -87,29 +89,49 @@ def find_tasks(session: Session, person: Reader, terms: tuple[str, ...]) -> Foun
         elif weighted > found.score:
             best[task_id] = Match(task_id, weighted, found.message_id)
     ranked = sorted(best.values(), key=lambda match: (-match.score, -match.task_id))
-    exact = len(messages) < plan.candidates and len(titles) < plan.candidates
-    return Found(ranked, exact)
+    return Found(ranked, not plan.cut)
 
 
 class _Plan:
     """How to find the matches on this database for this reader (see the module docstring).
 
-    On SQLite, ``bm25`` is only cheap when the index drives: asked about one row at a time
-    it counts the documents of every word again, each time.  So an outsider's matches,
-    found row by row, are scored here, from their text (``core.search.score``); they are
-    few (``OWN_CANDIDATES``).
+    On SQLite the index drives when the reader may see nearly everything (the team) or
+    when the words are in few messages anyway (``FEW`` at most: counted first, which
+    costs no more than that); its ``bm25`` ranks.  Otherwise the reader's own messages
+    are looked up in the index one by one; ``bm25`` cannot rank those (asked about one
+    row at a time it counts the documents of every word again, each time), so the few
+    found (``OWN_CANDIDATES``) are scored here, from their text (``core.search.score``).
+    PostgreSQL's planner makes the choice itself, and ``ts_rank`` needs no counting.
     """
 
     def __init__(self, session: Session, person: Reader, terms: tuple[str, ...]) -> None:
         self.session, self.person, self.terms = session, person, terms
         self.sqlite = session.get_bind().dialect.name == "sqlite"
         self.query = _fts_query(terms, self.sqlite)
-        self.by_index = person.is_team or not self.sqlite
-        self.candidates = CANDIDATES if self.by_index else OWN_CANDIDATES
+        self.cut = False  # whether a list of candidates was full
+
+    def _by_index(self, fts: Any, name: Any) -> bool:
+        if not self.sqlite or self.person.is_team:
+            return True
+        rowid: Any = literal_column(f"{fts.name}.rowid")
+        matches = select(rowid).select_from(fts).where(name.op("MATCH")(self.query))
+        bounded = matches.limit(FEW + 1).subquery()
+        return bool(
+            self.session.execute(select(func.count()).select_from(bounded)).scalar_one() <= FEW
+        )
+
+    def _run(self, statement: Any, by_index: bool, score_column: int) -> list[Any]:
+        limit = CANDIDATES if by_index else OWN_CANDIDATES
+        rows = self.session.execute(statement.limit(limit)).all()
+        self.cut = self.cut or len(rows) >= limit
+        if by_index:
+            return [(*row[:score_column], float(row[score_column])) for row in rows]
+        return [(*row[:score_column], score(row[score_column], self.terms)) for row in rows]
 
     def messages(self) -> list[tuple[int, int, float]]:
         """(message id, task id, score) of the newest visible messages that match."""
         message = models.Message
+        by_index = self._by_index(_MESSAGE_FTS, _FTS_MESSAGE)
         if not self.sqlite:
             search: Any = literal_column("message.search")
             statement = (
@@ -117,8 +139,8 @@ class _Plan:
                 .where(search.op("@@")(self.query))
                 .order_by(col(message.id).desc())
             )
-        elif self.by_index:
-            # the index drives, newest first; each match is checked (nearly all pass)
+        elif by_index:
+            # the index drives, newest first; each match is checked
             statement = (
                 select(col(message.id), col(message.task_id), -func.bm25(_FTS_MESSAGE))
                 .select_from(_MESSAGE_FTS)
@@ -134,19 +156,15 @@ class _Plan:
                 .order_by(col(message.id).desc())
             )
         branch = aliased(models.Branch)
-        statement = (
-            statement.join(branch, col(branch.id) == message.branch_id)
-            .where(branch_visible(self.person, branch))
-            .limit(self.candidates)
+        statement = statement.join(branch, col(branch.id) == message.branch_id).where(
+            branch_visible(self.person, branch)
         )
-        rows = self.session.execute(statement).all()
-        if self.by_index:
-            return [(row[0], row[1], float(row[2])) for row in rows]
-        return [(row[0], row[1], score(row[2], self.terms)) for row in rows]
+        return self._run(statement, by_index, 2)
 
     def titles(self) -> list[tuple[int, float]]:
         """(task id, score) of the newest visible tasks whose title matches."""
         task = models.Task
+        by_index = self._by_index(_TASK_FTS, _FTS_TASK)
         if not self.sqlite:
             search: Any = literal_column("task.search")
             statement = (
@@ -154,7 +172,7 @@ class _Plan:
                 .where(search.op("@@")(self.query))
                 .order_by(col(task.id).desc())
             )
-        elif self.by_index:
+        elif by_index:
             statement = (
                 select(col(task.id), -func.bm25(_FTS_TASK))
                 .select_from(_TASK_FTS)
@@ -168,11 +186,7 @@ class _Plan:
                 .where(self._indexed(_TASK_FTS, _FTS_TASK, task.id))
                 .order_by(col(task.id).desc())
             )
-        statement = statement.where(task_visible(self.person)).limit(self.candidates)
-        rows = self.session.execute(statement).all()
-        if self.by_index:
-            return [(row[0], float(row[1])) for row in rows]
-        return [(row[0], score(row[1], self.terms)) for row in rows]
+        return self._run(statement.where(task_visible(self.person)), by_index, 1)
 
     def _indexed(self, fts: Any, name: Any, row_id: Any) -> Any:
         """EXISTS: the row ``row_id`` matches the query in the full-text table ``fts``."""
