@@ -298,9 +298,11 @@ def measure(url: str, args: argparse.Namespace) -> dict[tuple[str, str], tuple[f
         for visitor in visitors(url):
             for page, paths in pages(visitor, search_terms(), random.Random(2)).items():
                 paths = paths[: args.requests]
-                asyncio.run(load(ports, paths[:40], visitor.token, args.connections))  # warm
+                if args.warmup:
+                    warm = paths[: args.warmup]
+                    asyncio.run(load(ports, warm, visitor.token, args.connections))
                 latencies = asyncio.run(load(ports, paths, visitor.token, args.connections))
-                alone = asyncio.run(load(ports, paths[:50], visitor.token, 1))
+                alone = asyncio.run(load(ports, paths[: args.alone], visitor.token, 1))
                 figures = (
                     1000 * statistics.median(latencies),
                     1000 * percentile(latencies, 0.99),
@@ -373,6 +375,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="web server processes")
     parser.add_argument("--requests", type=int, default=200, help="per page and visitor")
+    parser.add_argument("--warmup", type=int, default=40, help="requests first, not counted")
+    parser.add_argument("--alone", type=int, default=50, help="requests on one connection")
     parser.add_argument("--ingest", type=int, default=0, help="mails to time (SQLite only)")
     parser.add_argument("--rebuild", action="store_true", help="build even if cached")
     parser.add_argument("--build-only", action="store_true")

@@ -31,7 +31,14 @@ from qmail import models
 from qmail.access import Reader, branch_visible, task_visible
 from qmail.core.companies import company_for
 from qmail.db import like_pattern
-from qmail.queries.paging import key_text_cursor, read_key_text_cursor
+from qmail.queries.paging import (
+    before,
+    count_upto,
+    key_cursor,
+    key_text_cursor,
+    read_key_cursor,
+    read_key_text_cursor,
+)
 
 
 class Contact(msgspec.Struct, frozen=True):
@@ -184,20 +191,67 @@ def by_company(contacts: list[Contact]) -> list[tuple[str, list[Contact]]]:
     return [(str(company), people) for company, people in named] + rest
 
 
-def shared_tasks(session: Session, person: Reader, email: str) -> list[models.Task]:
-    """The tasks where ``person`` and ``email`` talked in a branch ``person`` may see."""
+TASKS_PAGE = 50
+DENSE = 2_000  # branches: someone in more is in nearly everything (the team, at scale)
+
+
+def shared_tasks(
+    session: Session,
+    person: Reader,
+    other: Contact,
+    cursor: str | None = None,
+    limit: int = TASKS_PAGE,
+) -> tuple[list[models.Task], str | None]:
+    """A page of the tasks where ``person`` and ``other`` talked in a branch ``person`` may
+    see, newest activity first, from after ``cursor``; and the next page's cursor.
+
+    The side with fewer branches drives; two people in nearly every branch (two team
+    members) are found along the tasks' own order instead, each task checked.
+    """
+    other_id = session.exec(
+        select(models.Person.id).where(models.Person.email == other.email)
+    ).one()
     mine, theirs = aliased(models.BranchMember), aliased(models.BranchMember)
-    other = aliased(models.Person)
-    talked = exists(select(models.Message.id).where(models.Message.branch_id == models.Branch.id))
-    statement = (
-        select(models.Task)
-        .join(models.Branch, col(models.Branch.task_id) == models.Task.id)
-        .join(mine, col(mine.branch_id) == models.Branch.id)
-        .join(theirs, col(theirs.branch_id) == models.Branch.id)
-        .join(other, col(other.id) == theirs.person_id)
-        .where(mine.person_id == person.id, other.email == email, talked)
-        .where(branch_visible(person), task_visible(person))
-        .distinct()
-        .order_by(col(models.Task.updated_at).desc(), col(models.Task.id).desc())
+    branch = aliased(models.Branch)
+    talked = exists(select(models.Message.id).where(models.Message.branch_id == branch.id))
+    mine_dense, theirs_dense = (
+        _in_many_branches(session, person_id) for person_id in (person.id, other_id)
     )
-    return list(session.exec(statement).all())
+    # ``+ 0``: the database cannot start from that side, so it starts from the other (or,
+    # both in nearly everything, from the task's own branches)
+    me = (mine.person_id + 0) if mine_dense else mine.person_id
+    them = (theirs.person_id + 0) if theirs_dense else theirs.person_id
+    shared = (
+        select(col(branch.task_id))
+        .select_from(theirs)
+        .join(mine, col(mine.branch_id) == theirs.branch_id)
+        .join(branch, col(branch.id) == theirs.branch_id)
+        .where(me == person.id, them == other_id, branch_visible(person, branch), talked)
+    )
+    if mine_dense and theirs_dense:
+        condition: Any = exists(shared.where(col(branch.task_id) == models.Task.id))
+    else:
+        condition = col(models.Task.id).in_(shared)
+    statement = select(models.Task).where(condition, task_visible(person))
+    if cursor is not None:
+        after = read_key_cursor(cursor)
+        statement = statement.where(before(models.Task.updated_at, models.Task.id, after))
+    tasks = list(
+        session.exec(
+            statement.order_by(
+                col(models.Task.updated_at).desc(), col(models.Task.id).desc()
+            ).limit(limit + 1)
+        ).all()
+    )
+    if len(tasks) <= limit:
+        return tasks, None
+    tasks = tasks[:limit]
+    return tasks, key_cursor(tasks[-1].updated_at, tasks[-1].id or 0)
+
+
+def _in_many_branches(session: Session, person_id: int | None) -> bool:
+    """Whether the person is a member of more than ``DENSE`` branches (counting no further)."""
+    mine = select(col(models.BranchMember.branch_id)).where(
+        models.BranchMember.person_id == person_id
+    )
+    return count_upto(session, mine, DENSE)[0] >= DENSE

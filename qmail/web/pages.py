@@ -64,13 +64,21 @@ class ReaderPages(Controller):
         session: NamedDependency[Session],
         person: NamedDependency[Reader],
         email: FromPath[str],
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
     ) -> Template:
-        """One contact and the tasks shared with them; 404 for anyone not in the book."""
+        """One contact and the tasks shared with them, a page at a time; 404 for anyone
+        not in the book."""
         found = contact(session, person, email) if len(email) <= 320 else None
         if found is None:
             raise NotFound(f"{email} is not one of your contacts")
-        tasks = shared_tasks(session, person, found.email)
-        context = {"person": person, "contact": found, "tasks": tasks}
+        tasks, following = shared_tasks(session, person, found, cursor)
+        context = {
+            "person": person,
+            "contact": found,
+            "tasks": tasks,
+            "next_cursor": following,
+            "first_page": cursor is None,
+        }
         return Template("contact.html", context=context)
 
     @get("/outbox", sync_to_thread=True)

@@ -19,6 +19,7 @@ from qmail.auth.api_tokens import create_api_token
 from qmail.context import Context
 from qmail.db import session_scope
 from qmail.queries import search
+from qmail.queries.contacts import TASKS_PAGE
 from qmail.queries.events import ACTIVITY_SIZE
 from qmail.queries.search import PAGE_SIZE
 from qmail.web.inbox import INBOX_SIZE
@@ -195,3 +196,15 @@ def test_every_person_knows_their_domain(store):
         session.commit()
         domains = session.exec(select(models.Person.domain).order_by(col(models.Person.id)))
         assert list(domains) == ["mail.example.org", "x.test"]
+
+
+def test_a_contact_page_lists_the_shared_tasks_a_page_at_a_time(web_app, tokens, store):
+    add_tasks(store, TASKS_PAGE, "word")
+    first = page(web_app, tokens["alice"], "/contacts/carol@acme.test")
+    assert f"Tasks in common ({TASKS_PAGE + 10})" in first
+    url = more_link(first, "Older tasks")
+    assert url is not None
+    rest = page(web_app, tokens["alice"], url)
+    shown = re.findall(r'<td><a href="/tasks/(\d+)">#', first + rest)
+    assert len(shown) == TASKS_PAGE + 10 and len(set(shown)) == len(shown)
+    assert more_link(rest, "Older tasks") is None
