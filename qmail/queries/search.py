@@ -39,9 +39,9 @@ from qmail.core.search import (
     tsquery,
 )
 
-CANDIDATES = 1000
-OWN_CANDIDATES = 300
-FEW = 5000  # matches an outsider's search may read from the index (see _Plan)
+CANDIDATES = 500
+MANY = 100_000  # matches an outsider's search reads whole from the index (see _Plan)
+OWN_BATCH = 500  # or, beyond, of their own messages looked up in the index at once
 TITLE_WEIGHT = 2.0  # a word of the title says more about a task than one of its messages
 SNIPPET_WORDS = 24
 PAGE_SIZE = 20
@@ -95,13 +95,16 @@ def find_tasks(session: Session, person: Reader, terms: tuple[str, ...]) -> Foun
 class _Plan:
     """How to find the matches on this database for this reader (see the module docstring).
 
-    On SQLite the index drives when the reader may see nearly everything (the team) or
-    when the words are in few messages anyway (``FEW`` at most: counted first, which
-    costs no more than that); its ``bm25`` ranks.  Otherwise the reader's own messages
-    are looked up in the index one by one; ``bm25`` cannot rank those (asked about one
-    row at a time it counts the documents of every word again, each time), so the few
-    found (``OWN_CANDIDATES``) are scored here, from their text (``core.search.score``).
-    PostgreSQL's planner makes the choice itself, and ``ts_rank`` needs no counting.
+    On SQLite, for the team (who may read nearly everything) the index drives, newest
+    match first, each checked.  For anyone else, their own messages (or tasks) are listed
+    from the indexes, newest first, and then: for a word in at most ``MANY`` messages,
+    the index's matches are read whole and the two lists intersected; for a commoner word
+    (found in most of anyone's messages), their own are looked up in the index a batch at
+    a time until enough are found.  The matches are scored here, from their text
+    (``core.search.score``): FTS5's ``bm25`` would first count every message holding each
+    word, a cost that grows with the database (and, asked about one row at a time, it
+    counts again each time).  PostgreSQL's planner makes these choices itself, and its
+    ``ts_rank`` needs no counting.
     """
 
     def __init__(self, session: Session, person: Reader, terms: tuple[str, ...]) -> None:
@@ -110,90 +113,94 @@ class _Plan:
         self.query = _fts_query(terms, self.sqlite)
         self.cut = False  # whether a list of candidates was full
 
-    def _by_index(self, fts: Any, name: Any) -> bool:
-        if not self.sqlite or self.person.is_team:
-            return True
-        rowid: Any = literal_column(f"{fts.name}.rowid")
-        matches = select(rowid).select_from(fts).where(name.op("MATCH")(self.query))
-        bounded = matches.limit(FEW + 1).subquery()
-        return bool(
-            self.session.execute(select(func.count()).select_from(bounded)).scalar_one() <= FEW
-        )
-
-    def _run(self, statement: Any, by_index: bool, score_column: int) -> list[Any]:
-        limit = CANDIDATES if by_index else OWN_CANDIDATES
-        rows = self.session.execute(statement.limit(limit)).all()
-        self.cut = self.cut or len(rows) >= limit
-        if by_index:
-            return [(*row[:score_column], float(row[score_column])) for row in rows]
-        return [(*row[:score_column], score(row[score_column], self.terms)) for row in rows]
+    def _run(self, statement: Any, text_column: int) -> list[Any]:
+        rows = self.session.execute(statement.limit(CANDIDATES)).all()
+        self.cut = self.cut or len(rows) >= CANDIDATES
+        if not self.sqlite:
+            return [(*row[:text_column], float(row[text_column])) for row in rows]
+        return [(*row[:text_column], score(row[text_column], self.terms)) for row in rows]
 
     def messages(self) -> list[tuple[int, int, float]]:
         """(message id, task id, score) of the newest visible messages that match."""
-        message = models.Message
-        by_index = self._by_index(_MESSAGE_FTS, _FTS_MESSAGE)
+        message, branch = models.Message, aliased(models.Branch)
+        visible = branch_visible(self.person, branch)
         if not self.sqlite:
             search: Any = literal_column("message.search")
             statement = (
                 select(col(message.id), col(message.task_id), func.ts_rank(search, self.query))
-                .where(search.op("@@")(self.query))
+                .join(branch, col(branch.id) == message.branch_id)
+                .where(search.op("@@")(self.query), visible)
                 .order_by(col(message.id).desc())
             )
-        elif by_index:
-            # the index drives, newest first; each match is checked
+        elif self.person.is_team:
             statement = (
-                select(col(message.id), col(message.task_id), -func.bm25(_FTS_MESSAGE))
+                select(col(message.id), col(message.task_id), col(message.text))
                 .select_from(_MESSAGE_FTS)
                 .join(message, col(message.id) == _FTS_MESSAGE_ROWID)
-                .where(_FTS_MESSAGE.op("MATCH")(self.query))
+                .join(branch, col(branch.id) == message.branch_id)
+                .where(_FTS_MESSAGE.op("MATCH")(self.query), visible)
                 .order_by(_FTS_MESSAGE_ROWID.desc())
             )
         else:
-            # the reader's own messages drive; each is looked up in the index
+            own = select(col(message.id)).join(branch, col(branch.id) == message.branch_id)
+            found = self._own_matches("message_fts", own.where(visible))
             statement = (
                 select(col(message.id), col(message.task_id), col(message.text))
-                .where(self._indexed(_MESSAGE_FTS, _FTS_MESSAGE, message.id))
+                .where(col(message.id).in_(found))
                 .order_by(col(message.id).desc())
             )
-        branch = aliased(models.Branch)
-        statement = statement.join(branch, col(branch.id) == message.branch_id).where(
-            branch_visible(self.person, branch)
-        )
-        return self._run(statement, by_index, 2)
+        return self._run(statement, 2)
 
     def titles(self) -> list[tuple[int, float]]:
         """(task id, score) of the newest visible tasks whose title matches."""
         task = models.Task
-        by_index = self._by_index(_TASK_FTS, _FTS_TASK)
         if not self.sqlite:
             search: Any = literal_column("task.search")
             statement = (
                 select(col(task.id), func.ts_rank(search, self.query))
-                .where(search.op("@@")(self.query))
+                .where(search.op("@@")(self.query), task_visible(self.person))
                 .order_by(col(task.id).desc())
             )
-        elif by_index:
+        elif self.person.is_team:
             statement = (
-                select(col(task.id), -func.bm25(_FTS_TASK))
+                select(col(task.id), col(task.title))
                 .select_from(_TASK_FTS)
                 .join(task, col(task.id) == _FTS_TASK_ROWID)
-                .where(_FTS_TASK.op("MATCH")(self.query))
+                .where(_FTS_TASK.op("MATCH")(self.query), task_visible(self.person))
                 .order_by(_FTS_TASK_ROWID.desc())
             )
         else:
+            own = select(col(task.id)).where(task_visible(self.person))
+            found = self._own_matches("task_fts", own)
             statement = (
                 select(col(task.id), col(task.title))
-                .where(self._indexed(_TASK_FTS, _FTS_TASK, task.id))
+                .where(col(task.id).in_(found))
                 .order_by(col(task.id).desc())
             )
-        return self._run(statement.where(task_visible(self.person)), by_index, 1)
+        return self._run(statement, 1)
 
-    def _indexed(self, fts: Any, name: Any, row_id: Any) -> Any:
-        """EXISTS: the row ``row_id`` matches the query in the full-text table ``fts``."""
-        rowid: Any = literal_column(f"{fts.name}.rowid")
-        return (
-            select(rowid).select_from(fts).where(name.op("MATCH")(self.query), rowid == row_id)
-        ).exists()
+    def _own_matches(self, fts: str, own: Any) -> list[int]:
+        """Of the ids ``own`` selects (the reader's messages or tasks), the newest that
+        match in the full-text table ``fts``, ``CANDIDATES`` at most."""
+        ids = sorted(self.session.execute(own).scalars(), reverse=True)
+        # plain SQL on the driver's own connection: this may read 100,000 ids
+        raw = self.session.connection().connection.driver_connection
+        assert raw is not None
+        query = fts5_query(self.terms)
+        matching = f"SELECT rowid FROM {fts} WHERE {fts} MATCH ?"
+        bounded = f"SELECT count(*) FROM ({matching} LIMIT ?)"
+        if raw.execute(bounded, (query, MANY + 1)).fetchone()[0] <= MANY:
+            matches = {row[0] for row in raw.execute(matching, (query,))}
+            return [found for found in ids if found in matches][:CANDIDATES]
+        found: list[int] = []
+        for start in range(0, len(ids), OWN_BATCH):
+            batch = ids[start : start + OWN_BATCH]
+            marks = ", ".join("?" for _ in batch)
+            rows = raw.execute(f"{matching} AND rowid IN ({marks})", (query, *batch))
+            found.extend(sorted((row[0] for row in rows), reverse=True))
+            if len(found) >= CANDIDATES:
+                break
+        return found[:CANDIDATES]
 
 
 def _fts_query(terms: tuple[str, ...], sqlite: bool) -> Any:

@@ -66,12 +66,14 @@ def hits(html: str) -> list[int]:
     return [int(n) for n in re.findall(r'<li class="hit">\s*<a href="/tasks/(\d+)', html)]
 
 
-@pytest.fixture(params=["index", "own messages"])
+@pytest.fixture(params=["whole", "batches"])
 def plan(request, monkeypatch) -> str:
-    """Both ways an outsider's search may go on SQLite (``queries.search._Plan``): from the
-    index when the words are rare, from their own messages when they are common."""
-    if request.param == "own messages":
-        monkeypatch.setattr(search, "FEW", 0)
+    """Both ways an outsider's search may go on SQLite (``queries.search._Plan``): the
+    index's matches read whole when the words are rare enough, their own messages looked
+    up in the index a batch at a time when the words are common."""
+    if request.param == "batches":
+        monkeypatch.setattr(search, "MANY", 0)
+        monkeypatch.setattr(search, "OWN_BATCH", 2)
     return str(request.param)
 
 
