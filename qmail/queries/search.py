@@ -40,8 +40,9 @@ from qmail.core.search import (
 )
 
 CANDIDATES = 500
-MANY = 100_000  # matches an outsider's search reads whole from the index (see _Plan)
-OWN_BATCH = 500  # or, beyond, of their own messages looked up in the index at once
+MANY = 100_000  # matches an outsider's search may read whole from the index (see _Plan)
+LOOKUP_COST = 100  # looking one row up costs about as much as reading this many matches
+OWN_BATCH = 200  # their own rows looked up in the index at once
 TITLE_WEIGHT = 2.0  # a word of the title says more about a task than one of its messages
 SNIPPET_WORDS = 24
 PAGE_SIZE = 20
@@ -97,10 +98,10 @@ class _Plan:
 
     On SQLite, for the team (who may read nearly everything) the index drives, newest
     match first, each checked.  For anyone else, their own messages (or tasks) are listed
-    from the indexes, newest first, and then: for a word in at most ``MANY`` messages,
-    the index's matches are read whole and the two lists intersected; for a commoner word
-    (found in most of anyone's messages), their own are looked up in the index a batch at
-    a time until enough are found.  The matches are scored here, from their text
+    from the indexes, newest first, and then, whichever costs less: the index's matches
+    are read whole (at most ``MANY``) and the two lists intersected, or their own are
+    looked up in the index a batch at a time until enough are found (for a word in more
+    than ``MANY``, the newest ``OWN_BATCH`` suffice).  The matches are scored here, from their text
     (``core.search.score``): FTS5's ``bm25`` would first count every message holding each
     word, a cost that grows with the database (and, asked about one row at a time, it
     counts again each time).  PostgreSQL's planner makes these choices itself, and its
@@ -189,16 +190,18 @@ class _Plan:
         query = fts5_query(self.terms)
         matching = f"SELECT rowid FROM {fts} WHERE {fts} MATCH ?"
         bounded = f"SELECT count(*) FROM ({matching} LIMIT ?)"
-        if raw.execute(bounded, (query, MANY + 1)).fetchone()[0] <= MANY:
-            matches = {row[0] for row in raw.execute(matching, (query,))}
-            return [found for found in ids if found in matches][:CANDIDATES]
+        matches = raw.execute(bounded, (query, MANY + 1)).fetchone()[0]
+        if matches <= MANY and matches <= LOOKUP_COST * len(ids):
+            every = {row[0] for row in raw.execute(matching, (query,))}
+            return [found for found in ids if found in every][:CANDIDATES]
         found: list[int] = []
         for start in range(0, len(ids), OWN_BATCH):
             batch = ids[start : start + OWN_BATCH]
             marks = ", ".join("?" for _ in batch)
             rows = raw.execute(f"{matching} AND rowid IN ({marks})", (query, *batch))
             found.extend(sorted((row[0] for row in rows), reverse=True))
-            if len(found) >= CANDIDATES:
+            if len(found) >= CANDIDATES or (matches > MANY and len(found) >= OWN_BATCH):
+                self.cut = True  # enough, or a word this common: the newest suffice
                 break
         return found[:CANDIDATES]
 

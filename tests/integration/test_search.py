@@ -69,10 +69,9 @@ def hits(html: str) -> list[int]:
 @pytest.fixture(params=["whole", "batches"])
 def plan(request, monkeypatch) -> str:
     """Both ways an outsider's search may go on SQLite (``queries.search._Plan``): the
-    index's matches read whole when the words are rare enough, their own messages looked
-    up in the index a batch at a time when the words are common."""
+    index's matches read whole, or their own messages looked up in it a batch at a time."""
     if request.param == "batches":
-        monkeypatch.setattr(search, "MANY", 0)
+        monkeypatch.setattr(search, "LOOKUP_COST", 0)
         monkeypatch.setattr(search, "OWN_BATCH", 2)
     return str(request.param)
 
@@ -210,3 +209,12 @@ def test_a_contact_page_lists_the_shared_tasks_a_page_at_a_time(web_app, tokens,
     shown = re.findall(r'<td><a href="/tasks/(\d+)">#', first + rest)
     assert len(shown) == TASKS_PAGE + 10 and len(set(shown)) == len(shown)
     assert more_link(rest, "Older tasks") is None
+
+
+def test_a_word_in_most_messages_is_looked_for_among_the_newest_only(web_app, tokens, monkeypatch):
+    monkeypatch.setattr(search, "MANY", 0)  # every word counts as one in most messages
+    monkeypatch.setattr(search, "OWN_BATCH", 2)
+    with web_app.client(tokens["carol"]) as client:
+        answer = client.get("/api/tasks?q=zanzibar").json()
+    assert sorted(item["number"] for item in answer["items"]) == [1, 3, 4]
+    assert answer["total_exact"] is False
