@@ -211,7 +211,11 @@ def test_a_contact_page_lists_the_shared_tasks_a_page_at_a_time(web_app, tokens,
     assert more_link(rest, "Older tasks") is None
 
 
-def test_a_word_in_most_messages_is_looked_for_among_the_newest_only(web_app, tokens, monkeypatch):
+def test_a_word_in_most_messages_is_looked_for_among_the_newest_only(
+    web_app, tokens, monkeypatch, store
+):
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's plan only: PostgreSQL's planner chooses (CI runs the SQLite pass)")
     monkeypatch.setattr(search, "MANY", 0)  # every word counts as one in most messages
     monkeypatch.setattr(search, "OWN_BATCH", 2)
     with web_app.client(tokens["carol"]) as client:
