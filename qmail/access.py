@@ -59,28 +59,41 @@ def _member(branch_id: Any, person: Reader) -> ColumnElement[bool]:
     )
 
 
+def _branches_of(person: Reader) -> Any:
+    """SELECT the ids of ``person``'s branches (from the index on ``(person_id, branch_id)``)."""
+    return select(col(models.BranchMember.branch_id)).where(
+        col(models.BranchMember.person_id) == person.id
+    )
+
+
 def branch_visible(person: Reader | None, branch: Any = models.Branch) -> ColumnElement[bool]:
-    """A condition on ``Branch`` (or an alias of it): true for branches ``person`` may read."""
+    """A condition on ``Branch`` (or an alias of it): true for branches ``person`` may read.
+
+    A team member's condition is checked branch by branch (they may read nearly all of
+    them); an outsider's starts from their own few branches, so the database can too.
+    """
     if person is None:
         return false()
     hidden = col(branch.hidden).is_(True)
     if person.is_team:
         return or_(~hidden, _member(branch.id, person))
-    return and_(~hidden, _member(branch.id, person))
+    return and_(~hidden, col(branch.id).in_(_branches_of(person)))
 
 
 def task_visible(person: Reader | None) -> ColumnElement[bool]:
-    """A condition on ``Task``: true for the tasks ``person`` may read."""
+    """A condition on ``Task``: true for the tasks ``person`` may read.
+
+    An outsider's tasks are those of the branches they may read: a short list, found from
+    their memberships, not by looking at every task.
+    """
     if person is None:
         return false()
     if person.is_team:
         return col(models.Task.id).is_not(None)
     # An alias, so that a query that also selects from Branch is not correlated with it.
     branch = aliased(models.Branch)
-    return exists(
-        select(col(branch.id)).where(
-            col(branch.task_id) == models.Task.id, branch_visible(person, branch)
-        )
+    return col(models.Task.id).in_(
+        select(col(branch.task_id)).where(branch_visible(person, branch))
     )
 
 
@@ -89,18 +102,14 @@ def branch_readers(branch: models.Branch, team: Team) -> ColumnElement[bool]:
 
     These are the people told about its messages by mail.  A hidden branch is read only
     by its team members: should an outsider ever become a member by mistake (or a member
-    leave the team), they see nothing and are sent nothing.
+    leave the team), they see nothing and are sent nothing.  The members are looked up by
+    the branch, so the query reads them only, not everyone qmail knows.
     """
-    member = _member_of(branch.id)
+    member = col(models.Person.id).in_(
+        select(col(models.BranchMember.person_id)).where(
+            col(models.BranchMember.branch_id) == branch.id
+        )
+    )
     if branch.hidden:
         return and_(member, team.condition())
     return member
-
-
-def _member_of(branch_id: int | None) -> ColumnElement[bool]:
-    return exists(
-        select(col(models.BranchMember.person_id)).where(
-            col(models.BranchMember.branch_id) == branch_id,
-            col(models.BranchMember.person_id) == models.Person.id,
-        )
-    )

@@ -8,8 +8,23 @@ migrates it, and a test checks that the migrations match these classes.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Column, DateTime, Dialect, LargeBinary, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    Computed,
+    DateTime,
+    Dialect,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    literal_column,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Field, SQLModel
 
 
@@ -44,18 +59,51 @@ def _when(index: bool = False, nullable: bool = False) -> Column:  # type: ignor
     return Column(UTCDateTime(), nullable=nullable, index=index)
 
 
+class email_domain(FunctionElement[str]):
+    """The domain of an address, in lower case: what follows its last ``@``, as
+    ``core.addresses.split_address`` reads it.  Each database spells it its own way."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(email_domain, "sqlite")
+def _email_domain_sqlite(element: email_domain, compiler: Any, **kw: Any) -> str:
+    # rtrim(email, <every character but @>) leaves everything up to the last @
+    email = compiler.process(element.clauses, **kw)
+    return f"lower(substr({email}, length(rtrim({email}, replace({email}, '@', ''))) + 1))"
+
+
+@compiles(email_domain, "postgresql")
+def _email_domain_postgresql(element: email_domain, compiler: Any, **kw: Any) -> str:
+    email = compiler.process(element.clauses, **kw)
+    return f"lower(reverse(split_part(reverse({email}), '@', 1)))"
+
+
 class Person(SQLModel, table=True):
     """Someone qmail has met: a sender, a person a team member copied in, or the CLI's.
 
     ``role`` is an explicit choice (``team`` or ``external``, from ``qmail person set``);
     ``None`` follows ``mail.team_domains`` as the configuration says now.  Whether someone
     is on the team is never stored: ``qmail.people.Team`` works it out when asked.
+
+    ``domain`` is computed by the database from ``email`` (whoever inserts the row), so
+    the team's domains and the address book's companies are found through an index.
     """
+
+    __table_args__ = (
+        Index("ix_person_role_domain", "role", "domain"),
+        Index("ix_person_domain_email", "domain", "email"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, unique=True, index=True)
     name: str = Field(default="", max_length=200)
     role: str | None = Field(default=None, max_length=20)
+    domain: str | None = Field(
+        default=None,
+        sa_column=Column(String(320), Computed(email_domain(literal_column("email")))),
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
     last_login_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
@@ -107,14 +155,22 @@ class Counter(SQLModel, table=True):
 
 
 class Task(SQLModel, table=True):
+    """A task; lists show the newest activity first, by ``(updated_at, id)`` (indexed, with
+    the status in front for the status filter), and page on from the last one shown."""
+
+    __table_args__ = (
+        Index("ix_task_updated", "updated_at", "id"),
+        Index("ix_task_status_updated", "status", "updated_at", "id"),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     number: int = Field(unique=True, index=True)
     title: str = Field(default="", sa_column=Column(Text, nullable=False))
-    status: str = Field(default="open", max_length=20, index=True)
+    status: str = Field(default="open", max_length=20)
     created_by_id: int | None = Field(default=None, foreign_key="person.id")
     assignee_id: int | None = Field(default=None, foreign_key="person.id")
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
-    updated_at: datetime = Field(default_factory=utcnow, sa_column=_when(index=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_when())
 
 
 class Branch(SQLModel, table=True):
@@ -133,8 +189,11 @@ class Branch(SQLModel, table=True):
 
 
 class BranchMember(SQLModel, table=True):
+    # a person's branches, straight from the index (access.py, contacts)
+    __table_args__ = (Index("ix_branchmember_person_branch", "person_id", "branch_id"),)
+
     branch_id: int = Field(foreign_key="branch.id", primary_key=True)
-    person_id: int = Field(foreign_key="person.id", primary_key=True, index=True)
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
     added_at: datetime = Field(default_factory=utcnow, sa_column=_when())
 
 
@@ -169,11 +228,18 @@ class Quarantine(SQLModel, table=True):
 
 
 class Message(SQLModel, table=True):
-    __table_args__ = (UniqueConstraint("branch_id", "message_id"),)
+    """A message in a branch.  Its ``text`` is also in the full-text index
+    (``qmail.queries.search``), kept in step by the database itself (migration 0008)."""
+
+    __table_args__ = (
+        UniqueConstraint("branch_id", "message_id"),
+        # a branch's messages in order; its first and last message (contacts)
+        Index("ix_message_branch_sent", "branch_id", "sent_at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     task_id: int = Field(foreign_key="task.id", index=True)
-    branch_id: int = Field(foreign_key="branch.id", index=True)
+    branch_id: int = Field(foreign_key="branch.id")
     author_id: int = Field(foreign_key="person.id", index=True)
     text: str = Field(default="", sa_column=Column(Text, nullable=False))
     quoted: str = Field(default="", sa_column=Column(Text, nullable=False))
@@ -209,16 +275,25 @@ class TaskTag(SQLModel, table=True):
 
 
 class Event(SQLModel, table=True):
-    """Something that happened on a task (new task, message, automatic mail ignored…)."""
+    """Something that happened on a task (new task, message, automatic mail ignored…).
+
+    Read newest first, by ``(created_at, id)``: everywhere (activity) or per task (history).
+    """
+
+    __table_args__ = (
+        Index("ix_event_created", "created_at", "id"),
+        Index("ix_event_task_created", "task_id", "created_at", "id"),
+        Index("ix_event_branch_kind", "branch_id", "kind"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    task_id: int | None = Field(default=None, foreign_key="task.id", index=True)
+    task_id: int | None = Field(default=None, foreign_key="task.id")
     branch_id: int | None = Field(default=None, foreign_key="branch.id")
     person_id: int | None = Field(default=None, foreign_key="person.id")
     kind: str = Field(max_length=40)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False))
     raw_mail_id: int | None = Field(default=None, foreign_key="rawmail.id")
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_when(index=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
 
 
 class Mute(SQLModel, table=True):

@@ -25,7 +25,6 @@ from qmail import models
 from qmail.config import Settings
 from qmail.core.addresses import split_address
 from qmail.core.mail import Address
-from qmail.db import like_escaped
 
 TEAM = "team"
 EXTERNAL = "external"
@@ -53,13 +52,13 @@ class Team:
         return self.by_address(person.email)
 
     def condition(self, person: Any = models.Person) -> ColumnElement[bool]:
-        """``includes`` as a SQL condition on ``Person`` (or an alias of it)."""
+        """``includes`` as a SQL condition on ``Person`` (or an alias of it).
+
+        ``Person.domain`` is the database's own reading of the address's domain, with an
+        index on ``(role, domain)``: the team is found without reading everyone.
+        """
         role = col(person.role)
-        by_domain = [
-            col(person.email).like(f"%@{like_escaped(domain)}", escape="\\")
-            for domain in self.domains
-        ]
-        configured = or_(*by_domain) if by_domain else false()
+        configured = col(person.domain).in_(self.domains) if self.domains else false()
         return or_(role == TEAM, and_(role.is_(None), configured))
 
 

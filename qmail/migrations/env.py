@@ -4,6 +4,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import qmail.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from qmail.db import include_name
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:
@@ -12,5 +13,6 @@ with engine.begin() as connection:
         target_metadata=SQLModel.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     context.run_migrations()

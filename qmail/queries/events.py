@@ -1,7 +1,9 @@
 """What happened, as readers may see it: a task's history and the activity stream.
 
 Events on a branch the reader may not see are never loaded, so a hidden branch cannot leak
-through the activity stream or a task's history.
+through the activity stream or a task's history.  Both read newest first along an index
+(``event(created_at, id)``, ``event(task_id, created_at, id)``); the activity stream pages
+on with a cursor after the last event shown.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from qmail import models
 from qmail.access import Reader, branch_visible, task_visible
+from qmail.queries.paging import before, key_cursor, read_key_cursor
 
 ACTIVITY_SIZE = 100
 
@@ -60,6 +63,7 @@ class EventLine:
     text: str
     hidden: bool
     message_id: int | None  # for ``message`` events: the anchor on the task page
+    event_id: int = 0
 
 
 def describe(kind: str, detail: str) -> str:
@@ -116,6 +120,7 @@ def _line(
         text=describe(event.kind, event.detail),
         hidden=bool(hidden),
         message_id=message_id,
+        event_id=event.id or 0,
     )
 
 
@@ -125,7 +130,17 @@ def task_history(session: Session, person: Reader, task_id: int) -> list[EventLi
     return [_line(*row) for row in session.exec(statement.limit(HISTORY_SIZE))]
 
 
-def activity(session: Session, person: Reader) -> list[EventLine]:
-    """The latest events on every task and branch ``person`` may see, newest first."""
-    statement = _events_statement(person).limit(ACTIVITY_SIZE)
-    return [_line(*row) for row in session.exec(statement)]
+def activity(
+    session: Session, person: Reader, cursor: str | None = None
+) -> tuple[list[EventLine], str | None]:
+    """The latest events on every task and branch ``person`` may see, newest first, from
+    after ``cursor``; and the cursor of the next page (``None`` on the last one)."""
+    statement = _events_statement(person)
+    if cursor is not None:
+        after = read_key_cursor(cursor)
+        statement = statement.where(before(models.Event.created_at, models.Event.id, after))
+    lines = [_line(*row) for row in session.exec(statement.limit(ACTIVITY_SIZE + 1))]
+    if len(lines) <= ACTIVITY_SIZE:
+        return lines, None
+    lines = lines[:ACTIVITY_SIZE]
+    return lines, key_cursor(lines[-1].created_at, lines[-1].event_id)

@@ -8,15 +8,24 @@ shapes are msgspec structs, so the OpenAPI schema describes the answers exactly.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from qmail import models
 from qmail.access import Reader, branch_visible, task_visible
-from qmail.db import like_pattern
+from qmail.core.search import search_terms
 from qmail.errors import NotFound
+from qmail.queries.paging import (
+    before,
+    count_upto,
+    key_cursor,
+    offset_cursor,
+    read_key_cursor,
+    read_offset_cursor,
+)
+from qmail.queries.search import find_tasks
 
 
 class TaskSummary(msgspec.Struct):
@@ -30,8 +39,15 @@ class TaskSummary(msgspec.Struct):
 
 
 class TaskList(msgspec.Struct):
+    """A page of tasks.  ``total`` counts every match up to ``paging.COUNT_LIMIT``;
+    ``total_exact`` is false when there are more (or, for a text search, when only the
+    newest matching messages were ranked).  ``next_cursor`` asks for the next page
+    (``cursor=``), ``None`` on the last one."""
+
     items: list[TaskSummary]
     total: int
+    next_cursor: str | None = None
+    total_exact: bool = True
 
 
 class Author(msgspec.Struct):
@@ -96,9 +112,15 @@ def search_tasks(
     status: str | None,
     q: str | None,
     limit: int,
-    offset: int,
+    offset: int = 0,
+    cursor: str | None = None,
 ) -> TaskList:
-    """The tasks ``person`` may see that match the filters, newest activity first."""
+    """The tasks ``person`` may see that match the filters: newest activity first, or,
+    with words to look for (``q``), best match first.
+
+    Pages follow ``cursor`` (the ``next_cursor`` of the page before); ``offset`` is still
+    understood, but costs what it skips.
+    """
     conditions = [task_visible(person)]
     if tag:
         tagged = (
@@ -109,27 +131,58 @@ def search_tasks(
         conditions.append(col(models.Task.id).in_(tagged))
     if status:
         conditions.append(col(models.Task.status) == status)
-    if q:
-        pattern = like_pattern(q)
-        in_messages = (
-            select(models.Message.task_id)
-            .join(models.Branch, col(models.Branch.id) == models.Message.branch_id)
-            .where(branch_visible(person), col(models.Message.text).ilike(pattern, escape="\\"))
-        )
-        conditions.append(
-            col(models.Task.title).ilike(pattern, escape="\\")
-            | col(models.Task.id).in_(in_messages)
-        )
-    total = session.exec(select(func.count()).select_from(models.Task).where(*conditions)).one()
+    if q and q.strip():
+        return _ranked(session, person, conditions, search_terms(q), limit, offset, cursor)
+    listed = select(models.Task).where(*conditions)
+    total, exact = count_upto(session, select(col(models.Task.id)).where(*conditions))
+    if cursor is not None:
+        after = read_key_cursor(cursor)
+        listed = listed.where(before(models.Task.updated_at, models.Task.id, after))
     tasks = session.exec(
-        select(models.Task)
-        .where(*conditions)
-        .order_by(col(models.Task.updated_at).desc(), col(models.Task.id).desc())
-        .limit(limit)
+        listed.order_by(col(models.Task.updated_at).desc(), col(models.Task.id).desc())
+        .limit(limit + 1)
         .offset(offset)
     ).all()
+    following = None
+    if len(tasks) > limit:
+        tasks = tasks[:limit]
+        following = key_cursor(tasks[-1].updated_at, tasks[-1].id or 0)
+    return TaskList(_summaries(session, list(tasks)), total, following, exact)
+
+
+def _ranked(
+    session: Session,
+    person: Reader,
+    conditions: list[Any],
+    terms: tuple[str, ...],
+    limit: int,
+    offset: int,
+    cursor: str | None,
+) -> TaskList:
+    """A page of the tasks matching ``terms`` (and ``conditions``), best first."""
+    found = find_tasks(session, person, terms)
+    order = [match.task_id for match in found.matches]
+    if len(conditions) > 1 and order:  # a tag or status too: keep the tasks that have it
+        kept = set(
+            session.exec(
+                select(col(models.Task.id)).where(col(models.Task.id).in_(order), *conditions)
+            ).all()
+        )
+        order = [task_id for task_id in order if task_id in kept]
+    start = read_offset_cursor(cursor) if cursor is not None else offset
+    page = order[start : start + limit]
+    tasks = {
+        task.id: task
+        for task in session.exec(select(models.Task).where(col(models.Task.id).in_(page)))
+    }
+    following = offset_cursor(start + limit) if start + limit < len(order) else None
+    items = _summaries(session, [tasks[task_id] for task_id in page if task_id in tasks])
+    return TaskList(items, len(order), following, found.exact)
+
+
+def _summaries(session: Session, tasks: list[models.Task]) -> list[TaskSummary]:
     tags = tags_of(session, [task.id for task in tasks if task.id is not None])
-    return TaskList(items=[summarize(task, tags[task.id or 0]) for task in tasks], total=total)
+    return [summarize(task, tags[task.id or 0]) for task in tasks]
 
 
 def members_of(session: Session, branch_ids: list[int]) -> dict[int, list[str]]:

@@ -90,9 +90,12 @@ class TaskApi(Controller):
         q: Annotated[str | None, QueryParameter(max_length=200)] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
     ) -> TaskList:
-        """The tasks the caller may see, filtered by tag, status and text."""
-        return search_tasks(session, person, tag, status, q, limit, offset)
+        """The tasks the caller may see, filtered by tag, status and words (``q``): newest
+        activity first, or best match first with ``q``.  The next page is
+        ``cursor=<next_cursor>``, which costs what the first page costs."""
+        return search_tasks(session, person, tag, status, q, limit, offset, cursor)
 
     @post("/{number:int}/messages", sync_to_thread=True, status_code=201)
     def post_message(

@@ -8,9 +8,11 @@ leak through the activity stream or a task's history.  The address book comes fr
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Template
 from sqlmodel import Session
 
@@ -24,19 +26,37 @@ from qmail.queries.outbox import outbox_lines
 class ReaderPages(Controller):
     @get("/activity", sync_to_thread=True)
     def activity_page(
-        self, session: NamedDependency[Session], person: NamedDependency[Reader]
+        self,
+        session: NamedDependency[Session],
+        person: NamedDependency[Reader],
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
     ) -> Template:
         """What happened lately on the tasks and branches the reader may see."""
-        lines = activity(session, person)
-        return Template("activity.html", context={"person": person, "events": lines})
+        lines, following = activity(session, person, cursor)
+        context = {
+            "person": person,
+            "events": lines,
+            "next_cursor": following,
+            "first_page": cursor is None,
+        }
+        return Template("activity.html", context=context)
 
     @get("/contacts", sync_to_thread=True)
     def contacts_page(
-        self, session: NamedDependency[Session], person: NamedDependency[Reader]
+        self,
+        session: NamedDependency[Session],
+        person: NamedDependency[Reader],
+        cursor: Annotated[str | None, QueryParameter(max_length=1000)] = None,
     ) -> Template:
-        """The reader's address book, grouped by company."""
-        groups = by_company(address_book(session, person))
-        return Template("contacts.html", context={"person": person, "groups": groups})
+        """The reader's address book, a page at a time, grouped by company."""
+        contacts, following = address_book(session, person, cursor=cursor)
+        context = {
+            "person": person,
+            "groups": by_company(contacts),
+            "next_cursor": following,
+            "first_page": cursor is None,
+        }
+        return Template("contacts.html", context=context)
 
     @get("/contacts/{email:str}", sync_to_thread=True)
     def contact_page(
@@ -44,13 +64,21 @@ class ReaderPages(Controller):
         session: NamedDependency[Session],
         person: NamedDependency[Reader],
         email: FromPath[str],
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
     ) -> Template:
-        """One contact and the tasks shared with them; 404 for anyone not in the book."""
+        """One contact and the tasks shared with them, a page at a time; 404 for anyone
+        not in the book."""
         found = contact(session, person, email) if len(email) <= 320 else None
         if found is None:
             raise NotFound(f"{email} is not one of your contacts")
-        tasks = shared_tasks(session, person, found.email)
-        context = {"person": person, "contact": found, "tasks": tasks}
+        tasks, following = shared_tasks(session, person, found, cursor)
+        context = {
+            "person": person,
+            "contact": found,
+            "tasks": tasks,
+            "next_cursor": following,
+            "first_page": cursor is None,
+        }
         return Template("contact.html", context=context)
 
     @get("/outbox", sync_to_thread=True)

@@ -232,7 +232,12 @@ def test_client_sees_only_their_own_tasks(web_app: InProcessWeb, world: World) -
 
 
 def test_stranger_sees_no_tasks(web_app: InProcessWeb, world: World) -> None:
-    assert get_json(web_app, world.tokens["stranger"], "/api/tasks") == {"items": [], "total": 0}
+    assert get_json(web_app, world.tokens["stranger"], "/api/tasks") == {
+        "items": [],
+        "total": 0,
+        "next_cursor": None,
+        "total_exact": True,
+    }
 
 
 def test_tag_filter_is_case_insensitive(web_app: InProcessWeb, world: World) -> None:
@@ -260,10 +265,13 @@ def test_search_ignores_text_of_branches_the_caller_cannot_see(
     assert numbers(web_app, world.tokens["carol"], "/api/tasks?q=discount") == []
 
 
-def test_search_treats_like_wildcards_literally(web_app: InProcessWeb, world: World) -> None:
-    assert numbers(web_app, world.tokens["alice"], "/api/tasks?q=%25") == [1]
-    assert numbers(web_app, world.tokens["alice"], "/api/tasks?q=0%25_d") == [1]
-    assert numbers(web_app, world.tokens["alice"], "/api/tasks?q=Site_returns") == []
+def test_search_looks_for_whole_words_whatever_the_punctuation(
+    web_app: InProcessWeb, world: World
+) -> None:
+    assert numbers(web_app, world.tokens["alice"], "/api/tasks?q=100%25_done") == [1]
+    assert numbers(web_app, world.tokens["alice"], "/api/tasks?q=Site_returns") == [2]
+    assert numbers(web_app, world.tokens["alice"], "/api/tasks?q=%25") == []
+    assert numbers(web_app, world.tokens["alice"], "/api/tasks?q=invoi") == []
 
 
 def test_limit_and_offset_page_through_with_the_full_total(
@@ -274,6 +282,24 @@ def test_limit_and_offset_page_through_with_the_full_total(
     assert [item["number"] for item in first["items"]] == [2, 3]
     assert [item["number"] for item in rest["items"]] == [1]
     assert first["total"] == rest["total"] == 3
+
+
+def test_cursor_pages_through_and_ends_with_none(web_app: InProcessWeb, world: World) -> None:
+    first = get_json(web_app, world.tokens["alice"], "/api/tasks?limit=2")
+    rest = get_json(
+        web_app, world.tokens["alice"], f"/api/tasks?limit=2&cursor={first['next_cursor']}"
+    )
+    assert [item["number"] for item in first["items"] + rest["items"]] == [2, 3, 1]
+    assert rest["next_cursor"] is None
+    assert first["total"] == rest["total"] == 3 and first["total_exact"]
+
+
+@pytest.mark.parametrize("cursor", ["x", "bm90LWEtY3Vyc29y", "azIwMjQtMDEtMDF8eA"])
+def test_a_cursor_that_is_not_ours_is_a_bad_request(
+    web_app: InProcessWeb, world: World, cursor: str
+) -> None:
+    answer = get_json(web_app, world.tokens["alice"], f"/api/tasks?cursor={cursor}", status=400)
+    assert answer == {"error": "invalid cursor"}
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=201", "limit=abc", "offset=-1", "offset=x"])

@@ -93,7 +93,12 @@ def test_token_create_prints_a_working_bearer_token(config, capsys, web_server):
     token = capsys.readouterr().out.strip()
     assert token.startswith("qm_")
     with web_server.client(token) as client:
-        assert client.get("/api/tasks").json() == {"items": [], "total": 0}
+        assert client.get("/api/tasks").json() == {
+            "items": [],
+            "total": 0,
+            "next_cursor": None,
+            "total_exact": True,
+        }
 
 
 def test_token_for_an_unknown_person_is_a_one_line_error(config, capsys):

@@ -62,31 +62,31 @@ MAILS = {
     8: "thread_8_bob_private",
 }
 
-# Each person's exact book: (email, company, tasks in common, first mail, last mail),
-# most recently seen first.  Alice and Bob also share the hidden branch of task 1 (7, 8);
-# nobody else sees it, so for the clients task 1 ends with mail 6.
+# Each person's exact book: (email, company, tasks in common, first mail, last mail), by
+# the domain of the address, then the address.  Alice and Bob also share the hidden branch
+# of task 1 (7, 8); nobody else sees it, so for the clients task 1 ends with mail 6.
 BOOKS = {
     ALICE: [
-        (BOB, "example.com", 2, 1, 8),
         (CAROL, "acme.test", 1, 1, 6),
         (DAN, "acme.test", 1, 1, 6),
+        (BOB, "example.com", 2, 1, 8),
         (ERIN, "globex.test", 1, 3, 5),
     ],
     BOB: [
-        (ALICE, "example.com", 2, 1, 8),
         (CAROL, "acme.test", 1, 1, 6),
         (DAN, "acme.test", 1, 1, 6),
+        (ALICE, "example.com", 2, 1, 8),
         (ERIN, "globex.test", 1, 3, 5),
     ],
     CAROL: [
+        (DAN, "acme.test", 1, 1, 6),
         (ALICE, "example.com", 1, 1, 6),
         (BOB, "example.com", 1, 1, 6),
-        (DAN, "acme.test", 1, 1, 6),
     ],
     DAN: [
+        (CAROL, "acme.test", 1, 1, 6),
         (ALICE, "example.com", 1, 1, 6),
         (BOB, "example.com", 1, 1, 6),
-        (CAROL, "acme.test", 1, 1, 6),
     ],
     ERIN: [
         (ALICE, "example.com", 1, 3, 5),
@@ -149,6 +149,7 @@ def book(web_server: WebServer, token: str | None, query: str = "") -> list[dict
     with web_server.client(token) as http:
         response = http.get(f"/api/contacts{query}")
     assert response.status_code == 200, response.text
+    assert "link" not in response.headers, "the whole book fits on one page"
     contacts = response.json()
     for entry in contacts:
         entry["first_seen"] = datetime.fromisoformat(entry["first_seen"])
@@ -229,6 +230,21 @@ def test_one_contact_is_found_by_address(smtp_server: SmtpServer, exchange: dict
         assert (dan.first_seen, dan.last_seen) == (date_of(1), date_of(6))
         assert contact(session, people[CAROL], ERIN) is None
         assert contact(session, people[CAROL], CAROL) is None, "nobody is their own contact"
+
+
+def test_the_book_is_read_a_page_at_a_time_following_the_link(
+    web_server: WebServer, exchange: dict[str, str]
+) -> None:
+    pages, url = [], "/api/contacts?limit=3"
+    with web_server.client(exchange[ALICE]) as http:
+        while url:
+            response = http.get(url)
+            assert response.status_code == 200, response.text
+            pages.append([entry["email"] for entry in response.json()])
+            link = response.headers.get("link", "")
+            url = link.removeprefix("<").split(">;")[0] if link else ""
+            assert not link or link.endswith('; rel="next"')
+    assert pages == [[CAROL, DAN, BOB], [ERIN]]
 
 
 def test_someone_who_took_part_in_nothing_has_an_empty_book(

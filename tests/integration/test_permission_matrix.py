@@ -12,8 +12,8 @@ the real API:
 5. Dave, a client of another company, mails task 2 in.  Eve has an account and no task.
 
 Each cell (reader x way) is its own test: the hidden branch must show for Alice, and for
-nobody else, whether read through the query helpers, the API, the rendered page, or the
-mail qmail sends out.
+nobody else, whether read through the query helpers, the API, the rendered page, the mail
+qmail sends out, or a search for its words (the search page and the API's ``q``).
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ READERS = {
     DAVE: (False, False),  # the client of task 2
     EVE: (False, False),  # an account with no task at all
 }
-WAYS = ("read_task", "branch_visible", "api", "page", "mail")
+WAYS = ("read_task", "branch_visible", "api", "page", "mail", "search_page", "search_api")
+HIDDEN_WORDS = ("zebra 7731", "contract lapsed")  # the words of HIDDEN_MARKERS
 
 
 def add_people(store: Context, *addresses: Address) -> None:
@@ -176,6 +177,29 @@ def read_by_mail(store: Context, email_address: str) -> bool:
     return any(shows_hidden(text) for text in texts)
 
 
+def read_by_search_page(web_app: InProcessWeb, token: str) -> bool:
+    """Whether searching the hidden branch's words finds task 1, with a snippet of them."""
+    found = []
+    for words in HIDDEN_WORDS:
+        with web_app.client(token) as client:
+            page = client.get("/search", params={"q": words})
+        assert page.status_code == 200
+        hit = 'href="/tasks/1' in page.text
+        assert hit == ("<mark>" in page.text) == ('class="snippet"' in page.text)
+        found.append(hit)
+    return any(found)
+
+
+def read_by_search_api(web_app: InProcessWeb, token: str) -> bool:
+    found = []
+    for words in HIDDEN_WORDS:
+        with web_app.client(token) as client:
+            answer = client.get("/api/tasks", params={"q": words})
+        assert answer.status_code == 200
+        found.append([item["number"] for item in answer.json()["items"]] == [1])
+    return any(found)
+
+
 def read(
     way: str, store: Context, web_app: InProcessWeb, reader: str, hidden: models.Branch
 ) -> bool:
@@ -188,6 +212,10 @@ def read(
         return read_by_api(web_app, token_for(store, reader), hidden)
     if way == "page":
         return read_by_page(web_app, token_for(store, reader))
+    if way == "search_page":
+        return read_by_search_page(web_app, token_for(store, reader))
+    if way == "search_api":
+        return read_by_search_api(web_app, token_for(store, reader))
     return read_by_mail(store, reader)
 
 

@@ -13,10 +13,13 @@ from sqlalchemy import text
 from sqlmodel import Session, SQLModel, select
 
 from qmail import models, people
+from qmail.access import Reader
 from qmail.auth.signed import LinkTokens, ReplyTokens
 from qmail.core.mail import Address, ReplyTarget
-from qmail.db import alembic_config, create_db_engine, migrate, session_scope
+from qmail.core.search import search_terms
+from qmail.db import alembic_config, create_db_engine, include_name, migrate, session_scope
 from qmail.inbound import store as qstore
+from qmail.queries.search import find_tasks
 from qmail.threads.tasks import next_task_number
 
 NOW = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
@@ -24,7 +27,8 @@ NOW = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
 
 def test_migrations_create_exactly_the_models(store):
     with store.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        opts = {"compare_type": True, "include_name": include_name}
+        context = MigrationContext.configure(connection, opts=opts)
         assert compare_metadata(context, SQLModel.metadata) == []
 
 
@@ -193,4 +197,31 @@ def test_upgrading_moves_the_fork_point_of_hidden_branches_into_its_column(setti
     with Session(engine) as session:
         forks = session.exec(select(models.Branch.id, models.Branch.forked_from_id)).all()
     assert sorted(forks) == [(1, None), (2, 7), (3, None)]
+    engine.dispose()
+
+
+def test_upgrading_indexes_the_messages_and_titles_already_stored_for_search(settings):
+    engine = create_db_engine(settings)
+    command.upgrade(alembic_config(engine), "0006")
+    when = "'2024-01-01 00:00:00+00:00'"
+    with engine.begin() as connection:
+        for statement in (
+            f"INSERT INTO person (id, email, name, created_at) VALUES (1, 'a@X.test', 'A', {when})",
+            "INSERT INTO task (id, number, title, status, created_by_id, created_at, updated_at)"
+            f" VALUES (1, 1, 'Walrus invoice', 'open', 1, {when}, {when})",
+            f"INSERT INTO branch (id, task_id, hidden, created_at) VALUES (1, 1, false, {when})",
+            f"INSERT INTO branchmember (branch_id, person_id, added_at) VALUES (1, 1, {when})",
+            "INSERT INTO message (id, task_id, branch_id, author_id, text, quoted, full_text,"
+            ' subject, message_id, in_reply_to, "references", source, sent_at) VALUES'
+            f" (7, 1, 1, 1, 'A pelican', '', '', 'x', 'm7@x', '', '', 'email', {when})",
+        ):
+            connection.execute(text(statement))
+    migrate(engine)
+    with Session(engine) as session:
+        person = session.exec(select(models.Person)).one()
+        reader = Reader(person, is_team=True)
+        for words, found in (("pelican", [(1, 7)]), ("walrus", [(1, None)]), ("seal", [])):
+            matches = find_tasks(session, reader, search_terms(words)).matches
+            assert [(match.task_id, match.message_id) for match in matches] == found
+        assert person.domain == "x.test"
     engine.dispose()
