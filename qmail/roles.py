@@ -74,10 +74,19 @@ def file_pending(context: Context, now: datetime | None = None, budget: float = 
             return total
 
 
-async def filer(context: Context, wake: asyncio.Event, interval: float = 1.0) -> None:
+async def filer(
+    context: Context,
+    wake: asyncio.Event,
+    interval: float = 1.0,
+    stop: asyncio.Event | None = None,
+) -> None:
     """Files kept mail: at once when this process's SMTP server kept some (``wake``),
-    and every ``interval`` seconds for what other processes kept or a crash left."""
-    while True:
+    and every ``interval`` seconds for what other processes kept or a crash left.
+
+    ``stop`` ends it between two rounds, never with a round's thread still at work.
+    """
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
         wake.clear()
         try:
             await asyncio.to_thread(file_pending, context)

@@ -24,6 +24,7 @@ from qmail.inbound import pipeline, store
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 200  # mails per commit: bounded, so that one commit stays short
+_Item = tuple[store.Spooled, "asyncio.Future[store.Kept]"]
 
 
 class Spool:
@@ -32,7 +33,7 @@ class Spool:
     def __init__(self, context: Context, on_kept: Callable[[], None] = lambda: None) -> None:
         self.context = context
         self.on_kept = on_kept
-        self._queue: asyncio.Queue[tuple[store.Spooled, asyncio.Future[store.Kept]]] | None
+        self._queue: asyncio.Queue[_Item | None] | None
         self._queue = None
         self._writer: asyncio.Task[None] | None = None
 
@@ -43,19 +44,24 @@ class Spool:
         self._started().put_nowait((mail, future))
         return await future
 
-    def _started(self) -> asyncio.Queue[tuple[store.Spooled, asyncio.Future[store.Kept]]]:
+    def _started(self) -> asyncio.Queue[_Item | None]:
         if self._queue is None or self._writer is None or self._writer.done():
             self._queue = asyncio.Queue()
             self._writer = asyncio.create_task(self._write(self._queue), name="qmail-spool")
         return self._queue
 
-    async def _write(
-        self, queue: asyncio.Queue[tuple[store.Spooled, asyncio.Future[store.Kept]]]
-    ) -> None:
+    async def _write(self, queue: asyncio.Queue[_Item | None]) -> None:
         while True:
-            batch = [await queue.get()]
+            first = await queue.get()
+            if first is None:  # closed
+                return
+            batch = [first]
             while len(batch) < MAX_BATCH and not queue.empty():
-                batch.append(queue.get_nowait())
+                item = queue.get_nowait()
+                if item is None:
+                    queue.put_nowait(None)  # after this batch
+                    break
+                batch.append(item)
             mails = [mail for mail, _ in batch]
             try:
                 kept = await asyncio.to_thread(pipeline.keep, mails, self.context)
@@ -71,7 +77,8 @@ class Spool:
                 self.on_kept()
 
     async def close(self) -> None:
-        """Stop the writer (after the SMTP server stopped taking mail)."""
-        if self._writer is not None:
-            self._writer.cancel()
+        """Stop the writer once it has written what it was given (call it after the SMTP
+        server stopped taking mail)."""
+        if self._queue is not None and self._writer is not None and not self._writer.done():
+            self._queue.put_nowait(None)
             await asyncio.gather(self._writer, return_exceptions=True)

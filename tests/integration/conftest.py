@@ -108,28 +108,32 @@ def serve_smtp(store: Context, loop_thread: LoopThread, **smtp: object) -> Itera
     """The ingest server and the filer for ``store``, with ``smtp`` settings changed."""
     settings = store.settings.replace(smtp={"host": "127.0.0.1", "port": free_port(), **smtp})
     store = dataclasses.replace(store, settings=settings)
-    server, filer, spool = loop_thread.run(start_ingest(store, settings))
+    server, filer, spool, stop = loop_thread.run(start_ingest(store, settings))
     try:
         yield SmtpServer(settings.smtp.host, settings.smtp.port, store)
     finally:
-        loop_thread.run(stop_ingest(server, filer, spool))
+        loop_thread.run(stop_ingest(server, filer, spool, stop), timeout=60)
 
 
 async def start_ingest(
     store: Context, settings: Settings
-) -> tuple[asyncio.Server, asyncio.Task[None], Spool]:
-    wake = asyncio.Event()
+) -> tuple[asyncio.Server, asyncio.Task[None], Spool, asyncio.Event]:
+    wake, stop = asyncio.Event(), asyncio.Event()
     spool = Spool(store, on_kept=wake.set)
     server = await start_smtp_server(settings, roles.ingest_handler(store, spool))
-    filer = asyncio.create_task(roles.filer(store, wake, interval=0.2))
-    return server, filer, spool
+    filer = asyncio.create_task(roles.filer(store, wake, interval=0.2, stop=stop))
+    return server, filer, spool, stop
 
 
-async def stop_ingest(server: asyncio.Server, filer: asyncio.Task[None], spool: Spool) -> None:
+async def stop_ingest(
+    server: asyncio.Server, filer: asyncio.Task[None], spool: Spool, stop: asyncio.Event
+) -> None:
+    """Stop taking mail, then let the filer finish its round: a thread still filing when
+    the test's database goes away would leave a connection open behind it."""
     await close_server(server)
     await spool.close()
-    filer.cancel()
-    await asyncio.gather(filer, return_exceptions=True)
+    stop.set()
+    await filer
 
 
 async def close_server(server: asyncio.Server) -> None:
