@@ -114,7 +114,7 @@ def wait_for_port(port: int) -> None:
             return
         except OSError:
             if time.monotonic() > deadline:
-                raise SystemExit("qmail serve did not start") from None
+                raise SystemExit(f"nothing listens on port {port}: qmail did not start") from None
             time.sleep(0.1)
 
 

@@ -26,7 +26,6 @@ import json
 import os
 import random
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,9 @@ import uuid
 from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ingest import free_port, wait_for_port  # the same helpers as the other benches
 
 ROOT = Path(__file__).resolve().parents[1]
 # The qmail of this checkout, whatever the virtualenv has installed.
@@ -156,24 +158,6 @@ def run_child(path: Path, database: str, traced: bool) -> dict:
 
 
 # --- one mail through the real SMTP server ---------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise SystemExit("qmail smtp did not start") from None
-            time.sleep(0.1)
 
 
 def through_smtp(path: Path, database: str) -> dict:

@@ -183,7 +183,7 @@ def notification_parts(n: Notification, env: Environment) -> tuple[EmailMessage,
     )
     set_thread(message, n.in_reply_to, n.references, n.domain)
     set_list_headers(message, n.team_name, n.number, n.domain, n.unsubscribe_url)
-    context_lines = _text(n.context).splitlines()[:CONTEXT_LINES]
+    context_lines = plain_text(n.context).splitlines()[:CONTEXT_LINES]
     context: dict[str, Any] = {
         "number": n.number,
         "title": one_line(n.title),
@@ -191,7 +191,7 @@ def notification_parts(n: Notification, env: Environment) -> tuple[EmailMessage,
         "tags": [one_line(tag) for tag in n.tags],
         "hidden": team and n.hidden,
         "author": author,
-        "text": _text(n.text),
+        "text": plain_text(n.text),
         "context_lines": context_lines,
         "attachments": [(one_line(a.filename), human_size(a.size)) for a in n.attachments],
         "magic_link": n.magic_link,
@@ -279,7 +279,7 @@ def body_text(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     if part is None:
         return ""
-    return _text(str(part.get_content()))
+    return plain_text(str(part.get_content()))
 
 
 def human_size(size: int) -> str:
@@ -340,6 +340,6 @@ def _display(person: Address) -> str:
     return one_line(person.name) or one_line(person.email)
 
 
-def _text(text: str) -> str:
+def plain_text(text: str) -> str:
     r"""Body text with ``\n`` line ends and no blank lines around it."""
     return text.replace("\r\n", "\n").replace("\r", "\n").rstrip().lstrip("\n")

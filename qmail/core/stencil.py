@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 
+from qmail.core.compose import plain_text
 from qmail.core.headers import POLICY, UTF8_POLICY, mailbox, one_line
 from qmail.core.mail import Address
 
@@ -113,7 +114,7 @@ def fill(stencil: Stencil, personal: Personal) -> tuple[bytes, str]:
             b"--" + boundary + b"--\r\n",
         )
     )
-    return head + b"\r\n" + body, _stored(text)
+    return head + b"\r\n" + body, plain_text(text)
 
 
 def _filled(body: str, personal: Personal, *, escape: bool) -> str:
@@ -184,8 +185,3 @@ def _encoded(content: str) -> tuple[bytes, bytes]:
     if data.isascii() and max(map(len, data.split(b"\n"))) <= MAX_LINE:
         return b"7bit", data.replace(b"\n", b"\r\n")
     return b"quoted-printable", binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
-
-
-def _stored(text: str) -> str:
-    r"""The text part as ``compose.body_text`` gives it: ``\n`` line ends, no blank ends."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").rstrip().lstrip("\n")

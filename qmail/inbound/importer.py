@@ -20,7 +20,6 @@ from itertools import islice
 
 from qmail.context import Context
 from qmail.core.mail import Envelope
-from qmail.core.parse import read_message_id
 from qmail.inbound import pipeline, store
 from qmail.inbound.mailboxes import read_mailbox
 
@@ -91,11 +90,7 @@ def _import(
     now: datetime,
 ) -> None:
     intake = context.settings.mail.intake_addresses[0]
-    mails = []
-    for raw in raws:
-        envelope = envelope_for(raw, intake)
-        message_id = read_message_id(raw)
-        mails.append(store.Spooled(raw, message_id, envelope.mail_from, envelope.rcpt_tos, now))
+    mails = [store.Spooled.of(raw, envelope_for(raw, intake), now) for raw in raws]
     kept = pipeline.keep(mails, context)
     for copy in (one for one in kept if not one.is_new):  # imported before, or twice here
         counts.add(pipeline.Outcome(copy.raw_mail_id, copy.state, duplicate=True))

@@ -34,7 +34,7 @@ from qmail.core.authres import judge_sender
 from qmail.core.commands import parse_commands
 from qmail.core.known_quotes import remove_known_quotes
 from qmail.core.mail import Content, Envelope, Hold, Ignore, NewTask, Recipient, Reject, Trimmed
-from qmail.core.parse import parse_mail, read_message_id
+from qmail.core.parse import parse_mail
 from qmail.core.route import is_forward, route_mail, task_number
 from qmail.core.secrets import scrub_mail, scrub_secrets
 from qmail.core.trim import trim_reply
@@ -69,7 +69,7 @@ def accept(
 
     ``notify=False`` files the mail without telling anyone (importing old mail).
     """
-    mail = store.Spooled(raw, read_message_id(raw), envelope.mail_from, envelope.rcpt_tos, now)
+    mail = store.Spooled.of(raw, envelope, now)
     (kept,) = keep([mail], context)
     if not kept.is_new:
         log.info("<%s> duplicate of raw mail %s, stored once", mail.message_id, kept.raw_mail_id)

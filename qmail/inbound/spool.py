@@ -18,7 +18,6 @@ from datetime import datetime
 
 from qmail.context import Context
 from qmail.core.mail import Envelope
-from qmail.core.parse import read_message_id
 from qmail.inbound import pipeline, store
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ class Spool:
 
     async def put(self, raw: bytes, envelope: Envelope, now: datetime) -> store.Kept:
         """Store ``raw``; returns once it is committed (``TemporaryFailure`` if it cannot be)."""
-        mail = store.Spooled(raw, read_message_id(raw), envelope.mail_from, envelope.rcpt_tos, now)
+        mail = store.Spooled.of(raw, envelope, now)
         future: asyncio.Future[store.Kept] = asyncio.get_running_loop().create_future()
         self._started().put_nowait((mail, future))
         return await future

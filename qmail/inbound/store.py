@@ -23,12 +23,14 @@ from qmail import models
 from qmail.config import Settings
 from qmail.core.mail import (
     BranchFacts,
+    Envelope,
     Hold,
     Known,
     Mail,
     Recipient,
     ReplyTarget,
 )
+from qmail.core.parse import read_message_id
 from qmail.core.storable import storable_text
 from qmail.people import Team, on_team
 from qmail.threads.branches import find_team_branch
@@ -46,6 +48,11 @@ class Spooled:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     received_at: datetime
+
+    @classmethod
+    def of(cls, raw: bytes, envelope: Envelope, now: datetime) -> Spooled:
+        """``raw`` as it came in with ``envelope``, named by its Message-ID."""
+        return cls(raw, read_message_id(raw), envelope.mail_from, envelope.rcpt_tos, now)
 
 
 @dataclass(frozen=True)

@@ -119,8 +119,8 @@ def notify_message(session: Session, out: Outgoing, message: models.Message, now
         assert person.id is not None
         on_team = out.team.includes(person)
         personal = _personal(out, facts, person, on_team, earlier.get(person.id, []))
-        row = outbox_row("notification", person, personal.message_id, b"", "", now)
-        row |= {"task_id": task.id, "branch_id": branch.id, "about_message_id": message.id}
+        ids = (task.id, branch.id, message.id)
+        row = outbox_row("notification", person, personal.message_id, now, *ids)
         try:
             if on_team not in stencils:
                 stencil = _notification(facts, author, on_team, out.settings, now)

@@ -46,7 +46,8 @@ def enqueue(
 ) -> models.Outbox:
     """Queue ``message`` for ``recipient``; its Message-ID header names the row."""
     message_id, raw, text = _serialized(message, now)
-    row = _row(kind, recipient, now, task_id, branch_id, about_message_id, message_id)
+    ids = (task_id, branch_id, about_message_id)
+    row = models.Outbox(**outbox_row(kind, recipient, message_id, now, *ids))
     row.raw, row.text = raw, text
     session.add(row)
     return row
@@ -68,7 +69,8 @@ def enqueue_composed(
     ``message_id`` is the Message-ID the mail was to have (without brackets): it names the
     failed row.  Composing is pure, so whatever it raises is about this one mail.
     """
-    row = _row(kind, recipient, now, task_id, branch_id, about_message_id, message_id)
+    ids = (task_id, branch_id, about_message_id)
+    row = models.Outbox(**outbox_row(kind, recipient, message_id, now, *ids))
     try:
         row.message_id, row.raw, row.text = _serialized(compose(), now)
     except Exception as error:
@@ -93,45 +95,27 @@ def _serialized(message: EmailMessage, now: datetime) -> tuple[str, bytes, str]:
     return message_id, wire_bytes(message), body_text(message)
 
 
-def _row(
+def outbox_row(
     kind: str,
     recipient: models.Person,
-    now: datetime,
-    task_id: int | None,
-    branch_id: int | None,
-    about_message_id: int | None,
     message_id: str,
-) -> models.Outbox:
-    """A pending row with nothing to send yet."""
-    return models.Outbox(
-        kind=kind,
-        task_id=task_id,
-        branch_id=branch_id,
-        about_message_id=about_message_id,
-        person_id=recipient.id,
-        recipient=recipient.email,
-        message_id=message_id,
-        raw=b"",
-        state="pending",
-        next_attempt_at=now,
-        created_at=now,
-    )
-
-
-def outbox_row(
-    kind: str, recipient: models.Person, message_id: str, raw: bytes, text: str, now: datetime
+    now: datetime,
+    task_id: int | None = None,
+    branch_id: int | None = None,
+    about_message_id: int | None = None,
 ) -> dict[str, Any]:
-    """The columns of a new ``Outbox`` row (for ``insert`` of many at once), due now."""
+    """The columns of a new ``Outbox`` row, due now, with nothing to send yet (for
+    ``insert`` of many at once, or ``models.Outbox(**row)``)."""
     return {
         "kind": kind,
-        "task_id": None,
-        "branch_id": None,
-        "about_message_id": None,
+        "task_id": task_id,
+        "branch_id": branch_id,
+        "about_message_id": about_message_id,
         "person_id": recipient.id,
         "recipient": recipient.email,
         "message_id": message_id,
-        "raw": raw,
-        "text": text,
+        "raw": b"",
+        "text": "",
         "state": "pending",
         "attempts": 0,
         "next_attempt_at": now,
