@@ -60,7 +60,8 @@ def file_pending(context: Context, now: datetime | None = None, budget: float = 
     A batch is as many mails as take about ``budget`` seconds to file (at least one, at
     most ``pipeline.BATCH``): on SQLite a transaction holds the one write lock, and the
     SMTP server's next commit, with the 250s waiting on it, must not wait long for it.
-    ``now`` is the filing time (by default the clock's, read for each batch).
+    ``now`` is the filing time (by default the clock's, read for each batch).  A mail
+    that raced another worker and was then filed by it counts there, not here.
     """
     total, per_mail = 0, budget / 10
     while True:
@@ -69,7 +70,7 @@ def file_pending(context: Context, now: datetime | None = None, budget: float = 
         outcomes = pipeline.process_pending(context, now or datetime.now(UTC), limit)
         if outcomes:
             per_mail = (time.perf_counter() - started) / len(outcomes)
-        total += len(outcomes)
+        total += sum(not outcome.taken_elsewhere for outcome in outcomes)
         if len(outcomes) < limit:
             return total
 

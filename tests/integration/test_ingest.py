@@ -12,7 +12,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
 from qmail import cli, models, roles
@@ -412,6 +412,41 @@ def test_several_workers_file_every_kept_mail_exactly_once(store, team):
         )
         rows = session.exec(told).all()
     assert len(rows) == len(set(rows)) == 80  # Alice and Bob, once per task
+
+
+def test_a_mail_that_raced_and_was_filed_by_another_worker_counts_once(store, team, monkeypatch):
+    """A mail whose filing raced another writer goes back to pending; when a second worker
+    files it before the first one's solo retry, it is filed (and counted) once, by the
+    second worker alone."""
+    received = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
+    with Session(store.engine) as session:
+        raced = qstore.save_raw(
+            session, eml_bytes(FIRST), "1@acme.test", "carol@acme.test", (INTAKE,), received
+        ).raw_mail_id
+        session.commit()
+    real_file, real_process = pipeline._file, pipeline.process
+    attempts: list[int] = []
+    by_the_other: list[int] = []
+
+    def file_racing_once(session, raw_mail_id, *args):
+        attempts.append(raw_mail_id)
+        if len(attempts) == 1:
+            raise IntegrityError("INSERT INTO person", {}, Exception("duplicate key"))
+        return real_file(session, raw_mail_id, *args)
+
+    def other_worker_first(raw_mail_id, *args):
+        # The release has been committed: the other worker's round takes the mail.
+        by_the_other.append(roles.file_pending(store, received))
+        return real_process(raw_mail_id, *args)
+
+    monkeypatch.setattr(pipeline, "_file", file_racing_once)
+    monkeypatch.setattr(pipeline, "process", other_worker_first)
+    assert roles.file_pending(store, received) == 0
+    assert by_the_other == [1]
+    assert attempts == [raced, raced]
+    assert len(tasks(store)) == 1
+    with Session(store.engine) as session:
+        assert session.get(models.RawMail, raced).state == "done"  # type: ignore[union-attr]
 
 
 def test_a_busy_database_while_filing_leaves_the_mail_pending_not_quarantined(
