@@ -7,45 +7,13 @@ when chromium or Playwright is missing, except under CI, where it must run.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from pathlib import Path
-
 import pytest
 
 from qmail import models
 from qmail.context import Context
 from qmail.db import session_scope
+from tests.integration.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 from tests.integration.conftest import WebServer
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def require_browser() -> None:
-    missing = [
-        name
-        for name, present in (
-            ("chromium", CHROMIUM.exists()),
-            ("playwright", importlib.util.find_spec("playwright") is not None),
-        )
-        if not present
-    ]
-    if not missing:
-        return
-    message = f"{' and '.join(missing)} not installed"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI: {message}; the browser test must run")
-    pytest.skip(message)  # outside CI only: under CI=true this failed above
 
 
 @pytest.fixture

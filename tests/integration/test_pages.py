@@ -22,9 +22,9 @@ from qmail.core.mail import Address
 from qmail.db import session_scope
 from qmail.people import get_person
 from tests.conftest import eml_bytes, expected
+from tests.integration.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 from tests.integration.conftest import SmtpServer, WebServer
 from tests.integration.test_auth import csrf_token, magic_link, sign_in
-from tests.integration.test_browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 from tests.integration.test_ingest import FIRST, INTAKE, messages
 from tests.integration.test_threads import address, api_task, branches, person_id, tags
 
