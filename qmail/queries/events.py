@@ -35,6 +35,7 @@ _PHRASES = {
     "close": "closed it",
     "reopen": "reopened it",
     "assign": "assigned it to",
+    "unassign": "unassigned it",
     "assign_refused": "could not assign it (not a team member):",
     "participant_added": "added",
     "branch_opened": "opened a hidden branch",

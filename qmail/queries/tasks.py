@@ -292,6 +292,16 @@ def read_task(session: Session, person: Reader, number: int) -> TaskDetail:
     )
 
 
+def visible_task(session: Session, person: Reader, number: int) -> models.Task:
+    """Task ``number`` if ``person`` may see it; else 404, as if it did not exist."""
+    task = session.exec(
+        select(models.Task).where(models.Task.number == number, task_visible(person))
+    ).first()
+    if task is None or task.id is None:
+        raise NotFound(f"no task #{number}")
+    return task
+
+
 def visible_branch(
     session: Session, person: Reader, number: int, branch_id: int
 ) -> tuple[models.Task, models.Branch]:

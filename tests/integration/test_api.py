@@ -169,7 +169,7 @@ def test_health_answers_without_authentication(web_app: InProcessWeb) -> None:
 
 def test_openapi_schema_lists_the_api_routes(web_app: InProcessWeb) -> None:
     schema = get_json(web_app, None, "/schema/openapi.json")
-    assert schema["info"]["title"] == "qmail"
+    assert schema["info"]["title"] == "qmail API"
     assert {
         "/api/health",
         "/api/tasks",
