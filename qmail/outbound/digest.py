@@ -21,7 +21,7 @@ import logging
 from datetime import datetime, timedelta
 from itertools import groupby
 
-from sqlalchemy import ColumnElement, and_, or_, update
+from sqlalchemy import ColumnElement, and_, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -33,7 +33,7 @@ from qmail.core.mail import Address
 from qmail.db import session_scope
 from qmail.outbound.notifications import Outgoing
 from qmail.outbound.outbox import enqueue_composed, new_message_id
-from qmail.outbound.preferences import DIGEST, last_message_id
+from qmail.outbound.preferences import DIGEST
 
 log = logging.getLogger(__name__)
 EVERY = timedelta(days=1)
@@ -65,17 +65,20 @@ def _send_one(context: Context, person_id: int, after: int | None, now: datetime
     """Claim one person's digest and queue it; False when another worker took it or there
     is no news.  ``after`` was read before the claim: a claim that succeeds proves that
     nobody moved it since."""
+    newest = select(func.coalesce(func.max(col(models.Message.id)), 0)).scalar_subquery()
     with session_scope(context.engine) as session:
-        upto = last_message_id(session)
+        # One statement, the write first: on SQLite a read before it could leave this
+        # transaction on a snapshot another worker has written past.
         claimed = session.execute(
             update(models.Person)
             .where(col(models.Person.id) == person_id, _due(now))
-            .values(digest_sent_at=now, digest_after_id=upto)
-            .returning(col(models.Person.id))
+            .values(digest_sent_at=now, digest_after_id=newest)
+            .returning(col(models.Person.digest_after_id))
         ).first()
         person = session.get(models.Person, person_id) if claimed else None
-        if person is None or after is None:
+        if person is None or claimed is None or after is None:
             return False
+        upto = claimed[0]
         out = Outgoing.for_store(context)
         tasks = _news(session, out, reader_of(person, out.team), after, upto)
         if not tasks:
