@@ -6,15 +6,20 @@ and forms sent over real uvicorn + httpx, signed in by magic link.
 
 from __future__ import annotations
 
+import re
+
 import httpx
+import pytest
 from sqlmodel import Session, select
 
 from qmail import models
 from qmail.context import Context
+from qmail.db import session_scope
 from qmail.outbound import preferences
 from qmail.people import find_person
 from tests.conftest import eml_bytes
-from tests.integration.test_auth import csrf_token
+from tests.integration.browser import VIEWPORTS, launched, look_at, shots_dir, signed_in_page
+from tests.integration.test_auth import csrf_token, magic_link
 from tests.integration.test_notifications import to
 from tests.integration.test_pages import (
     ALICE,
@@ -115,3 +120,43 @@ def test_resubscribing_from_the_settings_page_brings_the_mail_back(
     with Session(world.engine) as session:
         kinds = session.exec(select(models.Event.kind).where(models.Event.task_id == 1)).all()
     assert kinds.count("unsubscribed") == 1 and kinds.count("resubscribed") == 1
+
+
+@pytest.mark.parametrize("viewport", sorted(VIEWPORTS))
+@pytest.mark.parametrize("email_address", [BOB, CAROL], ids=["team", "client"])
+def test_the_mail_settings_read_and_work_in_a_browser(
+    world,  # noqa: F811
+    web_server,
+    request,
+    email_address,
+    viewport,
+):
+    person_id = choice_of(world, email_address).id
+    with session_scope(world.engine) as session:
+        session.add(models.Mute(task_id=1, person_id=person_id))
+    folder = shots_dir(request)
+    link = magic_link(world, web_server, person_id)
+    with launched() as browser:
+        from playwright.sync_api import expect
+
+        page = signed_in_page(browser, link, VIEWPORTS[viewport])
+        page.goto(web_server.base_url + "/settings")
+        look_at(page, folder, "settings")
+        choices = page.get_by_role("radio")
+        names = ["All mail", "Only tasks I'm on", "Daily digest"]
+        if email_address == CAROL:
+            names = names[1:]
+        assert [choices.nth(i).get_attribute("value") for i in range(choices.count())] == [
+            {"All mail": "all", "Only tasks I'm on": "mine", "Daily digest": "digest"}[name]
+            for name in names
+        ]
+        assert page.get_by_role("radio", name="Only tasks I'm on").is_checked()
+        page.get_by_role("radio", name="Daily digest").check()
+        page.get_by_role("button", name="Save").click()
+        page.wait_for_url(re.compile(r"/settings#mail$"))
+        assert page.get_by_role("radio", name="Daily digest").is_checked()
+        page.get_by_role("button", name="Resubscribe to #1").click()
+        expect(page.get_by_text("You have not unsubscribed from any task.")).to_be_visible()
+        look_at(page, folder, "settings-after")
+    assert choice_of(world, email_address).notifications == "digest"
+    assert mutes(world) == []
