@@ -106,6 +106,14 @@ class Person(SQLModel, table=True):
     )
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
     last_login_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    # What mail they want (``qmail.outbound.preferences``): ``all`` (team only), ``mine``
+    # or ``digest``; a digest covers the messages after ``digest_after_id``, at most one a
+    # day, the last taken at ``digest_sent_at``.
+    notifications: str = Field(
+        default="mine", max_length=20, sa_column_kwargs={"server_default": "mine"}
+    )
+    digest_sent_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    digest_after_id: int | None = None
 
 
 class ApiToken(SQLModel, table=True):

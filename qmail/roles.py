@@ -2,8 +2,9 @@
 
 ``qmail serve`` runs all three in one event loop (the embedded default); ``qmail smtp``,
 ``qmail web`` and ``qmail worker`` run one each, for scale-out against PostgreSQL.  The
-SMTP server only keeps mail; the worker files it (``pipeline.process_pending``) and
-delivers the outbox, so mail kept by ``qmail smtp`` waits for a ``qmail worker``.
+SMTP server only keeps mail; the worker files it (``pipeline.process_pending``), queues
+the daily digests (``outbound.digest``) and delivers the outbox, so mail kept by
+``qmail smtp`` waits for a ``qmail worker``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from qmail.context import Context
 from qmail.inbound import pipeline
 from qmail.inbound.ingest import IngestHandler, start_smtp_server
 from qmail.inbound.spool import Spool
-from qmail.outbound import delivery
+from qmail.outbound import delivery, digest
 
 log = logging.getLogger(__name__)
 ROLES = ("smtp", "web", "worker")
@@ -113,12 +114,29 @@ async def deliverer(context: Context, interval: float = 1.0) -> None:
             await asyncio.sleep(interval)
 
 
+async def digester(
+    context: Context, interval: float = 60.0, stop: asyncio.Event | None = None
+) -> None:
+    """Queues the daily digests that are due, every ``interval`` seconds (a digest is due
+    a day after the last, so a minute late is on time).  ``stop`` ends it between rounds."""
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(digest.send_digests, context, datetime.now(UTC))
+        except Exception:
+            log.exception("queueing digests failed; trying again in %ss", interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+
+
 async def worker(
     context: Context, wake: asyncio.Event | None = None, interval: float = 1.0
 ) -> None:
-    """The background worker: files kept mail and delivers the outbox."""
+    """The background worker: files kept mail, queues daily digests, delivers the outbox."""
     await asyncio.gather(
-        filer(context, wake or asyncio.Event(), interval), deliverer(context, interval)
+        filer(context, wake or asyncio.Event(), interval),
+        digester(context),
+        deliverer(context, interval),
     )
 
 

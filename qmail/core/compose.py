@@ -7,8 +7,8 @@ reads the clock or the database: the caller passes a ``mail_environment()`` and 
 ``Date`` (or ``date``).
 ``From`` is our signed ``reply+TOKEN`` address under the author's name, never the
 author's own address (that fails the author's domain's DMARC).  A person outside the
-team never sees the private address or a word about hidden branches, whatever the
-caller passes.  Header safety and encoding live in ``qmail.core.headers``.
+team never sees the private address, the team's tags or a word about hidden branches,
+whatever the caller passes.  Header safety and encoding live in ``qmail.core.headers``.
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def notification_parts(n: Notification, env: Environment) -> tuple[EmailMessage,
         "number": n.number,
         "title": one_line(n.title),
         "status": one_line(n.status),
-        "tags": [one_line(tag) for tag in n.tags],
+        "tags": [one_line(tag) for tag in n.tags] if team else [],
         "hidden": team and n.hidden,
         "author": author,
         "text": plain_text(n.text),

@@ -136,7 +136,10 @@ def _spread(lines: list[str], ours: set[int], index: _Index) -> set[int]:
             removed.add(j)
     for i in range(len(lines)):
         sides = [side in removed for side in (above[i], below[i]) if side is not None]
-        if glue[i] and sides and all(sides):
+        # A bare marker (">") belongs to the quote it touches, even where that quote
+        # begins or ends: a phone's paste of our text split by an answer starts with one.
+        touching = any if _marked(lines[i]) else all
+        if glue[i] and sides and touching(sides):
             removed.add(i)
     return removed
 

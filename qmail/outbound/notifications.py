@@ -8,7 +8,9 @@ library will not write) is queued ``failed`` with the reason; it never holds up 
 the others' mail.  Confidentiality rests on one rule, enforced here and again in the query:
 a notification goes only to the readers of the message's branch
 (``access.branch_readers``: its members, and on a hidden branch only its team
-members); quoted context comes from the same branch only.
+members); quoted context comes from the same branch only.  Beyond those readers, team
+members who chose all mail hear of every public branch, and those who chose the daily
+digest get no mail per message (``told_of``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from jinja2 import Environment
-from sqlalchemy import func, insert
+from sqlalchemy import ColumnElement, and_, func, insert, or_
 from sqlmodel import Session, col, select
 
 from qmail import models
@@ -41,6 +43,7 @@ from qmail.core.compose import (
 from qmail.core.mail import Address, ReplyTarget
 from qmail.core.stencil import PLACEHOLDERS, Personal, Stencil, fill, make_stencil
 from qmail.outbound.outbox import enqueue_composed, new_message_id, not_composed, outbox_row
+from qmail.outbound.preferences import ALL, DIGEST
 from qmail.people import Team
 from qmail.resources import templates_dir
 
@@ -103,7 +106,7 @@ def notify_message(session: Session, out: Outgoing, message: models.Message, now
     recipients = session.exec(
         select(models.Person)
         .where(
-            branch_readers(branch, out.team),
+            told_of(branch, out.team),
             models.Person.id != author.id,
             col(models.Person.id).not_in(muted),
         )
@@ -134,6 +137,18 @@ def notify_message(session: Session, out: Outgoing, message: models.Message, now
         rows.append(row)
     session.execute(insert(models.Outbox), rows)
     return len(recipients)
+
+
+def told_of(branch: models.Branch, team: Team) -> ColumnElement[bool]:
+    """A condition on ``Person``: who is mailed about a message in ``branch``, by choice.
+
+    The branch's readers, and on a public branch also the team members who chose all
+    mail; never those who chose the daily digest (``qmail.outbound.preferences``).
+    """
+    readers = branch_readers(branch, team)
+    if not branch.hidden:
+        readers = or_(readers, and_(col(models.Person.notifications) == ALL, team.condition()))
+    return and_(readers, col(models.Person.notifications) != DIGEST)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,8 @@ _PHRASES = {
     "branch_opened": "opened a hidden branch",
     "ignored": "ignored an automatic mail:",
     "held": "held a mail it may not post:",
+    "unsubscribed": "unsubscribed from its mail",
+    "resubscribed": "subscribed to its mail again",
 }
 
 

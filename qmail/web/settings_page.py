@@ -1,9 +1,12 @@
-"""The signed-in person's settings, ``/settings``: the browsers they are signed in on.
+"""The signed-in person's settings, ``/settings``: their mail and the browsers they are
+signed in on.
 
-An edge only: sessions are read and ended by ``qmail.auth.sessions``.  A person only ever
-sees and ends their own sessions; another person's session id answers 404, as an unknown
-one does.  Ending the session of the browser in use signs it out.  Forms carry Litestar's
-CSRF token (``app.py``).
+An edge only: sessions are read and ended by ``qmail.auth.sessions``, the mail choice is
+``qmail.outbound.preferences``'s.  A person only ever sees and changes their own: their
+sessions (another person's session id answers 404, as an unknown one does), their choice
+of mail (``all`` is refused to a client with 400, whatever the form says), and the tasks
+they unsubscribed from, which they may resubscribe to.  Ending the session of the browser
+in use signs it out.  Forms carry Litestar's CSRF token (``app.py``).
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from qmail import models
-from qmail.access import Reader
+from qmail.access import Reader, task_visible
 from qmail.auth import sessions
 from qmail.errors import NotFound
+from qmail.outbound import preferences
+from qmail.threads.tasks import record_event
 from qmail.web.deps import SESSION_COOKIE, current_web_session
+from qmail.web.forms import Form, form_value
 
 
 class SettingsPage(Controller):
@@ -32,7 +38,8 @@ class SettingsPage(Controller):
         session: NamedDependency[Session],
         person: NamedDependency[Reader],
     ) -> Template:
-        """The person's active sessions, this browser's marked, each with a "Sign out" button."""
+        """The person's mail choice, the tasks they unsubscribed from, and their active
+        sessions (this browser's marked), each with its button."""
         assert person.id is not None
         current = current_web_session(request, session)
         rows = sessions.sessions_of(session, person.id, datetime.now(UTC), active_only=True)
@@ -40,10 +47,44 @@ class SettingsPage(Controller):
             "settings.html",
             context={
                 "person": person,
+                "notifications": person.person.notifications,
+                "choices": preferences.choices_for(person.is_team),
+                "muted": _muted_tasks(session, person),
                 "sessions": rows,
                 "current_id": current.id if current is not None else None,
             },
         )
+
+    @post("/settings/notifications", sync_to_thread=True)
+    def notifications(
+        self, session: NamedDependency[Session], person: NamedDependency[Reader], data: Form
+    ) -> Response[Any]:
+        """Save the person's choice of mail; back to the settings."""
+        own = session.get(models.Person, person.id)
+        assert own is not None
+        choice = form_value(data, "notifications")
+        preferences.choose(session, own, choice, person.is_team, datetime.now(UTC))
+        session.commit()
+        return Redirect("/settings#mail", status_code=303)
+
+    @post("/settings/mutes/{number:int}/resubscribe", sync_to_thread=True)
+    def resubscribe(
+        self,
+        session: NamedDependency[Session],
+        person: NamedDependency[Reader],
+        number: FromPath[int],
+    ) -> Response[Any]:
+        """Undo an unsubscribe: mail about task ``number`` comes again, as before."""
+        task = session.exec(
+            select(models.Task).where(models.Task.number == number, task_visible(person))
+        ).first()
+        mute = session.get(models.Mute, (task.id, person.id)) if task is not None else None
+        if task is None or mute is None:
+            raise NotFound(f"you are not unsubscribed from task {number}")
+        session.delete(mute)
+        record_event(session, task, "resubscribed", person.person, datetime.now(UTC))
+        session.commit()
+        return Redirect("/settings#mail", status_code=303)
 
     @post("/settings/sessions/{session_id:int}/revoke", sync_to_thread=True)
     def revoke(
@@ -65,3 +106,15 @@ class SettingsPage(Controller):
             response.delete_cookie(SESSION_COOKIE, path="/")
             return response
         return Redirect("/settings", status_code=303)
+
+
+def _muted_tasks(session: Session, person: Reader) -> list[models.Task]:
+    """The tasks the person unsubscribed from and may still see, by number."""
+    return list(
+        session.exec(
+            select(models.Task)
+            .join(models.Mute, col(models.Mute.task_id) == models.Task.id)
+            .where(models.Mute.person_id == person.id, task_visible(person))
+            .order_by(col(models.Task.number))
+        ).all()
+    )

@@ -335,6 +335,14 @@ def test_external_recipient_never_gets_the_private_address(env: Environment) -> 
         assert PRIVATE not in body and "privately" not in body
 
 
+def test_external_recipient_never_reads_the_teams_tags(env: Environment) -> None:
+    message = compose_notification(notification(recipient_is_team=False), env)
+    text, html = parts(message)
+    for body in (text, html, message.as_string()):
+        assert "hardware" not in body and "urgent" not in body and "Tags" not in body
+    assert "Status: open" in text and "Status: <strong>open</strong>" in html
+
+
 def test_hidden_branch_is_stated_at_the_top_for_the_team(env: Environment) -> None:
     text, html = parts(compose_notification(notification(hidden=True), env))
     assert text.startswith(HIDDEN)

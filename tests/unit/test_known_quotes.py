@@ -235,6 +235,13 @@ def test_the_persons_own_blank_lines_are_kept() -> None:
     assert known(text).text == "First.\n\n\nSecond.\n\nThird."
 
 
+def test_a_bare_marker_where_our_pasted_text_begins_goes_with_it() -> None:
+    text = "Yes, Friday.\n\n>\n> 2. Who updates the changelog?\n>\n> Thanks,\n> Anna"
+    assert known(text) == Trimmed(
+        "Yes, Friday.", ">\n> 2. Who updates the changelog?\n>\n> Thanks,\n> Anna"
+    )
+
+
 def test_a_line_repeated_in_two_bodies_matches_the_run_it_continues() -> None:
     sent = [
         "Status: open since Monday\nTags: release\n",
