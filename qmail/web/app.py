@@ -39,7 +39,8 @@ from qmail.web.deps import Unauthenticated, provide_current_user, provide_db_ses
 from qmail.web.inbox import InboxPage
 from qmail.web.pages import ReaderPages
 from qmail.web.settings_page import SettingsPage
-from qmail.web.task_page import TaskPage
+from qmail.web.task_edits import TaskEdits
+from qmail.web.task_page import TaskPage, replies_controller
 from qmail.web.unsubscribe import UnsubscribeController
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
             AuthController,
             InboxPage,
             TaskPage,
+            replies_controller(settings.smtp.max_message_size),
+            TaskEdits,
             ReaderPages,
             UnsubscribeController,
             SettingsPage,
