@@ -159,6 +159,8 @@ def uploaded_files(form: dict[str, Any], max_size: int) -> tuple[Attachment, ...
     uploads = values if isinstance(values, list) else [values]
     files = []
     for upload in uploads:
+        if upload == "":  # how Litestar reads an empty file field
+            continue
         if not isinstance(upload, UploadFile):
             raise BadRequest("files must be files")
         content = upload.file.read()
