@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import email
 import email.policy
+import re
 from email.message import EmailMessage
 
 import httpx
@@ -23,8 +24,9 @@ from qmail import models, roles
 from qmail.context import Context
 from qmail.db import session_scope
 from tests.conftest import wait_until
+from tests.integration.browser import VIEWPORTS, launched, look_at, shots_dir, signed_in_page
 from tests.integration.conftest import ScriptedRelay, serve_web
-from tests.integration.test_auth import csrf_token
+from tests.integration.test_auth import csrf_token, magic_link
 from tests.integration.test_ingest import messages
 from tests.integration.test_pages import (
     ALICE,
@@ -39,7 +41,7 @@ from tests.integration.test_pages import (
     signed_in,
     world,  # noqa: F401 (a fixture)
 )
-from tests.integration.test_threads import address, branches, person_id, task_row
+from tests.integration.test_threads import address, branches, person_id, tags, task_row
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 336  # 86,024 bytes: "84 KB"
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
@@ -321,3 +323,37 @@ def test_a_clients_mail_reopens_a_closed_task_and_a_team_members_does_not(
     with signed_in(world, web_server, ALICE) as alice:
         page = alice.get("/tasks/1").text
     assert "status-open" in page and "reopened it by replying" in page
+
+
+@pytest.mark.parametrize("viewport", sorted(VIEWPORTS))
+def test_team_member_assigns_tags_and_replies_with_a_file_in_a_browser(
+    world, web_server, request, tmp_path, viewport
+):
+    """Chromium, at a laptop's and a phone's width: the forms work as a person uses them."""
+    folder = shots_dir(request)
+    scan = tmp_path / "scan.png"
+    scan.write_bytes(PNG)
+    link = magic_link(world, web_server, person_id(world, ALICE))
+    with launched() as browser:
+        page = signed_in_page(browser, link, VIEWPORTS[viewport])
+        page.goto(f"{web_server.base_url}/tasks/1")
+        look_at(page, folder, "task")
+        page.select_option("#assignee", label="Bob")
+        page.get_by_role("button", name="Assign").click()
+        page.wait_for_selector("#assignee option[selected]", state="attached")
+        page.fill("#add-tag", "refund")
+        page.get_by_role("button", name="Add tag").click()
+        page.wait_for_selector("form.tag:has-text('refund')")
+        page.fill("#reply-text", "The corrected invoice is attached.")
+        page.set_input_files("#reply-files", str(scan))
+        page.locator("form.reply button[type=submit]").click()
+        page.wait_for_url(re.compile(r"/tasks/1#message-\d+$"))
+        look_at(page, folder, "replied")
+        thread = page.inner_text("#branch-1")
+    assert "The corrected invoice is attached." in thread and "scan.png" in thread
+    assert (task_row(world).assignee_id, tags(world)) == (
+        person_id(world, BOB),
+        ["billing", "refund", "urgent"],
+    )
+    posted = messages(world)[-1]
+    assert attachments(world, posted.id) == [("scan.png", "image/png", PNG)]
