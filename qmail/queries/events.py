@@ -49,9 +49,9 @@ _PHRASES = {
 _QUIET_DETAIL = {"task_created", "message", "branch_opened"}
 
 
-# Failed attempts at team commands, and mail held from someone who may not post, are the
-# team's business.
-_TEAM_ONLY_KINDS = ("assign_refused", "held")
+# Failed attempts at team commands, mail held from someone who may not post, and tags (the
+# team's own words for a task: "waiting", "finance-q4") are the team's business.
+_TEAM_ONLY_KINDS = ("assign_refused", "held", "tag", "untag")
 
 
 @dataclass(frozen=True)

@@ -28,13 +28,13 @@ from qmail.core.mail import Address, Command
 from qmail.core.route import normalize_tag
 from qmail.errors import BadRequest, NotFound
 from qmail.people import is_ours
-from qmail.queries.tasks import tags_of
+from qmail.queries.tasks import tags_of, visible_task
 from qmail.threads import posting
 from qmail.threads.branches import add_copied, open_hidden_branch
 from qmail.threads.commands import apply_commands
 from qmail.threads.tasks import main_branch, record_event
 from qmail.web.forms import Form, form_id, form_ids, form_value, message_text
-from qmail.web.task_page import require_team, see_task, visible_task
+from qmail.web.task_page import require_team, see_task
 
 _STATUS_COMMANDS = {"closed": "close", "open": "reopen"}
 

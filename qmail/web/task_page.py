@@ -26,15 +26,15 @@ from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from qmail import models
-from qmail.access import Reader, task_visible
+from qmail.access import Reader
 from qmail.core.compose import human_size
 from qmail.core.headers import one_line
 from qmail.core.linkify import linkify
 from qmail.core.mail import Attachment
-from qmail.errors import BadRequest, Forbidden, NotFound
+from qmail.errors import BadRequest, Forbidden
 from qmail.queries.events import task_history
 from qmail.queries.participants import participants, team_members, waiting_on
 from qmail.queries.tasks import read_task, visible_branch
@@ -47,16 +47,6 @@ MAX_FILES = 20  # files in one reply
 PREVIEW_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
 Upload = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
-
-
-def visible_task(session: Session, person: Reader, number: int) -> models.Task:
-    """Task ``number`` if ``person`` may see it; else 404, as if it did not exist."""
-    task = session.exec(
-        select(models.Task).where(models.Task.number == number, task_visible(person))
-    ).first()
-    if task is None or task.id is None:
-        raise NotFound(f"no task #{number}")
-    return task
 
 
 def require_team(person: Reader, action: str) -> None:
