@@ -38,7 +38,7 @@ CONTEXT_LINES = 10
 
 @dataclass(frozen=True)
 class AttachmentNote:
-    """A file of the message, named in the body; notifications carry no attachments."""
+    """A file of the message, named in the body; the stencil carries the file itself."""
 
     filename: str
     content_type: str

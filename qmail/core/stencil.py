@@ -9,7 +9,8 @@ folding; so the mail is composed once (``compose.notification_parts``) with
 substitution: the header block as composed, with the placeholders replaced, and the two
 body parts encoded (7bit, or quoted-printable when a line is not plain ASCII).  Whoever
 reads the result with ``email`` sees the same message as if it had been composed for them
-alone.
+alone.  The files a message carries are encoded once too (``encode_files``): each copy
+wraps the same bytes in ``multipart/mixed`` after its two bodies.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import hashlib
 import html
 import re
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 
 from qmail.core.compose import plain_text
 from qmail.core.headers import POLICY, UTF8_POLICY, mailbox, one_line
@@ -61,37 +62,74 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9'-]+(?: [A-Za-z0-9'-]+)*)?")
 MAX_LINE = 998  # RFC 5322: longer lines must be encoded
+_TOKEN = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")  # RFC 6838 type and subtype names
+
+
+@dataclass(frozen=True)
+class File:
+    """A file to carry in the mail, as stored with its message."""
+
+    filename: str
+    content_type: str
+    content: bytes
 
 
 @dataclass(frozen=True)
 class Stencil:
-    """A mail composed with ``PLACEHOLDERS``: its header block and its two bodies."""
+    """A mail composed with ``PLACEHOLDERS``: its header block and its two bodies.
+
+    ``files``: the encoded parts of the files it carries (empty for none), which go in a
+    ``multipart/mixed`` (boundary ``mixed``) after the bodies.
+    """
 
     head: bytes
     boundary: bytes
     text: str
     html: str
+    files: bytes = b""
+    mixed: bytes = b""
 
 
-def make_stencil(head: EmailMessage, text: str, html: str) -> Stencil:
+def make_stencil(head: EmailMessage, text: str, html: str, files: tuple[File, ...] = ()) -> Stencil:
     """A stencil from ``compose.notification_parts`` made with ``PLACEHOLDERS``.
 
-    Only the headers go through the standard library (they need its encoding and
-    folding); the multipart structure around the two bodies is written here.
+    Only the headers and the files' part headers go through the standard library (they
+    need its encoding and folding); the multipart structure around them is written here.
     """
     fields = b"".join(
         POLICY.fold_binary(name, value)
         for name, value in head.items()
         if name.lower() not in _PERSONAL_NAMES
     )
-    # A boundary that cannot occur in the bodies: it is made from them (RFC 2046).
+    # Boundaries that cannot occur in the bodies: they are made from them (RFC 2046);
+    # "=_" never occurs in base64, the files' encoding.
     digest = hashlib.sha256(f"{text}\0{html}".encode("utf-8", "surrogatepass")).hexdigest()
     boundary = f"=_qmail_{digest[:32]}".encode("ascii")
+    mixed = f"=_qmail_m{digest[32:63]}".encode("ascii") if files else b""
+    outer = (b"multipart/mixed", mixed) if files else (b"multipart/alternative", boundary)
     structure = (
-        b"MIME-Version: 1.0\r\n"
-        b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n'
+        b"MIME-Version: 1.0\r\nContent-Type: " + outer[0] + b'; boundary="' + outer[1] + b'"\r\n'
     )
-    return Stencil(fields + structure, boundary, text, html)
+    return Stencil(fields + structure, boundary, text, html, encode_files(mixed, files), mixed)
+
+
+def encode_files(boundary: bytes, files: tuple[File, ...]) -> bytes:
+    """The files as body parts (each opened by ``boundary``), in base64, encoded once.
+
+    A content type that is not ``type/subtype`` is sent as ``application/octet-stream``;
+    the name goes through the standard library (RFC 2231 for names that are not ASCII).
+    """
+    parts = []
+    for file in files:
+        maintype, _, subtype = file.content_type.split(";")[0].strip().lower().partition("/")
+        if not (_TOKEN.fullmatch(maintype) and _TOKEN.fullmatch(subtype)):
+            maintype, subtype = "application", "octet-stream"
+        part = MIMEPart(policy=POLICY)
+        part.set_content(
+            file.content, maintype, subtype, filename=one_line(file.filename) or "file"
+        )
+        parts.append(b"--" + boundary + b"\r\n" + part.as_bytes(policy=POLICY) + b"\r\n")
+    return b"".join(parts)
 
 
 def fill(stencil: Stencil, personal: Personal) -> tuple[bytes, str]:
@@ -114,6 +152,18 @@ def fill(stencil: Stencil, personal: Personal) -> tuple[bytes, str]:
             b"--" + boundary + b"--\r\n",
         )
     )
+    if stencil.files:
+        mixed = stencil.mixed
+        body = b"".join(
+            (
+                b"--" + mixed + b"\r\n",
+                b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n\r\n',
+                body,
+                b"\r\n",
+                stencil.files,
+                b"--" + mixed + b"--\r\n",
+            )
+        )
     return head + b"\r\n" + body, plain_text(text)
 
 

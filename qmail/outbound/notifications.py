@@ -41,7 +41,7 @@ from qmail.core.compose import (
     notification_parts,
 )
 from qmail.core.mail import Address, ReplyTarget
-from qmail.core.stencil import PLACEHOLDERS, Personal, Stencil, fill, make_stencil
+from qmail.core.stencil import PLACEHOLDERS, File, Personal, Stencil, fill, make_stencil
 from qmail.outbound.outbox import enqueue_composed, new_message_id, not_composed, outbox_row
 from qmail.outbound.preferences import ALL, DIGEST
 from qmail.people import Team
@@ -49,6 +49,10 @@ from qmail.resources import templates_dir
 
 CONTEXT_LINES = 10
 THREAD_DEPTH = 10  # earlier notifications named in References
+# A message's files travel with its notifications up to this total (decoded; base64 makes
+# it about 14 MB, which relays and mailboxes take); beyond, the mail names them only and
+# the reader opens them in qmail.
+CARRIED_FILES_LIMIT = 10 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,7 @@ def notify_message(session: Session, out: Outgoing, message: models.Message, now
     facts = _task_facts(session, task, message)
     earlier = _earlier_ids(session, task, [person.id for person in recipients if person.id])
     stencils: dict[bool, Stencil] = {}
+    files: tuple[File, ...] | None = None  # read once, for the first stencil
     rows = []
     for person in recipients:
         assert person.id is not None
@@ -127,7 +132,9 @@ def notify_message(session: Session, out: Outgoing, message: models.Message, now
         try:
             if on_team not in stencils:
                 stencil = _notification(facts, author, on_team, out.settings, now)
-                stencils[on_team] = make_stencil(*notification_parts(stencil, out.env))
+                parts = notification_parts(stencil, out.env)
+                files = facts.files(session) if files is None else files
+                stencils[on_team] = make_stencil(*parts, files=files)
             row["raw"], row["text"] = fill(stencils[on_team], personal)
         except Exception as error:  # composing is pure: this one mail cannot be built
             row["state"], row["last_error"] = (
@@ -160,6 +167,26 @@ class _Facts:
     context: str
     attachments: tuple[AttachmentNote, ...]
     opening_id: str
+
+    def files(self, session: Session) -> tuple[File, ...]:
+        """The message's files to carry, read when a stencil needs them: none when they
+        are more than ``CARRIED_FILES_LIMIT`` together."""
+        total = sum(note.size for note in self.attachments)
+        if not self.attachments or total > CARRIED_FILES_LIMIT:
+            return ()
+        rows = session.exec(
+            select(
+                models.Attachment.filename,
+                models.Attachment.content_type,
+                models.Attachment.content,
+            )
+            .where(
+                models.Attachment.message_id == self.message.id,
+                col(models.Attachment.inline).is_(False),
+            )
+            .order_by(col(models.Attachment.id))
+        ).all()
+        return tuple(File(*row) for row in rows)
 
 
 def _task_facts(session: Session, task: models.Task, message: models.Message) -> _Facts:

@@ -38,6 +38,7 @@ _PHRASES = {
     "unassign": "unassigned it",
     "assign_refused": "could not assign it (not a team member):",
     "participant_added": "added",
+    "participant_removed": "removed",
     "branch_opened": "opened a hidden branch",
     "ignored": "ignored an automatic mail:",
     "held": "held a mail it may not post:",
@@ -127,9 +128,17 @@ def _line(
     )
 
 
-def task_history(session: Session, person: Reader, task_id: int) -> list[EventLine]:
-    """The latest events of one task that ``person`` may see, newest first."""
+def task_history(
+    session: Session, person: Reader, task_id: int, with_messages: bool = True
+) -> list[EventLine]:
+    """The latest events of one task that ``person`` may see, newest first.
+
+    ``with_messages=False`` leaves out "wrote a message": the task page shows the
+    messages themselves.
+    """
     statement = _events_statement(person).where(models.Event.task_id == task_id)
+    if not with_messages:
+        statement = statement.where(models.Event.kind != "message")
     return [_line(*row) for row in session.exec(statement.limit(HISTORY_SIZE))]
 
 

@@ -66,6 +66,7 @@ def apply_route(
     mail, content = incoming.mail, incoming.content
     team = Team.of(settings)
     task, branch, author = _thread_for(session, route, mail, team, settings, now)
+    reopen_for_client(session, task, branch, author, team, now)
     powers = route.proven and team.includes(author)
     ran, refused, refused_commands = _use_powers(
         session, task, branch, author, mail, content, powers, settings, now
@@ -121,6 +122,25 @@ def _use_powers(
     return ran, refused, refused_commands
 
 
+def reopen_for_client(
+    session: Session,
+    task: models.Task,
+    branch: models.Branch,
+    author: models.Person,
+    team: Team,
+    now: datetime,
+) -> None:
+    """A client writing to a closed task reopens it: they are waiting for an answer.
+
+    A team member's reply (a last word, a thank-you) leaves it closed; they reopen with
+    ``#reopen`` if they mean to.  Only the public discussion counts (a client never
+    writes anywhere else).
+    """
+    if task.status == "closed" and not branch.hidden and not team.includes(author):
+        task.status = "open"
+        record_event(session, task, "reopen", author, now, branch.id, "by replying")
+
+
 def copied(mail: Mail, author: models.Person, settings: Settings) -> list[Address]:
     """The people a mail was also sent to, apart from us and the author."""
     return [
@@ -172,6 +192,7 @@ def post_message(
     mail: Mail | None = None,
     content: Content | None = None,
     raw_mail_id: int | None = None,
+    files: tuple[Attachment, ...] = (),
 ) -> models.Message:
     """The one way a message is written, from mail, a page or the API, as ``author``.
 
@@ -179,7 +200,8 @@ def post_message(
     ``access`` for the web); posting makes them a member, so they are told about what
     follows.  A sign-in link or reply address in the text is replaced, whatever its way
     in: it was made for one person.  ``mail`` (with its trimmed ``content``) gives what
-    only mail has: the quoted part, threading headers, attachments.
+    only mail has: the quoted part, threading headers, attachments; ``files`` are those
+    of a message from the web.
     """
     assert task.id is not None and branch.id is not None and author.id is not None
     text = scrub_secrets(text)
@@ -202,7 +224,7 @@ def post_message(
     session.add(message)
     session.flush()
     assert message.id is not None
-    for attachment in mail.attachments if mail else ():
+    for attachment in mail.attachments if mail else files:
         add_attachment(session, message.id, attachment)
     record_event(session, task, "message", author, now, branch.id, str(message.id))
     touch(task, branch, now)
@@ -244,10 +266,14 @@ def post_and_notify(
     text: str,
     source: str,
     now: datetime,
+    files: tuple[Attachment, ...] = (),
 ) -> models.Message:
-    """Post from a page or the API and queue the mail to the branch's other readers."""
+    """Post from a page or the API and queue the mail to the branch's other readers
+    (``files`` go with it).  A client's post reopens a closed task, as their mail does."""
+    settings = context.settings
+    reopen_for_client(session, task, branch, author, Team.of(settings), now)
     message = post_message(
-        session, task, branch, author, text, context.settings, now, source=source
+        session, task, branch, author, text, settings, now, source=source, files=files
     )
     notifications.after_post(session, context, message.id, False, now)
     return message

@@ -38,7 +38,8 @@ from qmail.web.inbox import InboxPage
 from qmail.web.new_task_page import NewTaskPage
 from qmail.web.pages import ReaderPages
 from qmail.web.settings_page import SettingsPage
-from qmail.web.task_page import TaskPage
+from qmail.web.task_edits import TaskEdits
+from qmail.web.task_page import TaskPage, replies_controller
 from qmail.web.unsubscribe import UnsubscribeController
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
                     InboxPage,
                     NewTaskPage,
                     TaskPage,
+                    replies_controller(settings.smtp.max_message_size),
+                    TaskEdits,
                     ReaderPages,
                     UnsubscribeController,
                     SettingsPage,
