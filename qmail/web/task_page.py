@@ -29,6 +29,7 @@ from qmail.core.mail import Command
 from qmail.core.route import normalize_tag
 from qmail.errors import BadRequest, Forbidden, NotFound
 from qmail.queries.events import task_history
+from qmail.queries.inbox import mark_read
 from qmail.queries.tasks import read_task, tags_of, visible_branch
 from qmail.threads import posting
 from qmail.threads.branches import fork_points, open_hidden_branch, team_candidates
@@ -89,6 +90,10 @@ class TaskPage(Controller):
     ) -> Template:
         """The task with the branches the reader may see, its history, and its forms."""
         detail = read_task(session, person, number)
+        seen = [message.id for branch in detail.branches for message in branch.messages]
+        if seen:  # the newest message the reader may see: the inbox shows the task read
+            mark_read(session, person, detail.id, max(seen), datetime.now(UTC))
+            session.commit()
         task = session.get(models.Task, detail.id)
         assert task is not None
         assignee = session.get(models.Person, task.assignee_id) if task.assignee_id else None
