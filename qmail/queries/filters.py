@@ -113,11 +113,12 @@ def _assigned(assignee: str, person: Reader) -> ColumnElement[bool]:
 
 def _taking_part(who: Any, person: Reader) -> ColumnElement[bool]:
     """Tasks where someone matching ``who`` is a member of a branch ``person`` may see."""
-    branch = aliased(models.Branch)
+    # aliases, so that branch_visible's own BranchMember subquery is not correlated with them
+    branch, member = aliased(models.Branch), aliased(models.BranchMember)
     tasks = (
         select(col(branch.task_id))
-        .join(models.BranchMember, col(models.BranchMember.branch_id) == branch.id)
-        .join(models.Person, col(models.Person.id) == models.BranchMember.person_id)
+        .join(member, col(member.branch_id) == branch.id)
+        .join(models.Person, col(models.Person.id) == member.person_id)
         .where(who, branch_visible(person, branch))
     )
     return col(models.Task.id).in_(tasks)
