@@ -133,10 +133,14 @@ def _read_upto(session: Session, person: Reader, task_ids: list[int]) -> dict[in
 
 def mark_read(
     session: Session, person: Reader, task_id: int, message_id: int, now: datetime
-) -> None:
+) -> bool:
     """Record that ``person`` has seen task ``task_id`` up to message ``message_id`` (the
-    newest they may see there).  Only ever moves forward: a page opened earlier in
-    another tab and submitted late does not make read messages unread again."""
+    newest they may see there); whether that moved the mark.  Only ever moves forward:
+    a page opened earlier in another tab and submitted late does not make read messages
+    unread again.  Looked up first, so that opening a page read already writes nothing
+    (a write is a commit to disk, and on SQLite a turn of its one writer)."""
+    if _read_upto(session, person, [task_id]).get(task_id, 0) >= message_id:
+        return False
     dialect = session.get_bind().dialect.name
     insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(models.TaskRead).values(
@@ -148,3 +152,4 @@ def mark_read(
         where=col(models.TaskRead.message_id) < statement.excluded.message_id,
     )
     session.execute(statement)
+    return True

@@ -91,8 +91,8 @@ class TaskPage(Controller):
         """The task with the branches the reader may see, its history, and its forms."""
         detail = read_task(session, person, number)
         seen = [message.id for branch in detail.branches for message in branch.messages]
-        if seen:  # the newest message the reader may see: the inbox shows the task read
-            mark_read(session, person, detail.id, max(seen), datetime.now(UTC))
+        # up to the newest message the reader may see: the inbox then shows the task read
+        if seen and mark_read(session, person, detail.id, max(seen), datetime.now(UTC)):
             session.commit()
         task = session.get(models.Task, detail.id)
         assert task is not None

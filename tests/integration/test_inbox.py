@@ -253,11 +253,14 @@ def test_reading_never_moves_back(store, tokens):
         carol = session.get(models.Person, 4)
         assert carol is not None
         reader = Reader(carol, False)
-        mark_read(session, reader, 1, 2, now)
-        mark_read(session, reader, 1, 1, now)
+        assert mark_read(session, reader, 1, 2, now) is True
+        session.commit()
+        later = now + timedelta(hours=1)
+        assert mark_read(session, reader, 1, 1, later) is False  # an older page
+        assert mark_read(session, reader, 1, 2, later) is False  # the same again: no write
         session.commit()
         read = session.exec(select(models.TaskRead)).one()
-        assert (read.person_id, read.task_id, read.message_id) == (4, 1, 2)
+        assert (read.person_id, read.task_id, read.message_id, read.read_at) == (4, 1, 2, now)
 
 
 def test_views_show_capped_counts_of_open_tasks(web_app, tokens, monkeypatch):
