@@ -14,9 +14,10 @@ so it can neither be shown nor used to probe which of their tasks carry which ta
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
+from functools import cached_property
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import aliased
@@ -47,11 +48,11 @@ class Filters:
     def read(cls, params: Mapping[str, str], person: Reader) -> Filters:
         """The filters of a query string (or a form), checked and normalised."""
         values = {}
-        for field in fields(cls):
-            value = " ".join(params.get(field.name, "").split())
-            if len(value) > (200 if field.name == "q" else MAX_VALUE):
-                raise BadRequest(f"{field.name} is too long")
-            values[field.name] = value
+        for name in NAMES:
+            value = " ".join(params.get(name, "").split())
+            if len(value) > (200 if name == "q" else MAX_VALUE):
+                raise BadRequest(f"{name} is too long")
+            values[name] = value
         found = cls(**values)
         if found.status and found.status not in STATUSES:
             raise BadRequest("status must be open or closed")
@@ -64,10 +65,22 @@ class Filters:
         )
 
     def query(self, **changes: str) -> str:
-        """The query string of these filters (with ``changes``), ``?…`` or ``""``."""
-        values = {**asdict(self), **changes}
-        text = urlencode([(name, value) for name, value in values.items() if value])
-        return f"?{text}" if text else ""
+        """The query string of these filters (with ``changes``), ``?…`` or ``""``.
+
+        Called for each of a page's few hundred links: the filters are encoded once
+        (``_encoded``), only the changes each time."""
+        parts = dict(self._encoded)
+        for name, value in changes.items():
+            if value:
+                parts[name] = f"{name}={quote_plus(value)}"
+            else:
+                parts.pop(name, None)
+        ordered = sorted(parts.items(), key=lambda part: _ORDER.get(part[0], len(_ORDER)))
+        return "?" + "&".join(part for _, part in ordered) if ordered else ""
+
+    @cached_property
+    def _encoded(self) -> dict[str, str]:
+        return {name: f"{name}={quote_plus(value)}" for name, value in self.items()}
 
     def link(self, **changes: str) -> str:
         """The inbox showing these filters (with ``changes``)."""
@@ -78,7 +91,7 @@ class Filters:
         return [(name, value, self.link(**{name: ""})) for name, value in self.items()]
 
     def items(self) -> list[tuple[str, str]]:
-        return [(name, value) for name, value in asdict(self).items() if value]
+        return [(name, getattr(self, name)) for name in NAMES if getattr(self, name)]
 
     def conditions(self, person: Reader) -> list[ColumnElement[bool]]:
         """Conditions on ``Task`` for every filter but ``q`` (full text is searched apart)."""
@@ -99,6 +112,10 @@ class Filters:
         if self.company:
             found.append(_taking_part(col(models.Person.domain) == self.company, person))
         return found
+
+
+NAMES = tuple(field.name for field in fields(Filters))  # the order of every query string
+_ORDER = {name: index for index, name in enumerate(NAMES)}
 
 
 def _assigned(assignee: str, person: Reader) -> ColumnElement[bool]:

@@ -10,7 +10,7 @@ Views with words to search for show no count (that would run the search for each
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl
 
 from sqlmodel import Session, col, select
@@ -56,17 +56,28 @@ def count_open(session: Session, person: Reader, filters: Filters) -> str | None
     return f"{found:,}" if exact else f"{COUNT_CAP:,}+"
 
 
-def views_of(session: Session, person: Reader, current: Filters) -> list[View]:
-    """The built-in views for the reader's role, then their saved ones, each counted."""
+def views_of(session: Session, person: Reader, current: Filters) -> tuple[list[View], str | None]:
+    """The built-in views for the reader's role, then their saved ones, each counted; and
+    the count of ``current``.  Views that count the same tasks ("All" and "Open") are
+    counted once."""
     chosen: list[tuple[str, Filters, int | None]] = [
         (name, filters, None) for name, filters in _built_in(person)
     ]
     for view in saved_views(session, person):
         chosen.append((view.name, Filters.read(dict(parse_qsl(view.query)), person), view.id))
-    return [
-        View(name, filters, count_open(session, person, filters), filters == current, saved_id)
+    counts: dict[Filters, str | None] = {}
+
+    def counted(filters: Filters) -> str | None:
+        same = replace(filters, status=filters.status or "open")
+        if same not in counts:
+            counts[same] = count_open(session, person, filters)
+        return counts[same]
+
+    views = [
+        View(name, filters, counted(filters), filters == current, saved_id)
         for name, filters, saved_id in chosen
     ]
+    return views, counted(current)
 
 
 def _built_in(person: Reader) -> tuple[tuple[str, Filters], ...]:

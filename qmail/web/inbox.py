@@ -29,7 +29,7 @@ from qmail.queries.inbox import inbox_rows
 from qmail.queries.paging import offset_cursor, read_offset_cursor
 from qmail.queries.search import search_page
 from qmail.queries.tasks import search_tasks
-from qmail.queries.views import count_open, delete_view, save_view, team_members, views_of
+from qmail.queries.views import delete_view, save_view, team_members, views_of
 from qmail.web.forms import Form, form_value
 
 INBOX_SIZE = 50
@@ -53,12 +53,13 @@ class InboxPage(Controller):
             session, person, None, None, filters.q, INBOX_SIZE, cursor=cursor, where=where,
             count_limit=0,
         )  # fmt: skip
+        views, count = views_of(session, person, filters)
         context = {
             "person": person,
             "filters": filters,
             "rows": inbox_rows(session, person, found.items),
-            "views": views_of(session, person, filters),
-            "count": count_open(session, person, filters) if not filters.q else None,
+            "views": views,
+            "count": count,
             "found": found,
             "team": team_members(session, state.team) if person.is_team else [],
             "next_cursor": found.next_cursor,
