@@ -161,7 +161,9 @@ class Task(SQLModel, table=True):
     __table_args__ = (
         Index("ix_task_updated", "updated_at", "id"),
         Index("ix_task_status_updated", "status", "updated_at", "id"),
+        # the inbox's assignee filter, alone and with a status (counted from the index)
         Index("ix_task_assignee_updated", "assignee_id", "updated_at", "id"),
+        Index("ix_task_assignee_status_updated", "assignee_id", "status", "updated_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

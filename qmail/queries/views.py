@@ -19,7 +19,7 @@ from qmail import models
 from qmail.access import Reader, task_visible
 from qmail.errors import BadRequest, NotFound
 from qmail.people import Team
-from qmail.queries.filters import MINE, UNASSIGNED, Filters
+from qmail.queries.filters import MINE, UNASSIGNED, Filters, status_is
 from qmail.queries.paging import count_upto
 
 COUNT_CAP = 1000
@@ -48,10 +48,11 @@ def count_open(session: Session, person: Reader, filters: Filters) -> str | None
     """How many tasks of ``filters`` are open (or of its status), as shown: "1,000+"."""
     if filters.q:
         return None
-    status = [] if filters.status else [col(models.Task.status) == "open"]
-    statement = select(col(models.Task.id)).where(
-        task_visible(person), *filters.conditions(person), *status
-    )
+    # counted from the list of tasks when there is one (the reader's, a tag's, a company's)
+    listed = not person.is_team or bool(filters.tag or filters.participant or filters.company)
+    status = status_is(filters.status or "open", listed)
+    conditions = replace(filters, status="").conditions(person)
+    statement = select(col(models.Task.id)).where(task_visible(person), *conditions, status)
     found, exact = count_upto(session, statement, COUNT_CAP)
     return f"{found:,}" if exact else f"{COUNT_CAP:,}+"
 

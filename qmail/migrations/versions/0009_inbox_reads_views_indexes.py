@@ -5,7 +5,9 @@
   (not their own) exists.
 - ``savedview``: a person's named inbox filters (a normalised query string).
 - ``task(assignee_id, updated_at, id)``: "mine", "unassigned" and a teammate's tasks,
-  newest first, read as a range of one index.
+  newest first, read as a range of one index; ``task(assignee_id, status, updated_at,
+  id)`` the same with a status ("Mine" and "Unassigned" are open tasks), and their
+  counts from the index alone.
 
 Revision ID: 0009
 Revises: 0008
@@ -46,9 +48,14 @@ def upgrade() -> None:
     op.create_index(
         'ix_task_assignee_updated', 'task', ['assignee_id', 'updated_at', 'id'], unique=False
     )
+    op.create_index(
+        'ix_task_assignee_status_updated', 'task', ['assignee_id', 'status', 'updated_at', 'id'],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index('ix_task_assignee_status_updated', table_name='task')
     op.drop_index('ix_task_assignee_updated', table_name='task')
     op.drop_table('savedview')
     op.drop_table('taskread')
