@@ -220,7 +220,7 @@ def pages(visitor: Visitor, terms: list[str], rng: random.Random) -> dict[str, l
     }
     if visitor.inbox_cursor is None:
         del found["inbox p21"]
-    if visitor.name != "team":  # a client's tag is dropped, and nothing is assigned to them
+    if visitor.name != "team":  # a client may not filter by tag, and nothing is assigned to them
         for page in ("inbox tag", "inbox mine", "inbox tag+open"):
             del found[page]
     return found

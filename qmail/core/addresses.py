@@ -6,6 +6,7 @@ edge asks ``parse_recipient()`` what an envelope address is before accepting it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from qmail.core.mail import Intake
@@ -18,6 +19,30 @@ class TokenAddress:
     """A ``reply+TOKEN@domain`` address whose token is still to be verified."""
 
     token: str
+
+
+# What a person may type as someone's address on a form: a local part without spaces,
+# brackets or separators (Unicode allowed, as SMTPUTF8 allows it) and a host name of
+# letters, digits and dashes.
+_MAILBOX = re.compile(
+    r"[^\s@<>()\[\],;:\\\"]{1,64}@"
+    r"(?=.{1,253}$)[^\W_](?:(?:[^\W_]|-)*[^\W_])?(?:\.[^\W_](?:(?:[^\W_]|-)*[^\W_])?)*"
+)
+
+
+def typed_address(text: str) -> str | None:
+    """A single address typed on a form, in lower case; ``None`` when it is not one.
+
+    >>> typed_address("  Dana@Client.Example ")
+    'dana@client.example'
+    >>> typed_address("jörg@client.test")
+    'jörg@client.test'
+    >>> bad = ("dana", "a b@x.test", "a@x.test, b@y.test", "<a@x>", "a@x_y.test", "a@x..test")
+    >>> [typed_address(text) for text in bad]
+    [None, None, None, None, None, None]
+    """
+    text = text.strip()
+    return text.lower() if _MAILBOX.fullmatch(text) else None
 
 
 def split_address(address: str) -> tuple[str, str]:

@@ -35,6 +35,7 @@ _PHRASES = {
     "close": "closed it",
     "reopen": "reopened it",
     "assign": "assigned it to",
+    "unassign": "unassigned it",
     "assign_refused": "could not assign it (not a team member):",
     "participant_added": "added",
     "branch_opened": "opened a hidden branch",
@@ -47,9 +48,9 @@ _PHRASES = {
 _QUIET_DETAIL = {"task_created", "message", "branch_opened"}
 
 
-# Failed attempts at team commands, and mail held from someone who may not post, are the
-# team's business.
-_TEAM_ONLY_KINDS = ("assign_refused", "held")
+# Failed attempts at team commands, mail held from someone who may not post, and tags (the
+# team's own words for a task: "waiting", "finance-q4") are the team's business.
+_TEAM_ONLY_KINDS = ("assign_refused", "held", "tag", "untag")
 
 
 @dataclass(frozen=True)

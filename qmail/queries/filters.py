@@ -7,8 +7,8 @@ one order, which is also what a saved view stores.
 
 Authorization stays in the query: a participant or a company counts only through a branch
 the reader may see (``access.branch_visible``), so a filter can never tell a client who
-is in a hidden branch.  Tags are the team's: a client's ``tag`` is dropped, never applied,
-so it can neither be shown nor used to probe which of their tasks carry which tag.
+is in a hidden branch.  Tags are the team's: a client's ``tag`` is refused (400), as the
+API refuses it, so it can never be used to probe which of their tasks carry which tag.
 """
 
 from __future__ import annotations
@@ -56,9 +56,11 @@ class Filters:
         found = cls(**values)
         if found.status and found.status not in STATUSES:
             raise BadRequest("status must be open or closed")
+        if found.tag and not person.is_team:  # as GET /api/tasks?tag= answers a client
+            raise BadRequest("tags are the team's own: filter by status or words instead")
         return replace(
             found,
-            tag=normalize_tag(found.tag.lstrip("#")) if person.is_team else "",
+            tag=normalize_tag(found.tag.lstrip("#")),
             assignee=found.assignee.lower(),
             participant=found.participant.lower(),
             company=found.company.lower().lstrip("@"),

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from qmail import models
 from qmail.access import Reader, branch_visible, task_visible
 from qmail.core.search import search_terms
-from qmail.errors import NotFound
+from qmail.errors import BadRequest, NotFound
 from qmail.queries.paging import (
     COUNT_LIMIT,
     before,
@@ -125,8 +125,12 @@ def search_tasks(
     Pages follow ``cursor`` (the ``next_cursor`` of the page before); ``offset`` is still
     understood, but costs what it skips.  ``where`` adds conditions on ``Task`` (the
     inbox's filters); ``count_limit`` 0 counts nothing (``total`` is then 0, not exact).
+    Tags are the team's: a client's summaries carry none, and a client filtering by one
+    is refused (its answers would tell which of their tasks the team tagged so).
     """
     conditions = [task_visible(person), *where]
+    if tag and not person.is_team:
+        raise BadRequest("tags are the team's own: filter by status or words instead")
     if tag:
         tagged = (
             select(models.TaskTag.task_id)
@@ -155,7 +159,7 @@ def search_tasks(
     if len(tasks) > limit:
         tasks = tasks[:limit]
         following = key_cursor(tasks[-1].updated_at, tasks[-1].id or 0)
-    return TaskList(_summaries(session, list(tasks)), total, following, exact)
+    return TaskList(_summaries(session, person, list(tasks)), total, following, exact)
 
 
 def _ranked(
@@ -184,13 +188,20 @@ def _ranked(
         for task in session.exec(select(models.Task).where(col(models.Task.id).in_(page)))
     }
     following = offset_cursor(start + limit) if start + limit < len(order) else None
-    items = _summaries(session, [tasks[task_id] for task_id in page if task_id in tasks])
+    items = _summaries(session, person, [tasks[task_id] for task_id in page if task_id in tasks])
     return TaskList(items, len(order), following, found.exact)
 
 
-def _summaries(session: Session, tasks: list[models.Task]) -> list[TaskSummary]:
-    tags = tags_of(session, [task.id for task in tasks if task.id is not None])
+def _summaries(session: Session, person: Reader, tasks: list[models.Task]) -> list[TaskSummary]:
+    tags = visible_tags(session, person, [task.id for task in tasks if task.id is not None])
     return [summarize(task, tags[task.id or 0]) for task in tasks]
+
+
+def visible_tags(session: Session, person: Reader, task_ids: list[int]) -> dict[int, list[str]]:
+    """``tags_of`` for the team; none for a client: tags are the team's own words."""
+    if person.is_team:
+        return tags_of(session, task_ids)
+    return {task_id: [] for task_id in task_ids}
 
 
 def members_of(session: Session, branch_ids: list[int]) -> dict[int, list[str]]:
@@ -273,7 +284,7 @@ def read_task(session: Session, person: Reader, number: int) -> TaskDetail:
     ).all()
     branch_ids = [branch.id for branch in branches if branch.id is not None]
     members, messages = members_of(session, branch_ids), messages_of(session, branch_ids)
-    summary = summarize(task, tags_of(session, [task.id])[task.id])
+    summary = summarize(task, visible_tags(session, person, [task.id])[task.id])
     return TaskDetail(
         **msgspec.structs.asdict(summary),
         branches=[
@@ -287,6 +298,16 @@ def read_task(session: Session, person: Reader, number: int) -> TaskDetail:
             for branch in branches
         ],
     )
+
+
+def visible_task(session: Session, person: Reader, number: int) -> models.Task:
+    """Task ``number`` if ``person`` may see it; else 404, as if it did not exist."""
+    task = session.exec(
+        select(models.Task).where(models.Task.number == number, task_visible(person))
+    ).first()
+    if task is None or task.id is None:
+        raise NotFound(f"no task #{number}")
+    return task
 
 
 def visible_branch(

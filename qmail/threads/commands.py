@@ -1,5 +1,6 @@
-"""The commands a team member's mail (or a page) carries out on a task: ``#tag``,
-``#untag``, ``#close``, ``#reopen``, ``#assign``, each one an event on the task."""
+"""The commands a team member's mail (or a page, or the API) carries out on a task:
+``#tag``, ``#untag``, ``#close``, ``#reopen``, ``#assign`` (and ``unassign``, from the
+web and the API), each one an event on the task."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def apply_commands(
             untag_task(session, task.id, command.argument)
         elif command.name in ("close", "reopen"):
             task.status = "closed" if command.name == "close" else "open"
+        elif command.name == "unassign":
+            task.assignee_id = None
         elif command.name == "assign" and not _assign(
             session, task, command.argument, settings, now
         ):

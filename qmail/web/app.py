@@ -11,20 +11,17 @@ from __future__ import annotations
 import logging
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from litestar import Litestar, Request, Response
+from litestar import Litestar, Request, Response, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from sqlalchemy.engine import Engine
 
-from qmail import __version__
 from qmail.auth.signed import LinkTokens, ReplyTokens
 from qmail.config import Settings, secret_key
 from qmail.context import Context
@@ -32,11 +29,13 @@ from qmail.errors import BadRequest, Forbidden, NotFound
 from qmail.people import Team
 from qmail.resources import static_dir, templates_dir
 from qmail.web.api import AttachmentApi, HealthApi, TaskApi
+from qmail.web.api_docs import openapi_config
 from qmail.web.api_guards import api_router
 from qmail.web.auth import AuthController
 from qmail.web.contacts import ContactApi
 from qmail.web.deps import Unauthenticated, provide_current_user, provide_db_session
 from qmail.web.inbox import InboxPage
+from qmail.web.new_task_page import NewTaskPage
 from qmail.web.pages import ReaderPages
 from qmail.web.settings_page import SettingsPage
 from qmail.web.task_page import TaskPage
@@ -54,14 +53,21 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
     csrf = csrf_config(settings, key)
     return Litestar(
         route_handlers=[
-            AuthController,
-            InboxPage,
-            TaskPage,
-            ReaderPages,
-            UnsubscribeController,
-            SettingsPage,
+            Router(  # for people, not programs: not in the API's schema
+                path="/",
+                include_in_schema=False,
+                route_handlers=[
+                    AuthController,
+                    InboxPage,
+                    NewTaskPage,
+                    TaskPage,
+                    ReaderPages,
+                    UnsubscribeController,
+                    SettingsPage,
+                    create_static_files_router(path="/static", directories=[static_dir()]),
+                ],
+            ),
             api_router(csrf, [HealthApi, TaskApi, AttachmentApi, ContactApi]),
-            create_static_files_router(path="/static", directories=[static_dir()]),
         ],
         template_config=TemplateConfig(
             instance=JinjaTemplateEngine.from_environment(page_environment())
@@ -72,9 +78,7 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
         },
         exception_handlers={Exception: handle_error},
         csrf_config=csrf,
-        openapi_config=OpenAPIConfig(
-            title="qmail", version=__version__, path="/schema", render_plugins=[JsonRenderPlugin()]
-        ),
+        openapi_config=openapi_config(),
         state=State(
             {
                 "settings": settings,
@@ -130,9 +134,25 @@ def error_status(error: Exception) -> tuple[int, str]:
         if isinstance(error, cls):
             return status, str(error) or cls.__name__
     if isinstance(error, HTTPException):  # Litestar's own: unknown route, bad parameter…
-        return error.status_code, error.detail
+        return error.status_code, error.detail + _what_failed(error)
     log.exception("unexpected error", exc_info=error)
     return 500, "internal error"  # never leak a traceback or SQL to the client
+
+
+def _what_failed(error: HTTPException) -> str:
+    """What a validation error found, after its detail: ``"…: Expected `str` (to)"``.
+
+    Litestar keeps it in ``extra`` (a list of ``{"message", "key", "source"}``), which the
+    one error shape, ``{"error": ...}``, would otherwise lose.
+    """
+    if not isinstance(error, ValidationException) or not isinstance(error.extra, list):
+        return ""
+    found = []
+    for item in error.extra[:3]:
+        if isinstance(item, dict) and item.get("message"):
+            where = f" ({item['key']})" if item.get("key") else ""
+            found.append(f"{item['message']}{where}")
+    return f": {'; '.join(found)}" if found else ""
 
 
 def handle_error(request: Request, error: Exception) -> Response[object]:

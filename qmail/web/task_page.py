@@ -21,32 +21,22 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from qmail import models
-from qmail.access import Reader, task_visible
+from qmail.access import Reader
 from qmail.core.mail import Command
 from qmail.core.route import normalize_tag
-from qmail.errors import BadRequest, Forbidden, NotFound
+from qmail.errors import BadRequest, Forbidden
 from qmail.queries.events import task_history
 from qmail.queries.inbox import mark_read
-from qmail.queries.tasks import read_task, tags_of, visible_branch
+from qmail.queries.tasks import read_task, tags_of, visible_branch, visible_task
 from qmail.threads import posting
 from qmail.threads.branches import fork_points, open_hidden_branch, team_candidates
 from qmail.threads.commands import apply_commands
 from qmail.web.forms import Form, form_id, form_ids, form_value, message_text
 
 _STATUS_COMMANDS = {"closed": "close", "open": "reopen"}
-
-
-def visible_task(session: Session, person: Reader, number: int) -> models.Task:
-    """Task ``number`` if ``person`` may see it; else 404, as if it did not exist."""
-    task = session.exec(
-        select(models.Task).where(models.Task.number == number, task_visible(person))
-    ).first()
-    if task is None or task.id is None:
-        raise NotFound(f"no task #{number}")
-    return task
 
 
 def require_team(person: Reader, action: str) -> None:

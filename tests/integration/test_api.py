@@ -169,7 +169,7 @@ def test_health_answers_without_authentication(web_app: InProcessWeb) -> None:
 
 def test_openapi_schema_lists_the_api_routes(web_app: InProcessWeb) -> None:
     schema = get_json(web_app, None, "/schema/openapi.json")
-    assert schema["info"]["title"] == "qmail"
+    assert schema["info"]["title"] == "qmail API"
     assert {
         "/api/health",
         "/api/tasks",
@@ -243,7 +243,18 @@ def test_stranger_sees_no_tasks(web_app: InProcessWeb, world: World) -> None:
 def test_tag_filter_is_case_insensitive(web_app: InProcessWeb, world: World) -> None:
     assert numbers(web_app, world.tokens["alice"], "/api/tasks?tag=URGENT") == [1]
     assert numbers(web_app, world.tokens["alice"], "/api/tasks?tag=nothing") == []
-    assert numbers(web_app, world.tokens["dave"], "/api/tasks?tag=billing") == []
+
+
+def test_clients_never_see_the_teams_tags(web_app: InProcessWeb, world: World) -> None:
+    """Tags are the team's words ("waiting", "finance-q4"): a client's task carries none,
+    in the list or alone, and filtering by one (which would tell them) is refused."""
+    with web_app.client(world.tokens["carol"]) as client:
+        assert [item["tags"] for item in client.get("/api/tasks").json()["items"]] == [[]]
+        assert client.get("/api/tasks/1").json()["tags"] == []
+        refused = client.get("/api/tasks?tag=billing")
+    assert refused.status_code == 400
+    assert refused.json() == {"error": "tags are the team's own: filter by status or words instead"}
+    assert get_json(web_app, world.tokens["alice"], "/api/tasks/1")["tags"] == ["billing", "urgent"]
 
 
 def test_status_filter_keeps_tasks_with_that_status(web_app: InProcessWeb, world: World) -> None:

@@ -97,8 +97,9 @@ def test_task_page_shows_the_thread_with_mail_text_escaped(world, web_server):
     assert page.status_code == 200
     html = page.text
     assert "Invoice 2024-17 is missing a line" in html and "Task #1" in html
-    for fact in ("billing", "urgent", "status-open", "Carol Client", "via web"):
+    for fact in ("status-open", "Carol Client", "via web"):
         assert fact in html
+    assert "billing" not in html and "urgent" not in html  # the team's tags, not hers
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert HOSTILE not in html
     assert '<details class="quoted">' in html and "Head of Purchasing, ACME Ltd." in html

@@ -173,7 +173,7 @@ def test_activity_pages_on_to_older_changes(web_app, tokens, store):
             session.add(
                 models.Event(
                     task_id=task.id,
-                    kind="tag",
+                    kind="assign",
                     detail=f"label{minute}",
                     created_at=T0 + timedelta(minutes=minute),
                 )
@@ -182,12 +182,21 @@ def test_activity_pages_on_to_older_changes(web_app, tokens, store):
     url = more_link(first, "Older changes")
     assert url is not None
     rest = page(web_app, tokens["carol"], url)
-    labels = [re.findall(r"tagged it (label\d+)", html) for html in (first, rest)]
+    labels = [re.findall(r"assigned it to (label\d+)", html) for html in (first, rest)]
     assert labels == [
         [f"label{n}" for n in range(104, 4, -1)],
         [f"label{n}" for n in range(4, -1, -1)],
     ]
     assert more_link(rest, "Older changes") is None
+
+
+def test_a_clients_activity_and_history_leave_out_the_teams_tags(web_app, tokens, store):
+    with session_scope(store.engine) as session:
+        task = session.exec(select(models.Task).where(models.Task.number == 1)).one()
+        session.add(models.Event(task_id=task.id, kind="tag", detail="finance-q4", created_at=T0))
+    for url in ("/activity", "/tasks/1"):
+        assert "finance-q4" in page(web_app, tokens["alice"], url)
+        assert "finance-q4" not in page(web_app, tokens["carol"], url)
 
 
 def test_every_person_knows_their_domain(store):
