@@ -169,6 +169,9 @@ class Task(SQLModel, table=True):
     __table_args__ = (
         Index("ix_task_updated", "updated_at", "id"),
         Index("ix_task_status_updated", "status", "updated_at", "id"),
+        # the inbox's assignee filter, alone and with a status (counted from the index)
+        Index("ix_task_assignee_updated", "assignee_id", "updated_at", "id"),
+        Index("ix_task_assignee_status_updated", "assignee_id", "status", "updated_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -301,6 +304,31 @@ class Event(SQLModel, table=True):
     kind: str = Field(max_length=40)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False))
     raw_mail_id: int | None = Field(default=None, foreign_key="rawmail.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class TaskRead(SQLModel, table=True):
+    """How far a person has read a task: the newest message they could see on its page
+    when they last opened it.  A message of someone else's with a higher id, in a branch
+    they may read, makes the task unread for them (``queries.inbox``).  Ids, not times: a
+    mail's ``Date`` may lie, the order messages arrive in does not."""
+
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    task_id: int = Field(foreign_key="task.id", primary_key=True)
+    message_id: int
+    read_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+
+
+class SavedView(SQLModel, table=True):
+    """A filter of the inbox a person saved under a name: the query string it stands for
+    (normalised by ``queries.filters.Filters``, so nothing else is ever stored)."""
+
+    __table_args__ = (UniqueConstraint("person_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id")
+    name: str = Field(max_length=60)
+    query: str = Field(max_length=1000)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
 
 

@@ -7,6 +7,7 @@ shapes are msgspec structs, so the OpenAPI schema describes the answers exactly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from qmail.access import Reader, branch_visible, task_visible
 from qmail.core.search import search_terms
 from qmail.errors import BadRequest, NotFound
 from qmail.queries.paging import (
+    COUNT_LIMIT,
     before,
     count_upto,
     key_cursor,
@@ -114,16 +116,19 @@ def search_tasks(
     limit: int,
     offset: int = 0,
     cursor: str | None = None,
+    where: Sequence[Any] = (),
+    count_limit: int = COUNT_LIMIT,
 ) -> TaskList:
     """The tasks ``person`` may see that match the filters: newest activity first, or,
     with words to look for (``q``), best match first.
 
     Pages follow ``cursor`` (the ``next_cursor`` of the page before); ``offset`` is still
-    understood, but costs what it skips.  Tags are the team's: a client's summaries carry
-    none, and a client filtering by one is refused (its answers would tell which of their
-    tasks the team tagged so).
+    understood, but costs what it skips.  ``where`` adds conditions on ``Task`` (the
+    inbox's filters); ``count_limit`` 0 counts nothing (``total`` is then 0, not exact).
+    Tags are the team's: a client's summaries carry none, and a client filtering by one
+    is refused (its answers would tell which of their tasks the team tagged so).
     """
-    conditions = [task_visible(person)]
+    conditions = [task_visible(person), *where]
     if tag and not person.is_team:
         raise BadRequest("tags are the team's own: filter by status or words instead")
     if tag:
@@ -138,7 +143,10 @@ def search_tasks(
     if q and q.strip():
         return _ranked(session, person, conditions, search_terms(q), limit, offset, cursor)
     listed = select(models.Task).where(*conditions)
-    total, exact = count_upto(session, select(col(models.Task.id)).where(*conditions))
+    total, exact = 0, False
+    if count_limit:
+        counted = select(col(models.Task.id)).where(*conditions)
+        total, exact = count_upto(session, counted, count_limit)
     if cursor is not None:
         after = read_key_cursor(cursor)
         listed = listed.where(before(models.Task.updated_at, models.Task.id, after))

@@ -36,6 +36,7 @@ from qmail.core.linkify import linkify
 from qmail.core.mail import Attachment
 from qmail.errors import BadRequest, Forbidden
 from qmail.queries.events import task_history
+from qmail.queries.inbox import mark_read
 from qmail.queries.participants import participants, team_members, waiting_on
 from qmail.queries.tasks import read_task, visible_branch
 from qmail.threads import posting
@@ -78,6 +79,10 @@ class TaskPage(Controller):
     ) -> Template:
         """The task with the branches the reader may see, its history, and its forms."""
         detail = read_task(session, person, number)
+        seen = [message.id for branch in detail.branches for message in branch.messages]
+        # up to the newest message the reader may see: the inbox then shows the task read
+        if seen and mark_read(session, person, detail.id, max(seen), datetime.now(UTC)):
+            session.commit()
         task = session.get(models.Task, detail.id)
         assert task is not None
         assignee = session.get(models.Person, task.assignee_id) if task.assignee_id else None

@@ -160,7 +160,7 @@ def test_inbox_shows_a_page_and_a_link_to_older_tasks(web_app, tokens, store):
     url = more_link(first, "Older tasks")
     assert url is not None
     rest = page(web_app, tokens["carol"], url)
-    shown = re.findall(r'<td><a href="/tasks/(\d+)">#', first + rest)
+    shown = re.findall(r'<a class="title" data-open href="/tasks/(\d+)">#', first + rest)
     assert len(shown) == INBOX_SIZE + 10 and len(set(shown)) == len(shown)
     assert shown[:2] == ["149", "148"] and shown[-1] == "1"
     assert more_link(rest, "Older tasks") is None

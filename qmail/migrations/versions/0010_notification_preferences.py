@@ -6,7 +6,7 @@ daily digest was taken and the last message it covered.  Plain ALTER TABLE, as i
 a batch rebuild of ``person`` fails under the rows referring to it.
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009
 """
 
 import sqlalchemy as sa
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision = '0011'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
