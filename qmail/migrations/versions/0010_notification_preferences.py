@@ -5,7 +5,7 @@ everyone already here); ``digest_sent_at`` and ``digest_after_id`` say when the 
 daily digest was taken and the last message it covered.  Plain ALTER TABLE, as in 0003:
 a batch rebuild of ``person`` fails under the rows referring to it.
 
-Revision ID: 0011
+Revision ID: 0010
 Revises: 0009
 """
 
@@ -14,7 +14,7 @@ import sqlmodel
 from alembic import op
 
 
-revision = '0011'
+revision = '0010'
 down_revision = '0009'
 branch_labels = None
 depends_on = None
