@@ -311,13 +311,15 @@ def mark_built(engine: Engine) -> None:
         if engine.dialect.name == "postgresql":
             for table in (*COLUMNS, "counter"):
                 connection.execute(text(f"ANALYZE {table}"))
-            for table in ("person", "task", "branch", "message", "event"):
+            for table in (table for table, columns in COLUMNS.items() if "id" in columns):
                 connection.execute(
                     text(
                         f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                         f"(SELECT max(id) FROM {table}))"
                     )
                 )
+            # task numbers come from their own sequence (migration 0007)
+            connection.execute(text("SELECT setval('task_number', (SELECT max(number) FROM task))"))
 
 
 def is_built(engine: Engine) -> bool:
