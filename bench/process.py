@@ -193,6 +193,36 @@ def main() -> None:
         stats = pstats.Stats(profile).sort_stats("cumulative")
         stats.print_stats(35)
         stats.print_callees("notify_message|_file|apply_route|_personal")
+        print_by_library(stats)
+
+
+def library_of(filename: str) -> str:
+    """Who a profiled function belongs to: a qmail module, a library, or the stdlib's
+    ``email``, ``sqlite3`` and the rest."""
+    if filename.startswith("~") or filename.startswith("<"):
+        return "builtins"
+    parts = Path(filename).parts
+    if "site-packages" in parts:
+        return parts[parts.index("site-packages") + 1].split(".")[0]
+    if "qmail" in parts:
+        return "/".join(parts[parts.index("qmail") :]).removesuffix(".py")
+    if "email" in parts:
+        return "email (stdlib)"
+    return "stdlib, other"
+
+
+def print_by_library(stats: pstats.Stats) -> None:
+    """The worker's own time (``tottime``) by library and by qmail module."""
+    own: Counter[str] = Counter()
+    for (filename, _, name), row in stats.stats.items():  # type: ignore[attr-defined]
+        library = library_of(filename)
+        if library == "builtins" and "sqlite3" in name:
+            library = "sqlite3"
+        own[library] += row[2]
+    total = sum(own.values())
+    print("own time by library / qmail module:")
+    for library, seconds in own.most_common(25):
+        print(f"  {seconds / total:6.1%}  {seconds:6.2f} s  {library}")
 
 
 if __name__ == "__main__":
