@@ -205,6 +205,14 @@ def notification_parts(n: Notification, env: Environment) -> tuple[EmailMessage,
 
 def compose_acknowledgement(a: Acknowledgement, env: Environment) -> EmailMessage:
     """The answer to an external sender whose mail opened a task (RFC 3834 auto-reply)."""
+    message, text, html = acknowledgement_parts(a, env)
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+def acknowledgement_parts(a: Acknowledgement, env: Environment) -> tuple[EmailMessage, str, str]:
+    """The acknowledgement's headers (a message without a body), its text and its HTML."""
     message = _begin(
         a,
         sender=mailbox(a.team_name, a.reply_address),
@@ -213,16 +221,15 @@ def compose_acknowledgement(a: Acknowledgement, env: Environment) -> EmailMessag
         auto_submitted="auto-replied",
     )
     set_thread(message, a.in_reply_to, (), a.domain)
-    _render(
-        message,
-        env,
-        "ack",
-        number=a.number,
-        title=one_line(a.title),
-        magic_link=a.magic_link,
-        team_name=one_line(a.team_name),
-    )
-    return message
+    context = {
+        "number": a.number,
+        "title": one_line(a.title),
+        "magic_link": a.magic_link,
+        "team_name": one_line(a.team_name),
+    }
+    text = env.get_template("ack.txt").render(**context)
+    html = env.get_template("ack.html").render(**context)
+    return message, text, html
 
 
 def compose_login_link(link: LoginLink, env: Environment) -> EmailMessage:

@@ -33,11 +33,12 @@ from qmail.core.compose import (
     Notification,
     Refusal,
     Refused,
-    compose_acknowledgement,
+    acknowledgement_parts,
     compose_refusal,
     mail_environment,
     notification_parts,
 )
+from qmail.core.headers import msg_id
 from qmail.core.mail import Address, ReplyTarget
 from qmail.core.stencil import PLACEHOLDERS, Personal, Stencil, fill, make_stencil
 from qmail.outbound.outbox import enqueue_composed, new_message_id, not_composed, outbox_row
@@ -88,12 +89,15 @@ def root_id(task: models.Task, domain: str) -> str:
     return f"task-{task.number}@{domain}"
 
 
-def notify_message(session: Session, out: Outgoing, message: models.Message, now: datetime) -> int:
+def notify_message(
+    session: Session, out: Outgoing, message: models.Message, now: datetime, opens: bool = False
+) -> int:
     """Queue a notification of ``message`` to every other member of its branch.
 
     The mail is composed once for the team and once for everybody else
     (``qmail.core.stencil``), then filled in for each recipient; the outbox rows go in
-    with one statement.
+    with one statement.  ``opens``: the message opened its task, so there is no thread
+    to read yet (no earlier message, no earlier notification).
     """
     branch = session.get(models.Branch, message.branch_id)
     task = session.get(models.Task, message.task_id)
@@ -111,8 +115,9 @@ def notify_message(session: Session, out: Outgoing, message: models.Message, now
     ).all()
     if not recipients:
         return 0
-    facts = _task_facts(session, task, message)
-    earlier = _earlier_ids(session, task, [person.id for person in recipients if person.id])
+    facts = _task_facts(session, task, branch, message, opens)
+    person_ids = [person.id for person in recipients if person.id]
+    earlier = {} if opens else _earlier_ids(session, task, person_ids)
     stencils: dict[bool, Stencil] = {}
     rows = []
     for person in recipients:
@@ -132,7 +137,7 @@ def notify_message(session: Session, out: Outgoing, message: models.Message, now
                 not_composed(error, personal.message_id, person.email),
             )
         rows.append(row)
-    session.execute(insert(models.Outbox), rows)
+    session.connection().execute(insert(models.Outbox), rows)
     return len(recipients)
 
 
@@ -147,30 +152,42 @@ class _Facts:
     opening_id: str
 
 
-def _task_facts(session: Session, task: models.Task, message: models.Message) -> _Facts:
-    branch = session.get(models.Branch, message.branch_id)
-    assert branch is not None
+def _task_facts(
+    session: Session,
+    task: models.Task,
+    branch: models.Branch,
+    message: models.Message,
+    opens: bool,
+) -> _Facts:
+    """What every copy says besides the message: tags, the context quoted, the files.
+
+    A message that opened its task has no earlier message to quote and is the opening
+    itself: only its tags and files are read.
+    """
     tags = session.exec(
         select(models.Tag.name)
         .join(models.TaskTag, col(models.TaskTag.tag_id) == models.Tag.id)
         .where(models.TaskTag.task_id == task.id)
         .order_by(col(models.Tag.name))
     ).all()
-    previous = session.exec(
-        select(models.Message.text)
-        .where(models.Message.branch_id == branch.id, col(models.Message.id) < message.id)
-        .order_by(col(models.Message.id).desc())
-    ).first()
     attachments = session.exec(
         select(models.Attachment.filename, models.Attachment.content_type, models.Attachment.size)
         .where(models.Attachment.message_id == message.id, col(models.Attachment.inline).is_(False))
         .order_by(col(models.Attachment.id))
     ).all()
-    opening = session.exec(
-        select(models.Message.message_id)
-        .where(models.Message.task_id == task.id)
-        .order_by(col(models.Message.id))
-    ).first()
+    previous: str | None = None
+    opening: str | None = message.message_id
+    if not opens:
+        previous = session.exec(
+            select(models.Message.text)
+            .where(models.Message.branch_id == branch.id, col(models.Message.id) < message.id)
+            .order_by(col(models.Message.id).desc())
+        ).first()
+        opening = session.exec(
+            select(models.Message.message_id)
+            .where(models.Message.task_id == task.id)
+            .order_by(col(models.Message.id))
+        ).first()
     return _Facts(
         task,
         branch,
@@ -262,15 +279,18 @@ def _earlier_ids(
     return earlier
 
 
-def acknowledge(
-    session: Session, out: Outgoing, message: models.Message, now: datetime
-) -> models.Outbox | None:
-    """Tell an external sender who opened a task its number (RFC 3834: once a day at most)."""
+def acknowledge(session: Session, out: Outgoing, message: models.Message, now: datetime) -> None:
+    """Tell an external sender who opened a task its number (RFC 3834: once a day at most).
+
+    Composed like a notification (``qmail.core.stencil``): the headers through the
+    standard library, the bodies encoded directly; a mail that cannot be built is
+    queued ``failed`` with the reason.
+    """
     author = session.get(models.Person, message.author_id)
     task = session.get(models.Task, message.task_id)
     assert author is not None and task is not None and author.id is not None
     if out.team.includes(author) or not out.settings.mail.acknowledge:
-        return None
+        return
     recent = session.exec(
         select(models.Outbox.id).where(
             models.Outbox.kind == "ack",
@@ -279,7 +299,7 @@ def acknowledge(
         )
     ).first()
     if recent is not None:
-        return None
+        return
     domain = out.settings.mail.domain
     ack = Acknowledgement(
         number=task.number,
@@ -292,16 +312,34 @@ def acknowledge(
         domain=domain,
         team_name=out.settings.mail.team_name,
         loop_marker=domain,
+        date=now,
     )
-    compose = functools.partial(compose_acknowledgement, ack, out.env)
+    personal = Personal(
+        recipient=ack.recipient,
+        reply_address=ack.reply_address,
+        private_address=None,
+        magic_link=ack.magic_link,
+        unsubscribe_url="",
+        message_id=ack.message_id,
+        in_reply_to=msg_id(ack.in_reply_to, domain)[1:-1],  # as ``set_thread`` writes it
+        references=(),
+    )
     ids = (task.id, message.branch_id, message.id)
-    return enqueue_composed(session, compose, ack.message_id, "ack", author, now, *ids)
+    row = outbox_row("ack", author, ack.message_id, now, *ids)
+    try:
+        row["raw"], row["text"] = fill(make_stencil(*acknowledgement_parts(ack, out.env)), personal)
+    except Exception as error:  # composing is pure: this one mail cannot be built
+        row["state"], row["last_error"] = (
+            "failed",
+            not_composed(error, ack.message_id, author.email),
+        )
+    session.connection().execute(insert(models.Outbox).values(**row))
 
 
 def after_post(
     session: Session,
     context: Context,
-    message_id: int | None,
+    message: models.Message | None,
     new_task: bool,
     now: datetime,
     refused: tuple[tuple[str, str], ...] = (),
@@ -309,15 +347,15 @@ def after_post(
 ) -> None:
     """Everything a posted message sets off by mail, queued in the posting transaction.
 
-    ``refused`` (addresses not added) and ``refused_commands`` (commands not carried out)
-    are reported back to the message's author.
+    ``message`` is the row just posted (as ``posting.post_message`` returned it, so it
+    is not read again); ``new_task``: it opened its task.  ``refused`` (addresses not
+    added) and ``refused_commands`` (commands not carried out) are reported back to the
+    message's author.
     """
-    if message_id is None:
+    if message is None:
         return
     out = Outgoing.for_store(context)
-    message = session.get(models.Message, message_id)
-    assert message is not None
-    notify_message(session, out, message, now)
+    notify_message(session, out, message, now, opens=new_task)
     if new_task:
         acknowledge(session, out, message, now)
     if refused or refused_commands:
