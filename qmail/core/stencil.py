@@ -71,19 +71,18 @@ class Stencil:
     boundary: bytes
     text: str
     html: str
+    fields: bytes = b""  # the head's ``header_block``, without the MIME structure
 
 
-def make_stencil(head: EmailMessage, text: str, html: str) -> Stencil:
+def make_stencil(head: EmailMessage | bytes, text: str, html: str) -> Stencil:
     """A stencil from ``compose.notification_parts`` made with ``PLACEHOLDERS``.
 
     Only the headers go through the standard library (they need its encoding and
-    folding); the multipart structure around the two bodies is written here.
+    folding); the multipart structure around the two bodies is written here.  ``head``
+    may be the ``header_block`` of another stencil of the same mail (the team's and
+    everybody else's differ only in their bodies): it is folded once.
     """
-    fields = b"".join(
-        POLICY.fold_binary(name, value)
-        for name, value in head.items()
-        if name.lower() not in _PERSONAL_NAMES
-    )
+    fields = head if isinstance(head, bytes) else header_block(head)
     # A boundary that cannot occur in the bodies: it is made from them (RFC 2046).
     digest = hashlib.sha256(f"{text}\0{html}".encode("utf-8", "surrogatepass")).hexdigest()
     boundary = f"=_qmail_{digest[:32]}".encode("ascii")
@@ -91,7 +90,16 @@ def make_stencil(head: EmailMessage, text: str, html: str) -> Stencil:
         b"MIME-Version: 1.0\r\n"
         b'Content-Type: multipart/alternative; boundary="' + boundary + b'"\r\n'
     )
-    return Stencil(fields + structure, boundary, text, html)
+    return Stencil(fields + structure, boundary, text, html, fields)
+
+
+def header_block(head: EmailMessage) -> bytes:
+    """The folded fields of ``head`` that every copy shares (not ``To`` and the thread)."""
+    return b"".join(
+        POLICY.fold_binary(name, value)
+        for name, value in head.items()
+        if name.lower() not in _PERSONAL_NAMES
+    )
 
 
 def fill(stencil: Stencil, personal: Personal) -> tuple[bytes, str]:

@@ -36,7 +36,8 @@ from qmail.core.compose import (
     acknowledgement_parts,
     compose_refusal,
     mail_environment,
-    notification_parts,
+    notification_bodies,
+    notification_head,
 )
 from qmail.core.headers import msg_id
 from qmail.core.mail import Address, ReplyTarget
@@ -128,8 +129,7 @@ def notify_message(
         row = outbox_row("notification", person, personal.message_id, now, *ids)
         try:
             if on_team not in stencils:
-                stencil = _notification(facts, author, on_team, out.settings, now)
-                stencils[on_team] = make_stencil(*notification_parts(stencil, out.env))
+                stencils[on_team] = _stencil(facts, author, on_team, out, now, stencils)
             row["raw"], row["text"] = fill(stencils[on_team], personal)
         except Exception as error:  # composing is pure: this one mail cannot be built
             row["state"], row["last_error"] = (
@@ -197,6 +197,22 @@ def _task_facts(
         tuple(AttachmentNote(*row) for row in attachments),
         opening or "",
     )
+
+
+def _stencil(
+    facts: _Facts,
+    author: models.Person,
+    on_team: bool,
+    out: Outgoing,
+    now: datetime,
+    made: dict[bool, Stencil],
+) -> Stencil:
+    """The stencil for the team or for everybody else; the header block of one ``made``
+    already serves the other (only the bodies differ)."""
+    notification = _notification(facts, author, on_team, out.settings, now)
+    text, html = notification_bodies(notification, out.env)
+    head = next(iter(made.values())).fields if made else notification_head(notification)
+    return make_stencil(head, text, html)
 
 
 def _notification(
