@@ -127,9 +127,8 @@ def sent_texts(session: Session, mail: Mail) -> list[str]:
     ids = [i for i in (mail.in_reply_to, *mail.references) if i]
     if not ids:
         return []
-    return list(
-        session.exec(select(models.Outbox.text).where(col(models.Outbox.message_id).in_(ids))).all()
-    )
+    statement = select(models.Outbox.text).where(col(models.Outbox.message_id).in_(ids))
+    return list(session.connection().execute(statement).scalars())
 
 
 def own_addresses(settings: Settings) -> tuple[str, ...]:

@@ -164,13 +164,19 @@ def _task_facts(
     A message that opened its task has no earlier message to quote and is the opening
     itself: only its tags and files are read.
     """
-    tags = session.exec(
-        select(models.Tag.name)
-        .join(models.TaskTag, col(models.TaskTag.tag_id) == models.Tag.id)
-        .where(models.TaskTag.task_id == task.id)
-        .order_by(col(models.Tag.name))
-    ).all()
-    attachments = session.exec(
+    # In Core: everything read here was written in Core (no unit of work to flush first).
+    read = session.connection().execute
+    tags = (
+        read(
+            select(models.Tag.name)
+            .join(models.TaskTag, col(models.TaskTag.tag_id) == models.Tag.id)
+            .where(models.TaskTag.task_id == task.id)
+            .order_by(col(models.Tag.name))
+        )
+        .scalars()
+        .all()
+    )
+    attachments = read(
         select(models.Attachment.filename, models.Attachment.content_type, models.Attachment.size)
         .where(models.Attachment.message_id == message.id, col(models.Attachment.inline).is_(False))
         .order_by(col(models.Attachment.id))
@@ -178,16 +184,18 @@ def _task_facts(
     previous: str | None = None
     opening: str | None = message.message_id
     if not opens:
-        previous = session.exec(
+        previous = read(
             select(models.Message.text)
             .where(models.Message.branch_id == branch.id, col(models.Message.id) < message.id)
             .order_by(col(models.Message.id).desc())
-        ).first()
-        opening = session.exec(
+            .limit(1)
+        ).scalar()
+        opening = read(
             select(models.Message.message_id)
             .where(models.Message.task_id == task.id)
             .order_by(col(models.Message.id))
-        ).first()
+            .limit(1)
+        ).scalar()
     return _Facts(
         task,
         branch,
@@ -284,7 +292,7 @@ def _earlier_ids(
         .where(models.Outbox.task_id == task.id, col(models.Outbox.person_id).in_(person_ids))
         .subquery()
     )
-    rows = session.execute(
+    rows = session.connection().execute(
         select(recent.c.person_id, recent.c.message_id)
         .where(recent.c.recency <= THREAD_DEPTH)
         .order_by(recent.c.id)
@@ -307,13 +315,17 @@ def acknowledge(session: Session, out: Outgoing, message: models.Message, now: d
     assert author is not None and task is not None and author.id is not None
     if out.team.includes(author) or not out.settings.mail.acknowledge:
         return
-    recent = session.exec(
-        select(models.Outbox.id).where(
-            models.Outbox.kind == "ack",
-            models.Outbox.recipient == author.email,
-            col(models.Outbox.created_at) > now - timedelta(days=1),
+    recent = (
+        session.connection()
+        .execute(
+            select(models.Outbox.id).where(
+                models.Outbox.kind == "ack",
+                models.Outbox.recipient == author.email,
+                col(models.Outbox.created_at) > now - timedelta(days=1),
+            )
         )
-    ).first()
+        .first()
+    )
     if recent is not None:
         return
     domain = out.settings.mail.domain

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, text, update
+from sqlalchemy import delete, insert, text, update
 from sqlmodel import Session, col, select
 
 from qmail import models
@@ -115,8 +115,11 @@ def tag_task(session: Session, task_id: int, names: tuple[str, ...]) -> None:
             session.add(tag)
             session.flush()
         assert tag.id is not None
-        if session.get(models.TaskTag, (task_id, tag.id)) is None:
-            session.add(models.TaskTag(task_id=task_id, tag_id=tag.id))
+        session.connection().execute(  # in Core, as the notify stage reads tags in Core
+            insert_or_skip(session, models.TaskTag, "task_id", "tag_id").values(
+                task_id=task_id, tag_id=tag.id
+            )
+        )
 
 
 def create_task(
@@ -164,6 +167,9 @@ def members(session: Session, branch_id: int | None) -> list[models.Person]:
 
 def untag_task(session: Session, task_id: int, name: str) -> None:
     tag = session.exec(select(models.Tag).where(models.Tag.name == name)).first()
-    link = session.get(models.TaskTag, (task_id, tag.id)) if tag else None
-    if link is not None:
-        session.delete(link)
+    if tag is not None:
+        session.connection().execute(
+            delete(models.TaskTag).where(
+                col(models.TaskTag.task_id) == task_id, col(models.TaskTag.tag_id) == tag.id
+            )
+        )
