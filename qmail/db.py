@@ -10,6 +10,7 @@ any database to the newest schema through Alembic and is safe to run again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import threading
@@ -114,13 +115,19 @@ class WriteTurns:
 
 
 def insert_or_skip(session: Session, model: Any, *keys: str) -> Any:
-    """``INSERT … ON CONFLICT (keys) DO NOTHING`` into ``model``'s table, in Core.
+    """``INSERT … ON CONFLICT (keys) DO NOTHING`` into ``model``'s table, in Core; execute
+    it with the values as parameters.
 
     Both databases have it (SQLite since 3.24), so a row that may exist already is
-    written in one statement, without reading it first.
+    written in one statement, without reading it first.  One statement object per table
+    and database, so SQLAlchemy builds and compiles it once (see ``WRITES``).
     """
+    return _insert_or_skip(session.get_bind().dialect.name, model, keys)
+
+
+@functools.cache
+def _insert_or_skip(dialect: str, model: Any, keys: tuple[str, ...]) -> Any:
     table = model.__table__
-    dialect = session.get_bind().dialect.name
     insert = postgresql_insert(table) if dialect == "postgresql" else sqlite_insert(table)
     return insert.on_conflict_do_nothing(index_elements=list(keys))
 

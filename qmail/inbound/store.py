@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -142,6 +142,17 @@ def claim_pending(session: Session, limit: int, among: Sequence[int] | None = No
     return sorted(raw_mail_id for raw_mail_id in result.scalars() if raw_mail_id is not None)
 
 
+# Built once (executed with parameters, compiled once): every filed mail runs them.
+_READ_RAW = select(
+    models.RawMail.message_id, models.RawMail.raw, models.RawMail.mail_from, models.RawMail.rcpt_tos
+).where(col(models.RawMail.id) == bindparam("raw_mail_id"))
+_SET_STATE = (
+    update(models.RawMail)
+    .where(col(models.RawMail.id) == bindparam("raw_mail_id"))
+    .values(state=bindparam("new_state"))
+)
+
+
 @dataclass(frozen=True)
 class Raw:
     """A kept mail as filing reads it: its bytes and its envelope."""
@@ -155,23 +166,12 @@ class Raw:
 
 def read_raw(session: Session, raw_mail_id: int) -> Raw:
     """The kept mail, read in Core: filing changes only its state (``set_state``)."""
-    table = models.RawMail
-    row = (
-        session.connection()
-        .execute(
-            select(table.message_id, table.raw, table.mail_from, table.rcpt_tos).where(
-                table.id == raw_mail_id
-            )
-        )
-        .one()
-    )
+    row = session.connection().execute(_READ_RAW, {"raw_mail_id": raw_mail_id}).one()
     return Raw(raw_mail_id, *row)
 
 
 def set_state(session: Session, raw_mail_id: int, state: str) -> None:
-    session.connection().execute(
-        update(models.RawMail).where(col(models.RawMail.id) == raw_mail_id).values(state=state)
-    )
+    session.connection().execute(_SET_STATE, {"raw_mail_id": raw_mail_id, "new_state": state})
 
 
 def quarantine(session: Session, raw_mail_id: int, reason: str, now: datetime) -> None:

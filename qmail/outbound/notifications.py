@@ -47,6 +47,7 @@ from qmail.people import Team
 from qmail.resources import templates_dir
 
 CONTEXT_LINES = 10
+WRITE_OUTBOX = insert(models.Outbox)  # built once, executed with each row's values
 THREAD_DEPTH = 10  # earlier notifications named in References
 
 
@@ -137,7 +138,7 @@ def notify_message(
                 not_composed(error, personal.message_id, person.email),
             )
         rows.append(row)
-    session.connection().execute(insert(models.Outbox), rows)
+    session.connection().execute(WRITE_OUTBOX, rows)
     return len(recipients)
 
 
@@ -361,7 +362,7 @@ def acknowledge(session: Session, out: Outgoing, message: models.Message, now: d
             "failed",
             not_composed(error, ack.message_id, author.email),
         )
-    session.connection().execute(insert(models.Outbox).values(**row))
+    session.connection().execute(WRITE_OUTBOX, row)
 
 
 def after_post(

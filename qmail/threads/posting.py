@@ -24,7 +24,9 @@ from qmail.outbound.outbox import new_message_id
 from qmail.people import Team, get_person, is_ours
 from qmail.threads.branches import add_copied, team_branch
 from qmail.threads.commands import apply_commands
-from qmail.threads.tasks import add_member, create_task, record_event, touch
+from qmail.threads.tasks import WRITE_EVENT, add_member, create_task, record_event, touch
+
+WRITE_MESSAGE = insert(models.Message)  # (built once: see ``tasks.WRITE_EVENT``)
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,7 @@ def post_message(
         "sent_at": (mail.date or now) if mail else now,
     }
     # In Core, and the object built from what was written: nothing reads it back.
-    written = session.connection().execute(insert(models.Message).values(**values))
+    written = session.connection().execute(WRITE_MESSAGE, values)
     assert written.inserted_primary_key is not None
     (message_id,) = written.inserted_primary_key
     message = models.Message(id=message_id, **values)
@@ -271,13 +273,15 @@ def _record_ignored(
         if task is not None:
             task_id, task_number = task.id, task.number
     session.connection().execute(
-        insert(models.Event).values(
-            task_id=task_id,
-            branch_id=route.branch_id,
-            kind="ignored",
-            detail=route.reason,
-            raw_mail_id=raw_mail_id,
-            created_at=now,
-        )
+        WRITE_EVENT,
+        {
+            "task_id": task_id,
+            "branch_id": route.branch_id,
+            "person_id": None,
+            "kind": "ignored",
+            "detail": route.reason,
+            "raw_mail_id": raw_mail_id,
+            "created_at": now,
+        },
     )
     return Posted(task_number)

@@ -17,6 +17,10 @@ from qmail.core.mail import Address, NewTask
 from qmail.db import insert_or_skip
 from qmail.people import Team, get_person
 
+# Core statements built once: executed with their values as parameters, they are
+# compiled once and found in SQLAlchemy's cache without building a statement per row.
+WRITE_EVENT = insert(models.Event)
+
 
 def record_event(
     session: Session,
@@ -35,15 +39,16 @@ def record_event(
     it names are in the database already).
     """
     session.connection().execute(
-        insert(models.Event).values(
-            task_id=task.id if task else None,
-            branch_id=branch_id,
-            person_id=person.id if person else None,
-            kind=kind,
-            detail=detail,
-            raw_mail_id=raw_mail_id,
-            created_at=now or models.utcnow(),
-        )
+        WRITE_EVENT,
+        {
+            "task_id": task.id if task else None,
+            "branch_id": branch_id,
+            "person_id": person.id if person else None,
+            "kind": kind,
+            "detail": detail,
+            "raw_mail_id": raw_mail_id,
+            "created_at": now or models.utcnow(),
+        },
     )
 
 
@@ -89,9 +94,8 @@ def next_task_number(session: Session) -> int:
 def add_member(session: Session, branch_id: int, person_id: int, now: datetime) -> bool:
     """Make the person a member of the branch; ``False`` if they were one already."""
     added = session.connection().execute(
-        insert_or_skip(session, models.BranchMember, "branch_id", "person_id").values(
-            branch_id=branch_id, person_id=person_id, added_at=now
-        )
+        insert_or_skip(session, models.BranchMember, "branch_id", "person_id"),
+        {"branch_id": branch_id, "person_id": person_id, "added_at": now},
     )
     return bool(added.rowcount)
 
@@ -116,9 +120,8 @@ def tag_task(session: Session, task_id: int, names: tuple[str, ...]) -> None:
             session.flush()
         assert tag.id is not None
         session.connection().execute(  # in Core, as the notify stage reads tags in Core
-            insert_or_skip(session, models.TaskTag, "task_id", "tag_id").values(
-                task_id=task_id, tag_id=tag.id
-            )
+            insert_or_skip(session, models.TaskTag, "task_id", "tag_id"),
+            {"task_id": task_id, "tag_id": tag.id},
         )
 
 
