@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import pstats
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -121,6 +122,16 @@ def work(settings: Settings) -> int:
         context.engine.dispose()
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the ``--code`` or ``--workers``
+    processes): on a shared machine it tells the cost of a mail better than the clock."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000)
@@ -145,6 +156,7 @@ def main() -> None:
 
     statements = 0
     start = time.perf_counter()
+    cpu_start = cpu_seconds()
     if args.code:  # another checkout's worker, in a process of its own
         url = database or f"sqlite:///{folder}/bench.db"
         command = [sys.executable, __file__, "--file-only", url]
@@ -171,6 +183,7 @@ def main() -> None:
             pool.map(work, [settings] * args.workers)
         elapsed = time.perf_counter() - start
 
+    cpu = cpu_seconds() - cpu_start
     context = open_context(settings, create=False)
     with Session(context.engine) as session:
         states = Counter(
@@ -185,6 +198,7 @@ def main() -> None:
     name = "PostgreSQL" if args.database else "SQLite"
     print(f"process: {args.count} mails, team of {args.team}, {args.workers} worker(s), {name}")
     print(f"  throughput   {args.count / elapsed:8.1f} mails/s ({elapsed:.1f} s)")
+    print(f"  worker CPU   {cpu / args.count * 1000:8.2f} ms per mail (user + system)")
     if statements:
         print(f"  statements   {statements / args.count:8.1f} per mail")
     print(f"  outbox rows  {outbox / args.count:8.1f} per mail")
@@ -193,6 +207,36 @@ def main() -> None:
         stats = pstats.Stats(profile).sort_stats("cumulative")
         stats.print_stats(35)
         stats.print_callees("notify_message|_file|apply_route|_personal")
+        print_by_library(stats)
+
+
+def library_of(filename: str) -> str:
+    """Who a profiled function belongs to: a qmail module, a library, or the stdlib's
+    ``email``, ``sqlite3`` and the rest."""
+    if filename.startswith("~") or filename.startswith("<"):
+        return "builtins"
+    parts = Path(filename).parts
+    if "site-packages" in parts:
+        return parts[parts.index("site-packages") + 1].split(".")[0]
+    if "qmail" in parts:
+        return "/".join(parts[parts.index("qmail") :]).removesuffix(".py")
+    if "email" in parts:
+        return "email (stdlib)"
+    return "stdlib, other"
+
+
+def print_by_library(stats: pstats.Stats) -> None:
+    """The worker's own time (``tottime``) by library and by qmail module."""
+    own: Counter[str] = Counter()
+    for (filename, _, name), row in stats.stats.items():  # type: ignore[attr-defined]
+        library = library_of(filename)
+        if library == "builtins" and "sqlite3" in name:
+            library = "sqlite3"
+        own[library] += row[2]
+    total = sum(own.values())
+    print("own time by library / qmail module:")
+    for library, seconds in own.most_common(25):
+        print(f"  {seconds / total:6.1%}  {seconds:6.2f} s  {library}")
 
 
 if __name__ == "__main__":

@@ -10,16 +10,20 @@ any database to the newest schema through Alembic and is safe to run again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session, create_engine
@@ -108,6 +112,24 @@ class WriteTurns:
         """Wait until no urgent write is waiting or under way (``timeout`` at most)."""
         with self._changed:
             self._changed.wait_for(lambda: self._urgent == 0, timeout)
+
+
+def insert_or_skip(session: Session, model: Any, *keys: str) -> Any:
+    """``INSERT … ON CONFLICT (keys) DO NOTHING`` into ``model``'s table, in Core; execute
+    it with the values as parameters.
+
+    Both databases have it (SQLite since 3.24), so a row that may exist already is
+    written in one statement, without reading it first.  One statement object per table
+    and database, so SQLAlchemy builds and compiles it once (see ``WRITES``).
+    """
+    return _insert_or_skip(session.get_bind().dialect.name, model, keys)
+
+
+@functools.cache
+def _insert_or_skip(dialect: str, model: Any, keys: tuple[str, ...]) -> Any:
+    table = model.__table__
+    insert = postgresql_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    return insert.on_conflict_do_nothing(index_elements=list(keys))
 
 
 def is_sqlite(session: Session) -> bool:

@@ -75,14 +75,18 @@ def on_team(session: Session, team: Team, email: str) -> bool:
     return team.includes(known) if known is not None else team.by_address(email)
 
 
-def get_person(session: Session, address: Address, now: datetime) -> models.Person:
+def get_person(
+    session: Session, address: Address, now: datetime, found: models.Person | None = None
+) -> models.Person:
     """The person with this address, created on first sight; a missing name is filled in.
 
     Callers decide whether meeting this address may create a person (see the module's
-    docstring); the new person follows the configuration (no explicit role).
+    docstring); the new person follows the configuration (no explicit role).  ``found``:
+    the row ``find_person`` gave for this address in this transaction (not read again).
     """
     email = address.email.lower()
-    person = find_person(session, email)
+    same = found is not None and found.email == email.strip()
+    person = found if same else find_person(session, email)
     if person is None:
         person = models.Person(email=email, name=address.name, created_at=now)
         session.add(person)

@@ -20,9 +20,16 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
-from itsdangerous import BadSignature, Signer, URLSafeSerializer, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_decode
+from itsdangerous import (
+    BadSignature,
+    Signer,
+    TimestampSigner,
+    URLSafeSerializer,
+    URLSafeTimedSerializer,
+)
+from itsdangerous.encoding import want_bytes
 
 from qmail.core.mail import ReplyTarget
 
@@ -31,11 +38,54 @@ _KINDS = {"b": False, "p": True}  # b: the branch itself, p: privately to the te
 _MAX_NONCE_LENGTH = 64
 
 
+class _KeyOnce(Signer):
+    """A ``Signer`` that derives its key from the secret and the salt once.
+
+    itsdangerous derives it again for every signature and every check (two more hashes,
+    as dear as the signature itself); the key, the salt and the signatures stay the same.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._derived: dict[bytes, bytes] = {}
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
+        derived = self._derived.get(secret)
+        if derived is None:
+            derived = self._derived[secret] = super().derive_key(secret)
+        return derived
+
+
+class _TimestampKeyOnce(_KeyOnce, TimestampSigner):
+    """``TimestampSigner`` with ``_KeyOnce``'s derived key."""
+
+
+class _SignerOnce:
+    """A serializer mixin that builds its signer once per salt (itsdangerous builds one
+    for every ``dumps`` and ``loads``); ``signer`` is a ``_KeyOnce`` class."""
+
+    def make_signer(self, salt: str | bytes | None = None) -> Signer:
+        cache: dict[str | bytes | None, Signer] = self.__dict__.setdefault("_signers", {})
+        signer = cache.get(salt)
+        if signer is None:
+            signer = cache[salt] = super().make_signer(salt)  # type: ignore[misc]
+        return signer
+
+
+class _Serializer(_SignerOnce, URLSafeSerializer):
+    default_signer = _KeyOnce
+
+
+class _TimedSerializer(_SignerOnce, URLSafeTimedSerializer):
+    default_signer = _TimestampKeyOnce
+
+
 class ReplyTokens:
     """Makes and checks the tokens of ``reply+TOKEN`` addresses."""
 
     def __init__(self, secret_key: str) -> None:
-        self._signer = Signer(secret_key, salt="qmail.reply", key_derivation="hmac")
+        self._signer = _KeyOnce(secret_key, salt="qmail.reply", key_derivation="hmac")
 
     def make(self, target: ReplyTarget) -> str:
         kind = "p" if target.private else "b"
@@ -54,7 +104,9 @@ class ReplyTokens:
         return ReplyTarget(branch_id=int(branch), person_id=int(person), private=_KINDS[kind])
 
     def _signature(self, payload: str) -> str:
-        digest = base64_decode(self._signer.get_signature(payload))[:16]
+        # ``get_signature`` without its base64 round trip: the same HMAC of the same key.
+        signer = self._signer
+        digest = signer.algorithm.get_signature(signer.derive_key(), payload.encode())[:16]
         return base64.b32encode(digest).decode("ascii").rstrip("=").lower()
 
 
@@ -82,8 +134,8 @@ class LinkTokens:
 
     def __init__(self, secret_key: str, login_ttl: int) -> None:
         self.login_ttl = login_ttl
-        self._login = URLSafeTimedSerializer(secret_key, salt="qmail.login")
-        self._unsubscribe = URLSafeSerializer(secret_key, salt="qmail.unsubscribe")
+        self._login = _TimedSerializer(secret_key, salt="qmail.login")
+        self._unsubscribe = _Serializer(secret_key, salt="qmail.unsubscribe")
 
     def make_login(self, person_id: int, next_path: str = "/") -> str:
         payload = [person_id, secrets.token_urlsafe(16), next_path]

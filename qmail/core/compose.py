@@ -172,17 +172,26 @@ def compose_notification(n: Notification, env: Environment) -> EmailMessage:
 
 def notification_parts(n: Notification, env: Environment) -> tuple[EmailMessage, str, str]:
     """The notification's headers (a message without a body), its text and its HTML."""
-    team = n.recipient_is_team
-    author = _display(n.author)
+    return (notification_head(n), *notification_bodies(n, env))
+
+
+def notification_head(n: Notification) -> EmailMessage:
+    """The notification's headers: the same for the team and for everybody else."""
     message = _begin(
         n,
-        sender=mailbox(f"{author} (via {n.team_name})", n.reply_address),
+        sender=mailbox(f"{_display(n.author)} (via {n.team_name})", n.reply_address),
         reply_to=n.reply_address,
         subject=task_subject(n.number, n.title),
         auto_submitted="auto-generated",
     )
     set_thread(message, n.in_reply_to, n.references, n.domain)
     set_list_headers(message, n.team_name, n.number, n.domain, n.unsubscribe_url)
+    return message
+
+
+def notification_bodies(n: Notification, env: Environment) -> tuple[str, str]:
+    """The notification's text and HTML, which differ for the team (``recipient_is_team``)."""
+    team = n.recipient_is_team
     context_lines = plain_text(n.context).splitlines()[:CONTEXT_LINES]
     context: dict[str, Any] = {
         "number": n.number,
@@ -190,7 +199,7 @@ def notification_parts(n: Notification, env: Environment) -> tuple[EmailMessage,
         "status": one_line(n.status),
         "tags": [one_line(tag) for tag in n.tags] if team else [],
         "hidden": team and n.hidden,
-        "author": author,
+        "author": _display(n.author),
         "text": plain_text(n.text),
         "context_lines": context_lines,
         "attachments": [(one_line(a.filename), human_size(a.size)) for a in n.attachments],
@@ -200,11 +209,19 @@ def notification_parts(n: Notification, env: Environment) -> tuple[EmailMessage,
     }
     text = env.get_template("notification.txt").render(**context)
     html = env.get_template("notification.html").render(**context)
-    return message, text, html
+    return text, html
 
 
 def compose_acknowledgement(a: Acknowledgement, env: Environment) -> EmailMessage:
     """The answer to an external sender whose mail opened a task (RFC 3834 auto-reply)."""
+    message, text, html = acknowledgement_parts(a, env)
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+def acknowledgement_parts(a: Acknowledgement, env: Environment) -> tuple[EmailMessage, str, str]:
+    """The acknowledgement's headers (a message without a body), its text and its HTML."""
     message = _begin(
         a,
         sender=mailbox(a.team_name, a.reply_address),
@@ -213,16 +230,15 @@ def compose_acknowledgement(a: Acknowledgement, env: Environment) -> EmailMessag
         auto_submitted="auto-replied",
     )
     set_thread(message, a.in_reply_to, (), a.domain)
-    _render(
-        message,
-        env,
-        "ack",
-        number=a.number,
-        title=one_line(a.title),
-        magic_link=a.magic_link,
-        team_name=one_line(a.team_name),
-    )
-    return message
+    context = {
+        "number": a.number,
+        "title": one_line(a.title),
+        "magic_link": a.magic_link,
+        "team_name": one_line(a.team_name),
+    }
+    text = env.get_template("ack.txt").render(**context)
+    html = env.get_template("ack.html").render(**context)
+    return message, text, html
 
 
 def compose_login_link(link: LoginLink, env: Environment) -> EmailMessage:

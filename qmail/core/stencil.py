@@ -86,21 +86,22 @@ class Stencil:
     boundary: bytes
     text: str
     html: str
-    files: bytes = b""
-    mixed: bytes = b""
+    files: bytes = b""  # the files' body parts, for ``multipart/mixed``
+    mixed: bytes = b""  # the ``multipart/mixed`` boundary, when there are files
+    fields: bytes = b""  # the head's ``header_block``, without the MIME structure
 
 
-def make_stencil(head: EmailMessage, text: str, html: str, files: tuple[File, ...] = ()) -> Stencil:
+def make_stencil(
+    head: EmailMessage | bytes, text: str, html: str, files: tuple[File, ...] = ()
+) -> Stencil:
     """A stencil from ``compose.notification_parts`` made with ``PLACEHOLDERS``.
 
     Only the headers and the files' part headers go through the standard library (they
     need its encoding and folding); the multipart structure around them is written here.
+    ``head`` may be the ``header_block`` of another stencil of the same mail (the team's
+    and everybody else's differ only in their bodies): it is folded once.
     """
-    fields = b"".join(
-        POLICY.fold_binary(name, value)
-        for name, value in head.items()
-        if name.lower() not in _PERSONAL_NAMES
-    )
+    fields = head if isinstance(head, bytes) else header_block(head)
     # Boundaries that cannot occur in the bodies: they are made from them (RFC 2046);
     # "=_" never occurs in base64, the files' encoding.
     digest = hashlib.sha256(f"{text}\0{html}".encode("utf-8", "surrogatepass")).hexdigest()
@@ -110,7 +111,24 @@ def make_stencil(head: EmailMessage, text: str, html: str, files: tuple[File, ..
     structure = (
         b"MIME-Version: 1.0\r\nContent-Type: " + outer[0] + b'; boundary="' + outer[1] + b'"\r\n'
     )
-    return Stencil(fields + structure, boundary, text, html, encode_files(mixed, files), mixed)
+    return Stencil(
+        fields + structure,
+        boundary,
+        text,
+        html,
+        files=encode_files(mixed, files),
+        mixed=mixed,
+        fields=fields,
+    )
+
+
+def header_block(head: EmailMessage) -> bytes:
+    """The folded fields of ``head`` that every copy shares (not ``To`` and the thread)."""
+    return b"".join(
+        POLICY.fold_binary(name, value)
+        for name, value in head.items()
+        if name.lower() not in _PERSONAL_NAMES
+    )
 
 
 def encode_files(boundary: bytes, files: tuple[File, ...]) -> bytes:

@@ -33,15 +33,26 @@ from qmail.core.addresses import TokenAddress, parse_recipient
 from qmail.core.authres import judge_sender
 from qmail.core.commands import parse_commands
 from qmail.core.known_quotes import remove_known_quotes
-from qmail.core.mail import Content, Envelope, Hold, Ignore, NewTask, Recipient, Reject, Trimmed
+from qmail.core.mail import (
+    Content,
+    Envelope,
+    Hold,
+    Ignore,
+    Mail,
+    NewTask,
+    Recipient,
+    Reject,
+    Trimmed,
+)
 from qmail.core.parse import parse_mail
 from qmail.core.route import is_forward, route_mail, task_number
 from qmail.core.secrets import scrub_mail, scrub_secrets
 from qmail.core.trim import trim_reply
 from qmail.db import session_scope
 from qmail.errors import TemporaryFailure
-from qmail.inbound import store
+from qmail.inbound import facts, store
 from qmail.outbound import notifications
+from qmail.people import find_person
 from qmail.threads import posting
 
 log = logging.getLogger(__name__)
@@ -191,8 +202,7 @@ def _file(
     session: Session, raw_mail_id: int, context: Context, now: datetime, notify: bool
 ) -> Outcome:
     """Parse, scrub, route, trim, post and notify one claimed raw mail."""
-    raw_mail = session.get(models.RawMail, raw_mail_id)
-    assert raw_mail is not None
+    raw_mail = store.read_raw(session, raw_mail_id)
     parsed = parse_mail(raw_mail.raw)
     if isinstance(parsed, Reject):
         return _refused(session, raw_mail, parsed, now)
@@ -201,9 +211,9 @@ def _file(
     mail = scrub_mail(parsed)
     recipients = resolve_recipients(json.loads(raw_mail.rcpt_tos), context)
     number = task_number(mail.subject)
-    sender = mail.sender.email if mail.sender else ""
-    check = judge_sender(mail.auth_results, context.settings.mail.trusted_authserv_id, sender)
-    known = store.known_for(session, mail, recipients, number, context.settings, check)
+    sender = find_person(session, mail.sender.email) if mail.sender else None
+    check = judge_sender(mail.auth_results, context.settings.mail.trusted_authserv_id, _email(mail))
+    known = facts.known_for(session, mail, recipients, number, context.settings, check, sender)
     route = route_mail(mail, recipients, known, raw_mail.mail_from)
     if isinstance(route, Reject):
         return _refused(session, raw_mail, route, now)
@@ -212,19 +222,20 @@ def _file(
     # A forward that opens a task: the forwarded mail is the task, not history to hide.
     forwarded = isinstance(route, NewTask) and is_forward(mail.subject)
     trimmed = Trimmed(mail.text) if forwarded else trim_reply(mail.text)
-    sent = [scrub_secrets(text) for text in store.sent_texts(session, mail)]
+    sent = [scrub_secrets(text) for text in facts.sent_texts(session, mail)]
     trimmed = remove_known_quotes(trimmed, sent)
     rest, commands = parse_commands(trimmed.text)
     content = Content(trimmed, commands, rest)
-    incoming = posting.Incoming(mail, content, raw_mail.id)
+    incoming = posting.Incoming(mail, content, raw_mail.id, sender)
     posted = posting.apply_route(session, route, incoming, context.settings, now)
-    raw_mail.state = "ignored" if isinstance(route, Ignore) else "done"
+    state = "ignored" if isinstance(route, Ignore) else "done"
+    store.set_state(session, raw_mail.id, state)
     if notify and not isinstance(route, Ignore):  # automatic mail never sets anything off
         new_task = isinstance(route, NewTask)
         notifications.after_post(
             session,
             context,
-            posted.message_id,
+            posted.message,
             new_task,
             now,
             posted.refused,
@@ -233,24 +244,26 @@ def _file(
     log.info(
         "<%s> %s -> task %s (%s)",
         raw_mail.message_id,
-        raw_mail.state,
+        state,
         posted.task_number,
         type(route).__name__,
     )
-    return Outcome(raw_mail_id, raw_mail.state, posted.task_number)
+    return Outcome(raw_mail_id, state, posted.task_number)
 
 
-def _held(session: Session, raw_mail: models.RawMail, held: Hold, now: datetime) -> Outcome:
-    store.hold(session, raw_mail, held, now)
+def _email(mail: Mail) -> str:
+    return mail.sender.email if mail.sender else ""
+
+
+def _held(session: Session, raw_mail: store.Raw, held: Hold, now: datetime) -> Outcome:
+    store.hold(session, raw_mail.id, held, now)
     log.info("<%s> held: %s", raw_mail.message_id, held.reason)
-    assert raw_mail.id is not None
     return Outcome(raw_mail.id, "held", reject=held.reject)
 
 
-def _refused(session: Session, raw_mail: models.RawMail, reject: Reject, now: datetime) -> Outcome:
+def _refused(session: Session, raw_mail: store.Raw, reject: Reject, now: datetime) -> Outcome:
     """Mail we cannot file (unreadable, or for no discussion that exists): it was already
     answered 250, so it is quarantined with what a sender would have been told."""
-    assert raw_mail.id is not None
     store.quarantine(session, raw_mail.id, f"refused: {reject.reply}", now)
     log.info("<%s> quarantined: %s", raw_mail.message_id, reject.reply)
     return Outcome(raw_mail.id, "quarantined", reject=reject)

@@ -14,27 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, update
+from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from qmail import models
-from qmail.config import Settings
 from qmail.core.mail import (
-    BranchFacts,
     Envelope,
     Hold,
-    Known,
-    Mail,
-    Recipient,
-    ReplyTarget,
 )
 from qmail.core.parse import read_message_id
 from qmail.core.storable import storable_text
-from qmail.people import Team, on_team
-from qmail.threads.branches import find_team_branch
-from qmail.threads.tasks import main_branch
 
 # --- raw mail ---------------------------------------------------------------------------
 
@@ -151,157 +142,68 @@ def claim_pending(session: Session, limit: int, among: Sequence[int] | None = No
     return sorted(raw_mail_id for raw_mail_id in result.scalars() if raw_mail_id is not None)
 
 
+# Built once (executed with parameters, compiled once): every filed mail runs them.
+_READ_RAW = select(
+    models.RawMail.message_id, models.RawMail.raw, models.RawMail.mail_from, models.RawMail.rcpt_tos
+).where(col(models.RawMail.id) == bindparam("raw_mail_id"))
+_SET_STATE = (
+    update(models.RawMail)
+    .where(col(models.RawMail.id) == bindparam("raw_mail_id"))
+    .values(state=bindparam("new_state"))
+)
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A kept mail as filing reads it: its bytes and its envelope."""
+
+    id: int
+    message_id: str
+    raw: bytes
+    mail_from: str
+    rcpt_tos: str  # JSON, as stored
+
+
+def read_raw(session: Session, raw_mail_id: int) -> Raw:
+    """The kept mail, read in Core: filing changes only its state (``set_state``)."""
+    row = session.connection().execute(_READ_RAW, {"raw_mail_id": raw_mail_id}).one()
+    return Raw(raw_mail_id, *row)
+
+
+def set_state(session: Session, raw_mail_id: int, state: str) -> None:
+    session.connection().execute(_SET_STATE, {"raw_mail_id": raw_mail_id, "new_state": state})
+
+
 def quarantine(session: Session, raw_mail_id: int, reason: str, now: datetime) -> None:
     """Keep a mail that failed to process, with the reason, for ``qmail quarantine retry``."""
-    raw_mail = session.get(models.RawMail, raw_mail_id)
-    assert raw_mail is not None
-    raw_mail.state = "quarantined"
-    session.add(models.Quarantine(raw_mail_id=raw_mail_id, reason=reason, created_at=now))
+    set_state(session, raw_mail_id, "quarantined")
+    session.connection().execute(
+        insert(models.Quarantine).values(raw_mail_id=raw_mail_id, reason=reason, created_at=now)
+    )
 
 
-def hold(session: Session, raw_mail: models.RawMail, held: Hold, now: datetime) -> None:
+def hold(session: Session, raw_mail_id: int, held: Hold, now: datetime) -> None:
     """Keep a mail whose sender may not post where it went, and show it to the team.
 
     It is listed by ``qmail quarantine list`` with the reason, and, when the discussion it
     went to is known, noted on that branch (an event only its team members see).
     """
-    raw_mail.state = "held"
-    assert raw_mail.id is not None
-    session.add(
-        models.Quarantine(raw_mail_id=raw_mail.id, reason=f"held: {held.reason}", created_at=now)
+    set_state(session, raw_mail_id, "held")
+    connection = session.connection()
+    connection.execute(
+        insert(models.Quarantine).values(
+            raw_mail_id=raw_mail_id, reason=f"held: {held.reason}", created_at=now
+        )
     )
     branch = session.get(models.Branch, held.branch_id) if held.branch_id is not None else None
     if branch is not None:
-        session.add(
-            models.Event(
+        connection.execute(
+            insert(models.Event).values(
                 task_id=branch.task_id,
                 branch_id=branch.id,
                 kind="held",
                 detail=held.reason,
-                raw_mail_id=raw_mail.id,
+                raw_mail_id=raw_mail_id,
                 created_at=now,
             )
         )
-
-
-# --- what routing needs to know ---------------------------------------------------------
-
-
-def known_for(
-    session: Session,
-    mail: Mail,
-    recipients: tuple[Recipient, ...],
-    number: int | None,
-    settings: Settings,
-    sender_check: str = "none",
-) -> Known:
-    """The facts ``route_mail`` needs about this mail's thread, reply addresses and sender."""
-    targets = [recipient for recipient in recipients if isinstance(recipient, ReplyTarget)]
-    by_branch, team_branch_of, people = _reply_address_facts(session, targets)
-    sender = mail.sender.email if mail.sender is not None else ""
-    sender_on_team = bool(sender) and on_team(session, Team.of(settings), sender)
-    domain = settings.mail.domain.lower()
-    return Known(
-        _threads_answered(session, mail),
-        _task_named(session, number),
-        frozenset({sender} if sender_on_team else ()),
-        own_domain=domain,
-        own_addresses=frozenset(own_addresses(settings)),
-        loop_marker=domain,
-        by_branch=by_branch,
-        team_branch_of=team_branch_of,
-        people=people,
-        sender_check=sender_check,
-        intake=settings.mail.intake_addresses[0],
-    )
-
-
-def _threads_answered(session: Session, mail: Mail) -> dict[str, BranchFacts]:
-    """The branch of each stored message this mail's In-Reply-To and References name:
-    mail we received, and the notifications we sent (one Message-ID per recipient)."""
-    ids = [i for i in (mail.in_reply_to, *mail.references) if i]
-    if not ids:
-        return {}
-    received = select(models.Message.message_id, models.Message.branch_id).where(
-        col(models.Message.message_id).in_(ids)
-    )
-    sent = select(models.Outbox.message_id, models.Outbox.branch_id).where(
-        col(models.Outbox.message_id).in_(ids), col(models.Outbox.branch_id).is_not(None)
-    )
-    rows = [*session.exec(received).all(), *session.exec(sent).all()]
-    facts = branch_facts(session, {branch_id for _, branch_id in rows if branch_id})
-    return {message_id: facts[branch_id] for message_id, branch_id in rows if branch_id}
-
-
-def _task_named(session: Session, number: int | None) -> dict[int, BranchFacts]:
-    """The main branch of the task a ``[#N]`` subject names, if it exists."""
-    if number is None:
-        return {}
-    task = session.exec(select(models.Task).where(models.Task.number == number)).first()
-    if task is None:
-        return {}
-    main = main_branch(session, task.id)
-    assert main.id is not None
-    return {number: branch_facts(session, {main.id})[main.id]}
-
-
-def _reply_address_facts(
-    session: Session, targets: list[ReplyTarget]
-) -> tuple[dict[int, BranchFacts], dict[int, BranchFacts], dict[int, str]]:
-    """The branches and people reply addresses name; for private ones, the team branch."""
-    people: dict[int, str] = {}
-    branch_ids: set[int] = set()
-    team_branches: dict[int, int] = {}  # task id -> its team branch's id
-    for target in targets:
-        person = session.get(models.Person, target.person_id)
-        if person is not None:
-            people[target.person_id] = person.email
-        branch = session.get(models.Branch, target.branch_id)
-        if branch is None or branch.id is None:
-            continue
-        branch_ids.add(branch.id)
-        if target.private and not branch.hidden:
-            found = find_team_branch(session, branch.task_id)
-            if found is not None and found.id is not None:
-                team_branches[branch.task_id] = found.id
-    facts = branch_facts(session, branch_ids | set(team_branches.values()))
-    by_branch = {branch_id: facts[branch_id] for branch_id in branch_ids}
-    team_branch_of = {task_id: facts[branch_id] for task_id, branch_id in team_branches.items()}
-    return by_branch, team_branch_of, people
-
-
-def sent_texts(session: Session, mail: Mail) -> list[str]:
-    """The bodies of our notifications this mail answers (each went to one person only)."""
-    ids = [i for i in (mail.in_reply_to, *mail.references) if i]
-    if not ids:
-        return []
-    return list(
-        session.exec(select(models.Outbox.text).where(col(models.Outbox.message_id).in_(ids))).all()
-    )
-
-
-def own_addresses(settings: Settings) -> tuple[str, ...]:
-    """The addresses our own mail comes from (besides ``reply+TOKEN``)."""
-    domain = settings.mail.domain.lower()
-    return (*settings.mail.intake_addresses, f"noreply@{domain}", f"bounces@{domain}")
-
-
-def branch_facts(session: Session, branch_ids: set[int]) -> dict[int, BranchFacts]:
-    """What routing needs to know of each of these branches, in two queries."""
-    if not branch_ids:
-        return {}
-    members: dict[int, set[str]] = {branch_id: set() for branch_id in branch_ids}
-    for branch_id, email in session.exec(
-        select(models.BranchMember.branch_id, models.Person.email)
-        .join(models.Person, col(models.Person.id) == models.BranchMember.person_id)
-        .where(col(models.BranchMember.branch_id).in_(branch_ids))
-    ):
-        members[branch_id].add(email)
-    branches = session.exec(select(models.Branch).where(col(models.Branch.id).in_(branch_ids)))
-    return {
-        branch.id: BranchFacts(
-            branch.id, branch.task_id, branch.hidden, frozenset(members[branch.id])
-        )
-        for branch in branches
-        if branch.id is not None
-    }

@@ -35,11 +35,13 @@ from qmail.core.compose import (
     Notification,
     Refusal,
     Refused,
-    compose_acknowledgement,
+    acknowledgement_parts,
     compose_refusal,
     mail_environment,
-    notification_parts,
+    notification_bodies,
+    notification_head,
 )
+from qmail.core.headers import msg_id
 from qmail.core.mail import Address, ReplyTarget
 from qmail.core.stencil import PLACEHOLDERS, File, Personal, Stencil, fill, make_stencil
 from qmail.outbound.outbox import enqueue_composed, new_message_id, not_composed, outbox_row
@@ -48,6 +50,7 @@ from qmail.people import Team
 from qmail.resources import templates_dir
 
 CONTEXT_LINES = 10
+WRITE_OUTBOX = insert(models.Outbox)  # built once, executed with each row's values
 THREAD_DEPTH = 10  # earlier notifications named in References
 # A message's files travel with its notifications up to this total (decoded; base64 makes
 # it about 14 MB, which relays and mailboxes take); beyond, the mail names them only and
@@ -95,12 +98,15 @@ def root_id(task: models.Task, domain: str) -> str:
     return f"task-{task.number}@{domain}"
 
 
-def notify_message(session: Session, out: Outgoing, message: models.Message, now: datetime) -> int:
+def notify_message(
+    session: Session, out: Outgoing, message: models.Message, now: datetime, opens: bool = False
+) -> int:
     """Queue a notification of ``message`` to every other member of its branch.
 
     The mail is composed once for the team and once for everybody else
     (``qmail.core.stencil``), then filled in for each recipient; the outbox rows go in
-    with one statement.
+    with one statement.  ``opens``: the message opened its task, so there is no thread
+    to read yet (no earlier message, no earlier notification).
     """
     branch = session.get(models.Branch, message.branch_id)
     task = session.get(models.Task, message.task_id)
@@ -118,8 +124,9 @@ def notify_message(session: Session, out: Outgoing, message: models.Message, now
     ).all()
     if not recipients:
         return 0
-    facts = _task_facts(session, task, message)
-    earlier = _earlier_ids(session, task, [person.id for person in recipients if person.id])
+    facts = _task_facts(session, task, branch, message, opens)
+    person_ids = [person.id for person in recipients if person.id]
+    earlier = {} if opens else _earlier_ids(session, task, person_ids)
     stencils: dict[bool, Stencil] = {}
     files: tuple[File, ...] | None = None  # read once, for the first stencil
     rows = []
@@ -131,10 +138,8 @@ def notify_message(session: Session, out: Outgoing, message: models.Message, now
         row = outbox_row("notification", person, personal.message_id, now, *ids)
         try:
             if on_team not in stencils:
-                stencil = _notification(facts, author, on_team, out.settings, now)
-                parts = notification_parts(stencil, out.env)
                 files = facts.files(session) if files is None else files
-                stencils[on_team] = make_stencil(*parts, files=files)
+                stencils[on_team] = _stencil(facts, author, on_team, out, now, stencils, files)
             row["raw"], row["text"] = fill(stencils[on_team], personal)
         except Exception as error:  # composing is pure: this one mail cannot be built
             row["state"], row["last_error"] = (
@@ -142,7 +147,7 @@ def notify_message(session: Session, out: Outgoing, message: models.Message, now
                 not_composed(error, personal.message_id, person.email),
             )
         rows.append(row)
-    session.execute(insert(models.Outbox), rows)
+    session.connection().execute(WRITE_OUTBOX, rows)
     return len(recipients)
 
 
@@ -189,30 +194,50 @@ class _Facts:
         return tuple(File(*row) for row in rows)
 
 
-def _task_facts(session: Session, task: models.Task, message: models.Message) -> _Facts:
-    branch = session.get(models.Branch, message.branch_id)
-    assert branch is not None
-    tags = session.exec(
-        select(models.Tag.name)
-        .join(models.TaskTag, col(models.TaskTag.tag_id) == models.Tag.id)
-        .where(models.TaskTag.task_id == task.id)
-        .order_by(col(models.Tag.name))
-    ).all()
-    previous = session.exec(
-        select(models.Message.text)
-        .where(models.Message.branch_id == branch.id, col(models.Message.id) < message.id)
-        .order_by(col(models.Message.id).desc())
-    ).first()
-    attachments = session.exec(
+def _task_facts(
+    session: Session,
+    task: models.Task,
+    branch: models.Branch,
+    message: models.Message,
+    opens: bool,
+) -> _Facts:
+    """What every copy says besides the message: tags, the context quoted, the files.
+
+    A message that opened its task has no earlier message to quote and is the opening
+    itself: only its tags and files are read.
+    """
+    # In Core: everything read here was written in Core (no unit of work to flush first).
+    read = session.connection().execute
+    tags = (
+        read(
+            select(models.Tag.name)
+            .join(models.TaskTag, col(models.TaskTag.tag_id) == models.Tag.id)
+            .where(models.TaskTag.task_id == task.id)
+            .order_by(col(models.Tag.name))
+        )
+        .scalars()
+        .all()
+    )
+    attachments = read(
         select(models.Attachment.filename, models.Attachment.content_type, models.Attachment.size)
         .where(models.Attachment.message_id == message.id, col(models.Attachment.inline).is_(False))
         .order_by(col(models.Attachment.id))
     ).all()
-    opening = session.exec(
-        select(models.Message.message_id)
-        .where(models.Message.task_id == task.id)
-        .order_by(col(models.Message.id))
-    ).first()
+    previous: str | None = None
+    opening: str | None = message.message_id
+    if not opens:
+        previous = read(
+            select(models.Message.text)
+            .where(models.Message.branch_id == branch.id, col(models.Message.id) < message.id)
+            .order_by(col(models.Message.id).desc())
+            .limit(1)
+        ).scalar()
+        opening = read(
+            select(models.Message.message_id)
+            .where(models.Message.task_id == task.id)
+            .order_by(col(models.Message.id))
+            .limit(1)
+        ).scalar()
     return _Facts(
         task,
         branch,
@@ -222,6 +247,23 @@ def _task_facts(session: Session, task: models.Task, message: models.Message) ->
         tuple(AttachmentNote(*row) for row in attachments),
         opening or "",
     )
+
+
+def _stencil(
+    facts: _Facts,
+    author: models.Person,
+    on_team: bool,
+    out: Outgoing,
+    now: datetime,
+    made: dict[bool, Stencil],
+    files: tuple[File, ...],
+) -> Stencil:
+    """The stencil for the team or for everybody else; the header block of one ``made``
+    already serves the other (only the bodies differ), and both carry the same ``files``."""
+    notification = _notification(facts, author, on_team, out.settings, now)
+    text, html = notification_bodies(notification, out.env)
+    head = next(iter(made.values())).fields if made else notification_head(notification)
+    return make_stencil(head, text, html, files)
 
 
 def _notification(
@@ -293,7 +335,7 @@ def _earlier_ids(
         .where(models.Outbox.task_id == task.id, col(models.Outbox.person_id).in_(person_ids))
         .subquery()
     )
-    rows = session.execute(
+    rows = session.connection().execute(
         select(recent.c.person_id, recent.c.message_id)
         .where(recent.c.recency <= THREAD_DEPTH)
         .order_by(recent.c.id)
@@ -304,24 +346,31 @@ def _earlier_ids(
     return earlier
 
 
-def acknowledge(
-    session: Session, out: Outgoing, message: models.Message, now: datetime
-) -> models.Outbox | None:
-    """Tell an external sender who opened a task its number (RFC 3834: once a day at most)."""
+def acknowledge(session: Session, out: Outgoing, message: models.Message, now: datetime) -> None:
+    """Tell an external sender who opened a task its number (RFC 3834: once a day at most).
+
+    Composed like a notification (``qmail.core.stencil``): the headers through the
+    standard library, the bodies encoded directly; a mail that cannot be built is
+    queued ``failed`` with the reason.
+    """
     author = session.get(models.Person, message.author_id)
     task = session.get(models.Task, message.task_id)
     assert author is not None and task is not None and author.id is not None
     if out.team.includes(author) or not out.settings.mail.acknowledge:
-        return None
-    recent = session.exec(
-        select(models.Outbox.id).where(
-            models.Outbox.kind == "ack",
-            models.Outbox.recipient == author.email,
-            col(models.Outbox.created_at) > now - timedelta(days=1),
+        return
+    recent = (
+        session.connection()
+        .execute(
+            select(models.Outbox.id).where(
+                models.Outbox.kind == "ack",
+                models.Outbox.recipient == author.email,
+                col(models.Outbox.created_at) > now - timedelta(days=1),
+            )
         )
-    ).first()
+        .first()
+    )
     if recent is not None:
-        return None
+        return
     domain = out.settings.mail.domain
     ack = Acknowledgement(
         number=task.number,
@@ -334,16 +383,34 @@ def acknowledge(
         domain=domain,
         team_name=out.settings.mail.team_name,
         loop_marker=domain,
+        date=now,
     )
-    compose = functools.partial(compose_acknowledgement, ack, out.env)
+    personal = Personal(
+        recipient=ack.recipient,
+        reply_address=ack.reply_address,
+        private_address=None,
+        magic_link=ack.magic_link,
+        unsubscribe_url="",
+        message_id=ack.message_id,
+        in_reply_to=msg_id(ack.in_reply_to, domain)[1:-1],  # as ``set_thread`` writes it
+        references=(),
+    )
     ids = (task.id, message.branch_id, message.id)
-    return enqueue_composed(session, compose, ack.message_id, "ack", author, now, *ids)
+    row = outbox_row("ack", author, ack.message_id, now, *ids)
+    try:
+        row["raw"], row["text"] = fill(make_stencil(*acknowledgement_parts(ack, out.env)), personal)
+    except Exception as error:  # composing is pure: this one mail cannot be built
+        row["state"], row["last_error"] = (
+            "failed",
+            not_composed(error, ack.message_id, author.email),
+        )
+    session.connection().execute(WRITE_OUTBOX, row)
 
 
 def after_post(
     session: Session,
     context: Context,
-    message_id: int | None,
+    message: models.Message | None,
     new_task: bool,
     now: datetime,
     refused: tuple[tuple[str, str], ...] = (),
@@ -351,15 +418,15 @@ def after_post(
 ) -> None:
     """Everything a posted message sets off by mail, queued in the posting transaction.
 
-    ``refused`` (addresses not added) and ``refused_commands`` (commands not carried out)
-    are reported back to the message's author.
+    ``message`` is the row just posted (as ``posting.post_message`` returned it, so it
+    is not read again); ``new_task``: it opened its task.  ``refused`` (addresses not
+    added) and ``refused_commands`` (commands not carried out) are reported back to the
+    message's author.
     """
-    if message_id is None:
+    if message is None:
         return
     out = Outgoing.for_store(context)
-    message = session.get(models.Message, message_id)
-    assert message is not None
-    notify_message(session, out, message, now)
+    notify_message(session, out, message, now, opens=new_task)
     if new_task:
         acknowledge(session, out, message, now)
     if refused or refused_commands:

@@ -113,8 +113,7 @@ def add_copied(
             continue
         person = get_person(session, address, now)
         assert person.id is not None
-        if session.get(models.BranchMember, (branch.id, person.id)) is None:
-            add_member(session, branch.id, person.id, now)
+        if add_member(session, branch.id, person.id, now):
             record_event(session, task, "participant_added", author, now, branch.id, person.email)
     return tuple(refused)
 

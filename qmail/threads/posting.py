@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, insert
 from sqlmodel import Session
@@ -23,7 +24,9 @@ from qmail.outbound.outbox import new_message_id
 from qmail.people import Team, get_person, is_ours
 from qmail.threads.branches import add_copied, team_branch
 from qmail.threads.commands import apply_commands
-from qmail.threads.tasks import add_member, create_task, record_event, touch
+from qmail.threads.tasks import WRITE_EVENT, add_member, create_task, record_event, touch
+
+WRITE_MESSAGE = insert(models.Message)  # (built once: see ``tasks.WRITE_EVENT``)
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Incoming:
     mail: Mail
     content: Content
     raw_mail_id: int | None
+    sender: models.Person | None = None  # the sender's row, when routing looked it up
 
 
 @dataclass(frozen=True)
@@ -45,12 +49,16 @@ class Posted:
     """
 
     task_number: int | None
-    message_id: int | None = None
+    message: models.Message | None = None
     refused: tuple[tuple[str, str], ...] = ()
     refused_commands: tuple[str, ...] = ()
     # The rows written, held so that the session's (weak) identity map keeps them and
     # the notify stage, in the same transaction, reads them without querying again.
     rows: tuple[object, ...] = ()
+
+    @property
+    def message_id(self) -> int | None:
+        return self.message.id if self.message else None
 
 
 def apply_route(
@@ -65,7 +73,7 @@ def apply_route(
         return _record_ignored(session, route, incoming.raw_mail_id, now)
     mail, content = incoming.mail, incoming.content
     team = Team.of(settings)
-    task, branch, author = _thread_for(session, route, mail, team, settings, now)
+    task, branch, author = _thread_for(session, route, incoming, team, settings, now)
     reopen_for_client(session, task, branch, author, team, now)
     powers = route.proven and team.includes(author)
     ran, refused, refused_commands = _use_powers(
@@ -87,9 +95,8 @@ def apply_route(
             raw_mail_id=incoming.raw_mail_id,
         )
     touch(task, branch, now)
-    message_id = message.id if message else None
-    rows = (task, branch, author, message)
-    return Posted(task.number, message_id, refused, refused_commands, rows)
+    rows = (task, branch, author)
+    return Posted(task.number, message, refused, refused_commands, rows)
 
 
 def _use_powers(
@@ -153,14 +160,14 @@ def copied(mail: Mail, author: models.Person, settings: Settings) -> list[Addres
 def _thread_for(
     session: Session,
     route: NewTask | Reply,
-    mail: Mail,
+    incoming: Incoming,
     team: Team,
     settings: Settings,
     now: datetime,
 ) -> tuple[models.Task, models.Branch, models.Person]:
     """The task, branch and author (the sender) a route names; a new task is created here."""
-    sender = mail.sender or Address(f"unknown@{settings.mail.domain}")
-    author = get_person(session, sender, now)
+    sender = incoming.mail.sender or Address(f"unknown@{settings.mail.domain}")
+    author = get_person(session, sender, now, incoming.sender)
     if isinstance(route, NewTask):
         task, branch = create_task(session, route, author, settings, now)
         return task, branch, author
@@ -206,27 +213,29 @@ def post_message(
     assert task.id is not None and branch.id is not None and author.id is not None
     text = scrub_secrets(text)
     add_member(session, branch.id, author.id, now)
-    message = models.Message(
-        task_id=task.id,
-        branch_id=branch.id,
-        author_id=author.id,
-        text=text,
-        quoted=content.trimmed.quoted if content else "",
-        full_text=mail.text if mail else text,
-        subject=mail.subject if mail else task.title,
-        message_id=mail.message_id if mail else new_message_id(settings.mail.domain),
-        in_reply_to=(mail.in_reply_to or "") if mail else "",
-        references=" ".join(mail.references) if mail else "",
-        source=source,
-        raw_mail_id=raw_mail_id,
-        sent_at=(mail.date or now) if mail else now,
-    )
-    session.add(message)
-    session.flush()
-    assert message.id is not None
+    values: dict[str, Any] = {
+        "task_id": task.id,
+        "branch_id": branch.id,
+        "author_id": author.id,
+        "text": text,
+        "quoted": content.trimmed.quoted if content else "",
+        "full_text": mail.text if mail else text,
+        "subject": mail.subject if mail else task.title,
+        "message_id": mail.message_id if mail else new_message_id(settings.mail.domain),
+        "in_reply_to": (mail.in_reply_to or "") if mail else "",
+        "references": " ".join(mail.references) if mail else "",
+        "source": source,
+        "raw_mail_id": raw_mail_id,
+        "sent_at": (mail.date or now) if mail else now,
+    }
+    # In Core, and the object built from what was written: nothing reads it back.
+    written = session.connection().execute(WRITE_MESSAGE, values)
+    assert written.inserted_primary_key is not None
+    (message_id,) = written.inserted_primary_key
+    message = models.Message(id=message_id, **values)
     for attachment in mail.attachments if mail else files:
-        add_attachment(session, message.id, attachment)
-    record_event(session, task, "message", author, now, branch.id, str(message.id))
+        add_attachment(session, message_id, attachment)
+    record_event(session, task, "message", author, now, branch.id, str(message_id))
     touch(task, branch, now)
     return message
 
@@ -275,7 +284,7 @@ def post_and_notify(
     message = post_message(
         session, task, branch, author, text, settings, now, source=source, files=files
     )
-    notifications.after_post(session, context, message.id, False, now)
+    notifications.after_post(session, context, message, False, now)
     return message
 
 
@@ -289,14 +298,16 @@ def _record_ignored(
         task = session.get(models.Task, branch.task_id) if branch else None
         if task is not None:
             task_id, task_number = task.id, task.number
-    session.add(
-        models.Event(
-            task_id=task_id,
-            branch_id=route.branch_id,
-            kind="ignored",
-            detail=route.reason,
-            raw_mail_id=raw_mail_id,
-            created_at=now,
-        )
+    session.connection().execute(
+        WRITE_EVENT,
+        {
+            "task_id": task_id,
+            "branch_id": route.branch_id,
+            "person_id": None,
+            "kind": "ignored",
+            "detail": route.reason,
+            "raw_mail_id": raw_mail_id,
+            "created_at": now,
+        },
     )
     return Posted(task_number)

@@ -8,34 +8,47 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import text, update
+from sqlalchemy import delete, insert, text, update
 from sqlmodel import Session, col, select
 
 from qmail import models
 from qmail.config import Settings
 from qmail.core.mail import Address, NewTask
+from qmail.db import insert_or_skip
 from qmail.people import Team, get_person
+
+# Core statements built once: executed with their values as parameters, they are
+# compiled once and found in SQLAlchemy's cache without building a statement per row.
+WRITE_EVENT = insert(models.Event)
 
 
 def record_event(
     session: Session,
-    task: models.Task,
+    task: models.Task | None,
     kind: str,
     person: models.Person | None = None,
     now: datetime | None = None,
     branch_id: int | None = None,
     detail: str = "",
+    raw_mail_id: int | None = None,
 ) -> None:
-    """Note a change on a task, for its history and the activity stream."""
-    session.add(
-        models.Event(
-            task_id=task.id,
-            branch_id=branch_id,
-            person_id=person.id if person else None,
-            kind=kind,
-            detail=detail,
-            created_at=now or models.utcnow(),
-        )
+    """Note a change on a task, for its history and the activity stream.
+
+    Written at once in Core: nothing reads an event back in the transaction that
+    records it, so it needs no object in the session (the task, branch and person
+    it names are in the database already).
+    """
+    session.connection().execute(
+        WRITE_EVENT,
+        {
+            "task_id": task.id if task else None,
+            "branch_id": branch_id,
+            "person_id": person.id if person else None,
+            "kind": kind,
+            "detail": detail,
+            "raw_mail_id": raw_mail_id,
+            "created_at": now or models.utcnow(),
+        },
     )
 
 
@@ -78,19 +91,23 @@ def next_task_number(session: Session) -> int:
     return int(result.scalar_one())
 
 
-def add_member(session: Session, branch_id: int, person_id: int, now: datetime) -> None:
-    if session.get(models.BranchMember, (branch_id, person_id)) is None:
-        session.add(models.BranchMember(branch_id=branch_id, person_id=person_id, added_at=now))
+def add_member(session: Session, branch_id: int, person_id: int, now: datetime) -> bool:
+    """Make the person a member of the branch; ``False`` if they were one already."""
+    added = session.connection().execute(
+        insert_or_skip(session, models.BranchMember, "branch_id", "person_id"),
+        {"branch_id": branch_id, "person_id": person_id, "added_at": now},
+    )
+    return bool(added.rowcount)
 
 
 def add_new_members(
     session: Session, branch_id: int, people: list[models.Person], now: datetime
 ) -> None:
-    """``add_member`` for the people of a branch just created: nobody is a member yet."""
+    """``add_member`` for the people of a branch just created, in one statement."""
     ids = dict.fromkeys(person.id for person in people if person.id is not None)
-    session.add_all(
-        models.BranchMember(branch_id=branch_id, person_id=person_id, added_at=now)
-        for person_id in ids
+    session.connection().execute(
+        insert(models.BranchMember),
+        [{"branch_id": branch_id, "person_id": person_id, "added_at": now} for person_id in ids],
     )
 
 
@@ -102,8 +119,10 @@ def tag_task(session: Session, task_id: int, names: tuple[str, ...]) -> None:
             session.add(tag)
             session.flush()
         assert tag.id is not None
-        if session.get(models.TaskTag, (task_id, tag.id)) is None:
-            session.add(models.TaskTag(task_id=task_id, tag_id=tag.id))
+        session.connection().execute(  # in Core, as the notify stage reads tags in Core
+            insert_or_skip(session, models.TaskTag, "task_id", "tag_id"),
+            {"task_id": task_id, "tag_id": tag.id},
+        )
 
 
 def create_task(
@@ -151,6 +170,9 @@ def members(session: Session, branch_id: int | None) -> list[models.Person]:
 
 def untag_task(session: Session, task_id: int, name: str) -> None:
     tag = session.exec(select(models.Tag).where(models.Tag.name == name)).first()
-    link = session.get(models.TaskTag, (task_id, tag.id)) if tag else None
-    if link is not None:
-        session.delete(link)
+    if tag is not None:
+        session.connection().execute(
+            delete(models.TaskTag).where(
+                col(models.TaskTag.task_id) == task_id, col(models.TaskTag.tag_id) == tag.id
+            )
+        )

@@ -17,6 +17,7 @@ from qmail.core.compose import (
     body_text,
     compose_notification,
     mail_environment,
+    notification_bodies,
     notification_parts,
 )
 from qmail.core.mail import Address
@@ -165,3 +166,14 @@ def test_an_address_no_header_can_hold_is_refused_as_composing_refuses_it(
     stencil = make_stencil(*notification_parts(with_placeholders(n), env))
     with pytest.raises(ValueError):
         fill(stencil, personal_of(n))
+
+
+def test_the_team_and_everybody_else_share_one_header_block(env: Environment) -> None:
+    """Only the bodies differ between the team's stencil and a client's: the header
+    block folded for one serves the other, and gives the stencil composed afresh."""
+    team = with_placeholders(dataclasses.replace(NOTIFICATION, date=DATE))
+    client = dataclasses.replace(team, recipient_is_team=False, private_address=None)
+    made = make_stencil(*notification_parts(team, env))
+    shared = make_stencil(made.fields, *notification_bodies(client, env))
+    assert shared == make_stencil(*notification_parts(client, env))
+    assert shared.text != made.text

@@ -7,7 +7,7 @@ import time
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
-from qmail.auth.signed import LinkTokens, ReplyTokens, magic_link_url
+from qmail.auth.signed import LinkTokens, MagicLink, ReplyTokens, magic_link_url
 from qmail.core.addresses import reply_address
 from qmail.core.mail import ReplyTarget
 
@@ -119,3 +119,16 @@ def test_unsubscribe_link_round_trips_and_is_not_a_login():
     assert LINKS.read_unsubscribe(token) == (12, 345)
     assert LINKS.read_login(token) is None
     assert LINKS.read_unsubscribe(token[:-2]) is None
+
+
+def test_tokens_stay_what_earlier_releases_made():
+    """Tokens already in people's mailboxes keep working: same salts, keys and formats
+    (the values were made by the code before signers were kept between calls)."""
+    assert TOKENS.make(ReplyTarget(12, 345)) == "12-345-b-ya4oxnkul4xezibos5doensiva"
+    assert TOKENS.make(ReplyTarget(12, 345, True)) == "12-345-p-akpn7cyowhoh27qgafg3fa5x5e"
+    links = LinkTokens("secret", 60)
+    assert links.make_unsubscribe(7, 8) == "un_WzcsOF0.vfH5Bu1QvGfYmYHVTCHEtI-jZec"
+    plain = URLSafeTimedSerializer("secret", salt="qmail.login").dumps([5, "nonce", "/tasks/1"])
+    assert links.read_login(links.LOGIN_PREFIX + plain) == MagicLink(5, "nonce", "/tasks/1")
+    made = links.make_login(5, "/tasks/1")[len(links.LOGIN_PREFIX) :]
+    assert URLSafeTimedSerializer("secret", salt="qmail.login").loads(made)[::2] == [5, "/tasks/1"]
