@@ -262,7 +262,7 @@ def test_commands_sent_into_a_hidden_branch_change_nothing_the_client_sees(
         activity = carol.get("/activity").text
         api = carol.get("/api/tasks/1").json()
     assert "tagged" not in activity and "closed" not in activity
-    assert api["tags"] == ["billing", "urgent"] and api["status"] == "open"
+    assert api["tags"] == [] and api["status"] == "open"  # tags are the team's alone
 
 
 # --- the same rules for every way mail comes in -----------------------------------------

@@ -36,6 +36,7 @@ TEAM_PAGES = {
     "activity": "/activity",
     "outbox": "/outbox",
     "settings": "/settings",
+    "new-task": "/tasks/new",  # a client gets the "Not allowed" page
     "not-found": "/tasks/999",
 }
 CLIENT_PAGES = {
