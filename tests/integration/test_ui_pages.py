@@ -42,6 +42,10 @@ TEAM_PAGES = {
 CLIENT_PAGES = {
     name: path for name, path in TEAM_PAGES.items() if name not in {"outbox", "contact"}
 } | {"contact": f"/contacts/{ALICE}"}
+SAME_ON_ANY_DATABASE = (
+    "layout and accessibility only; the pages' queries run on PostgreSQL in test_pages, "
+    "test_inbox and test_task_page"
+)
 
 
 @pytest.fixture
@@ -59,10 +63,7 @@ def test_every_page_reads_on_a_laptop_and_a_phone(
     hidden_world, web_server, request, email, pages, viewport
 ):
     if hidden_world.engine.dialect.name != "sqlite":
-        pytest.skip(
-            "layout and accessibility only, the same on any database (CI runs it in the SQLite "
-            "pass; the pages' queries run on PostgreSQL in test_pages, test_inbox, test_task_page)"
-        )
+        pytest.skip("CI runs it in the SQLite pass: " + SAME_ON_ANY_DATABASE)
     folder = shots_dir(request)
     link = magic_link(hidden_world, web_server, person_id(hidden_world, email))
     with launched() as browser:
