@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from qmail import models
 from qmail.access import Reader
-from qmail.core.addresses import split_address
+from qmail.core.addresses import split_address, typed_address
 from qmail.core.mail import Address, Command
 from qmail.core.route import normalize_tag
 from qmail.errors import BadRequest, NotFound
@@ -73,12 +73,10 @@ def assign_commands(
 
 def form_address(form: dict[str, str | list[str]]) -> Address:
     """The address (and optional name) of a participant form, or 400."""
-    email, name = form_value(form, "email").strip(), form_value(form, "name").strip()
-    local, domain = split_address(email)
-    plain = email.isprintable() and not any(c.isspace() or c in "<>,;\"'" for c in email)
-    if not (local and "." in domain and plain and len(email) <= 320 and len(name) <= 200):
+    email, name = typed_address(form_value(form, "email")), form_value(form, "name").strip()
+    if email is None or "." not in split_address(email)[1] or len(name) > 200:
         raise BadRequest("give an address like name@example.com")
-    return Address(email.lower(), name)
+    return Address(email, name)
 
 
 class TaskEdits(Controller):
