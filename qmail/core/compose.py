@@ -179,7 +179,7 @@ def notification_head(n: Notification) -> EmailMessage:
     """The notification's headers: the same for the team and for everybody else."""
     message = _begin(
         n,
-        sender=mailbox(f"{_display(n.author)} (via {n.team_name})", n.reply_address),
+        sender=mailbox(sender_name(n), n.reply_address),
         reply_to=n.reply_address,
         subject=task_subject(n.number, n.title),
         auto_submitted="auto-generated",
@@ -187,6 +187,11 @@ def notification_head(n: Notification) -> EmailMessage:
     set_thread(message, n.in_reply_to, n.references, n.domain)
     set_list_headers(message, n.team_name, n.number, n.domain, n.unsubscribe_url)
     return message
+
+
+def sender_name(n: Notification) -> str:
+    """The display name of a notification's ``From``: its author, via the team."""
+    return one_line(f"{_display(n.author)} (via {n.team_name})")
 
 
 def notification_bodies(n: Notification, env: Environment) -> tuple[str, str]:

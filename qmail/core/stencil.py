@@ -21,9 +21,20 @@ import html
 import re
 from dataclasses import dataclass
 from email.message import EmailMessage, MIMEPart
+from email.utils import format_datetime
 
-from qmail.core.compose import plain_text
-from qmail.core.headers import POLICY, UTF8_POLICY, mailbox, one_line
+from qmail.core.compose import Notification, plain_text, sender_name
+from qmail.core.headers import (
+    LOOP_HEADER,
+    POLICY,
+    UTF8_POLICY,
+    fold_words,
+    mailbox,
+    msg_id,
+    one_line,
+    phrase,
+    task_subject,
+)
 from qmail.core.mail import Address
 
 _HOST = "placeholder.invalid"
@@ -62,6 +73,12 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9'-]+(?: [A-Za-z0-9'-]+)*)?")
 MAX_LINE = 998  # RFC 5322: longer lines must be encoded
+WIDTH = 78  # RFC 5322: lines should be folded to this many characters
+# Printable ASCII the standard library writes as it is: a display name it only puts in
+# quotes, a text (``Subject``) it leaves alone when it fits on its line.  No quote or
+# backslash (it escapes them), no "=?" (read as the start of an RFC 2047 encoded word).
+_QUOTABLE = re.compile(r"(?!.*=\?)[ !#-\[\]-~]+")
+_WORDS = re.compile(r"(?!.*=\?)[!-~]+(?: [!-~]+)*")
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")  # RFC 6838 type and subtype names
 
 
@@ -129,6 +146,50 @@ def header_block(head: EmailMessage) -> bytes:
         for name, value in head.items()
         if name.lower() not in _PERSONAL_NAMES
     )
+
+
+def notification_block(n: Notification) -> bytes | None:
+    """``header_block(compose.notification_head(n))``, written directly when plain.
+
+    When every value is plain ASCII that fits its line, this is what the standard library
+    would write, without its parsing and folding (which cost a notification more than
+    everything else in composing it).
+
+    ``None`` when a value needs the standard library (quotes or backslashes in a name,
+    anything not ASCII, a subject longer than a line): the caller composes through it then.
+    """
+    name, subject = sender_name(n), task_subject(n.number, n.title)
+    message_id = msg_id(n.message_id, n.domain, strict=True)
+    plain = (
+        _QUOTABLE.fullmatch(name)
+        and _WORDS.fullmatch(subject)
+        and _PLAIN_ADDRESS.fullmatch(n.reply_address)
+        and n.recipient.email.isascii()
+        and len(message_id) <= WIDTH - len("Message-ID: ")
+        and len(f'From: "{name}" <{n.reply_address}>') <= WIDTH
+        and len(f"Subject: {subject}") <= WIDTH  # (the stdlib folds longer ones its own way)
+    )
+    if not plain:
+        return None
+    verbatim = {
+        LOOP_HEADER: one_line(n.loop_marker),
+        "List-Id": f"{phrase(f'{n.team_name} task {n.number}')} <task-{n.number}.{n.domain}>",
+        "List-Unsubscribe": f"<{one_line(n.unsubscribe_url)}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    if not all(value.isascii() for value in verbatim.values()):
+        return None
+    lines = [
+        f'From: "{name}" <{n.reply_address}>\r\n',
+        f"Reply-To: {n.reply_address}\r\n",
+        f"Subject: {subject}\r\n",
+        f"Message-ID: {message_id}\r\n",
+        f"Date: {format_datetime(n.date)}\r\n" if n.date is not None else "",
+        "Auto-Submitted: auto-generated\r\n",
+        "X-Auto-Response-Suppress: All\r\n",
+        *(fold_words(field, one_line(value), WIDTH, "\r\n") for field, value in verbatim.items()),
+    ]
+    return "".join(lines).encode("ascii")
 
 
 def encode_files(boundary: bytes, files: tuple[File, ...]) -> bytes:

@@ -18,10 +18,13 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
 
 from jinja2 import Environment
-from sqlalchemy import ColumnElement, and_, func, insert, or_
+from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from qmail import models
 from qmail.access import branch_readers
@@ -43,7 +46,15 @@ from qmail.core.compose import (
 )
 from qmail.core.headers import msg_id
 from qmail.core.mail import Address, ReplyTarget
-from qmail.core.stencil import PLACEHOLDERS, File, Personal, Stencil, fill, make_stencil
+from qmail.core.stencil import (
+    PLACEHOLDERS,
+    File,
+    Personal,
+    Stencil,
+    fill,
+    make_stencil,
+    notification_block,
+)
 from qmail.outbound.outbox import enqueue_composed, new_message_id, not_composed, outbox_row
 from qmail.outbound.preferences import ALL, DIGEST
 from qmail.people import Team
@@ -112,15 +123,9 @@ def notify_message(
     task = session.get(models.Task, message.task_id)
     author = session.get(models.Person, message.author_id)
     assert branch is not None and task is not None and author is not None
-    muted = select(models.Mute.person_id).where(models.Mute.task_id == task.id)
     recipients = session.exec(
-        select(models.Person)
-        .where(
-            told_of(branch, out.team),
-            models.Person.id != author.id,
-            col(models.Person.id).not_in(muted),
-        )
-        .order_by(col(models.Person.id))
+        _recipients(branch.hidden, out.team),
+        params={"branch_id": branch.id, "author_id": author.id, "task_id": task.id},
     ).all()
     if not recipients:
         return 0
@@ -151,14 +156,32 @@ def notify_message(
     return len(recipients)
 
 
-def told_of(branch: models.Branch, team: Team) -> ColumnElement[bool]:
-    """A condition on ``Person``: who is mailed about a message in ``branch``, by choice.
+@functools.lru_cache(maxsize=16)
+def _recipients(hidden: bool, team: Team) -> SelectOfScalar[models.Person]:
+    """Who is told of a message by ``:author_id`` in branch ``:branch_id`` of task
+    ``:task_id``: ``told_of``, but the author and those who muted the task.  Built once
+    for public and for hidden branches (and each team), executed with the ids."""
+    muted = select(models.Mute.person_id).where(models.Mute.task_id == bindparam("task_id"))
+    return (
+        select(models.Person)
+        .where(
+            told_of(bindparam("branch_id"), hidden, team),
+            models.Person.id != bindparam("author_id"),
+            col(models.Person.id).not_in(muted),
+        )
+        .order_by(col(models.Person.id))
+    )
+
+
+def told_of(branch_id: Any, hidden: bool, team: Team) -> ColumnElement[bool]:
+    """A condition on ``Person``: who is mailed about a message in branch ``branch_id``
+    (an id or a bound parameter; ``hidden``: the branch is hidden), by choice.
 
     The branch's readers, and on a public branch also the team members who chose all
     mail; never those who chose the daily digest (``qmail.outbound.preferences``).
     """
-    readers = branch_readers(branch, team)
-    if not branch.hidden:
+    readers = branch_readers(branch_id, hidden, team)
+    if not hidden:
         readers = or_(readers, and_(col(models.Person.notifications) == ALL, team.condition()))
     return and_(readers, col(models.Person.notifications) != DIGEST)
 
@@ -194,6 +217,63 @@ class _Facts:
         return tuple(File(*row) for row in rows)
 
 
+# The reads of every notification, built once and executed with their values.
+_TAGS = (
+    select(models.Tag.name)
+    .join(models.TaskTag, col(models.TaskTag.tag_id) == models.Tag.id)
+    .where(models.TaskTag.task_id == bindparam("task_id"))
+    .order_by(col(models.Tag.name))
+)
+_FILES_NOTED = (
+    select(models.Attachment.filename, models.Attachment.content_type, models.Attachment.size)
+    .where(
+        models.Attachment.message_id == bindparam("message_id"),
+        col(models.Attachment.inline).is_(False),
+    )
+    .order_by(col(models.Attachment.id))
+)
+_PREVIOUS_TEXT = (  # the message before, in the same branch
+    select(models.Message.text)
+    .where(
+        models.Message.branch_id == bindparam("branch_id"),
+        col(models.Message.id) < bindparam("message_id"),
+    )
+    .order_by(col(models.Message.id).desc())
+    .limit(1)
+)
+_OPENING_ID = (
+    select(models.Message.message_id)
+    .where(models.Message.task_id == bindparam("task_id"))
+    .order_by(col(models.Message.id))
+    .limit(1)
+)
+_RECENT = (  # the notifications of a task to some people, numbered newest first for each
+    select(
+        col(models.Outbox.person_id).label("person_id"),
+        col(models.Outbox.message_id).label("message_id"),
+        col(models.Outbox.id).label("id"),
+        func.row_number()
+        .over(partition_by=col(models.Outbox.person_id), order_by=col(models.Outbox.id).desc())
+        .label("recency"),
+    )
+    .where(
+        models.Outbox.task_id == bindparam("task_id"),
+        col(models.Outbox.person_id).in_(bindparam("person_ids", expanding=True)),
+    )
+    .subquery()
+)
+_EARLIER_IDS = (
+    select(_RECENT.c.person_id, _RECENT.c.message_id)
+    .where(_RECENT.c.recency <= THREAD_DEPTH)
+    .order_by(_RECENT.c.id)
+)
+_ACKNOWLEDGED = select(models.Outbox.id).where(  # an acknowledgement since ``:since``
+    models.Outbox.kind == "ack",
+    models.Outbox.recipient == bindparam("recipient"),
+    col(models.Outbox.created_at) > bindparam("since"),
+)
+
+
 def _task_facts(
     session: Session,
     task: models.Task,
@@ -208,36 +288,13 @@ def _task_facts(
     """
     # In Core: everything read here was written in Core (no unit of work to flush first).
     read = session.connection().execute
-    tags = (
-        read(
-            select(models.Tag.name)
-            .join(models.TaskTag, col(models.TaskTag.tag_id) == models.Tag.id)
-            .where(models.TaskTag.task_id == task.id)
-            .order_by(col(models.Tag.name))
-        )
-        .scalars()
-        .all()
-    )
-    attachments = read(
-        select(models.Attachment.filename, models.Attachment.content_type, models.Attachment.size)
-        .where(models.Attachment.message_id == message.id, col(models.Attachment.inline).is_(False))
-        .order_by(col(models.Attachment.id))
-    ).all()
+    tags = read(_TAGS, {"task_id": task.id}).scalars().all()
+    attachments = read(_FILES_NOTED, {"message_id": message.id}).all()
     previous: str | None = None
     opening: str | None = message.message_id
     if not opens:
-        previous = read(
-            select(models.Message.text)
-            .where(models.Message.branch_id == branch.id, col(models.Message.id) < message.id)
-            .order_by(col(models.Message.id).desc())
-            .limit(1)
-        ).scalar()
-        opening = read(
-            select(models.Message.message_id)
-            .where(models.Message.task_id == task.id)
-            .order_by(col(models.Message.id))
-            .limit(1)
-        ).scalar()
+        previous = read(_PREVIOUS_TEXT, {"branch_id": branch.id, "message_id": message.id}).scalar()
+        opening = read(_OPENING_ID, {"task_id": task.id}).scalar()
     return _Facts(
         task,
         branch,
@@ -259,10 +316,14 @@ def _stencil(
     files: tuple[File, ...],
 ) -> Stencil:
     """The stencil for the team or for everybody else; the header block of one ``made``
-    already serves the other (only the bodies differ), and both carry the same ``files``."""
+    already serves the other (only the bodies differ), and both carry the same ``files``.
+    The block is written directly when its values are plain (``stencil.notification_block``)."""
     notification = _notification(facts, author, on_team, out.settings, now)
     text, html = notification_bodies(notification, out.env)
-    head = next(iter(made.values())).fields if made else notification_head(notification)
+    if made:
+        head: EmailMessage | bytes = next(iter(made.values())).fields
+    else:
+        head = notification_block(notification) or notification_head(notification)
     return make_stencil(head, text, html, files)
 
 
@@ -323,22 +384,8 @@ def _earlier_ids(
     session: Session, task: models.Task, person_ids: list[int]
 ) -> dict[int, list[str]]:
     """Message-IDs of the last notifications each person got about this task, oldest first."""
-    recent = (
-        select(
-            col(models.Outbox.person_id).label("person_id"),
-            col(models.Outbox.message_id).label("message_id"),
-            col(models.Outbox.id).label("id"),
-            func.row_number()
-            .over(partition_by=col(models.Outbox.person_id), order_by=col(models.Outbox.id).desc())
-            .label("recency"),
-        )
-        .where(models.Outbox.task_id == task.id, col(models.Outbox.person_id).in_(person_ids))
-        .subquery()
-    )
     rows = session.connection().execute(
-        select(recent.c.person_id, recent.c.message_id)
-        .where(recent.c.recency <= THREAD_DEPTH)
-        .order_by(recent.c.id)
+        _EARLIER_IDS, {"task_id": task.id, "person_ids": person_ids}
     )
     earlier: dict[int, list[str]] = {}
     for person_id, message_id in rows:
@@ -360,13 +407,7 @@ def acknowledge(session: Session, out: Outgoing, message: models.Message, now: d
         return
     recent = (
         session.connection()
-        .execute(
-            select(models.Outbox.id).where(
-                models.Outbox.kind == "ack",
-                models.Outbox.recipient == author.email,
-                col(models.Outbox.created_at) > now - timedelta(days=1),
-            )
-        )
+        .execute(_ACKNOWLEDGED, {"recipient": author.email, "since": now - timedelta(days=1)})
         .first()
     )
     if recent is not None:

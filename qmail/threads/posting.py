@@ -21,7 +21,7 @@ from qmail.core.mail import Address, Attachment, Content, Ignore, Mail, NewTask,
 from qmail.core.secrets import scrub_secrets
 from qmail.outbound import notifications
 from qmail.outbound.outbox import new_message_id
-from qmail.people import Team, get_person, is_ours
+from qmail.people import LOOK_UP, Team, get_person, is_ours
 from qmail.threads.branches import add_copied, team_branch
 from qmail.threads.commands import apply_commands
 from qmail.threads.tasks import WRITE_EVENT, add_member, create_task, record_event, touch
@@ -37,7 +37,8 @@ class Incoming:
     mail: Mail
     content: Content
     raw_mail_id: int | None
-    sender: models.Person | None = None  # the sender's row, when routing looked it up
+    # The sender's row as routing found it (``None``: nobody), or ``people.LOOK_UP``.
+    sender: models.Person | None = LOOK_UP
 
 
 @dataclass(frozen=True)
@@ -166,8 +167,10 @@ def _thread_for(
     now: datetime,
 ) -> tuple[models.Task, models.Branch, models.Person]:
     """The task, branch and author (the sender) a route names; a new task is created here."""
-    sender = incoming.mail.sender or Address(f"unknown@{settings.mail.domain}")
-    author = get_person(session, sender, now, incoming.sender)
+    if incoming.mail.sender is None:
+        author = get_person(session, Address(f"unknown@{settings.mail.domain}"), now)
+    else:  # (routing looked the sender up: a new address is not looked up again)
+        author = get_person(session, incoming.mail.sender, now, incoming.sender)
     if isinstance(route, NewTask):
         task, branch = create_task(session, route, author, settings, now)
         return task, branch, author

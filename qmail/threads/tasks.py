@@ -6,10 +6,12 @@ so a task's history and a person's activity can be shown.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from sqlalchemy import delete, insert, text, update
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from qmail import models
 from qmail.config import Settings
@@ -81,14 +83,17 @@ def next_task_number(session: Session) -> int:
     transaction leaves a gap).  SQLite, with one writer, bumps the ``counter`` row.
     """
     if session.get_bind().dialect.name == "postgresql":
-        return int(session.execute(text("SELECT nextval('task_number')")).scalar_one())
-    result = session.execute(
-        update(models.Counter)
-        .where(col(models.Counter.name) == "task")
-        .values(value=models.Counter.value + 1)
-        .returning(col(models.Counter.value))
-    )
-    return int(result.scalar_one())
+        return int(session.connection().execute(_NEXT_IN_SEQUENCE).scalar_one())
+    return int(session.connection().execute(_NEXT_IN_COUNTER).scalar_one())
+
+
+_NEXT_IN_SEQUENCE = text("SELECT nextval('task_number')")
+_NEXT_IN_COUNTER = (
+    update(models.Counter)
+    .where(col(models.Counter.name) == "task")
+    .values(value=models.Counter.value + 1)
+    .returning(col(models.Counter.value))
+)
 
 
 def add_member(session: Session, branch_id: int, person_id: int, now: datetime) -> bool:
@@ -153,8 +158,12 @@ def triage_team(session: Session, settings: Settings, now: datetime) -> list[mod
     """``mail.triage``, or when it is empty every team member qmail knows."""
     if settings.mail.triage:
         return [get_person(session, Address(email), now) for email in settings.mail.triage]
-    team = Team.of(settings)
-    return list(session.exec(select(models.Person).where(team.condition())).all())
+    return list(session.exec(_team_statement(Team.of(settings))).all())
+
+
+@functools.lru_cache(maxsize=16)
+def _team_statement(team: Team) -> SelectOfScalar[models.Person]:
+    return select(models.Person).where(team.condition())
 
 
 def members(session: Session, branch_id: int | None) -> list[models.Person]:

@@ -6,10 +6,13 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
+import string
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jinja2 import Environment
 
 from qmail.core.compose import (
@@ -18,10 +21,18 @@ from qmail.core.compose import (
     compose_notification,
     mail_environment,
     notification_bodies,
+    notification_head,
     notification_parts,
 )
 from qmail.core.mail import Address
-from qmail.core.stencil import PLACEHOLDERS, Personal, fill, make_stencil
+from qmail.core.stencil import (
+    PLACEHOLDERS,
+    Personal,
+    fill,
+    header_block,
+    make_stencil,
+    notification_block,
+)
 from tests.unit.test_compose import NOTIFICATION, TEMPLATES
 
 DATE = datetime(2024, 6, 3, 9, 30, tzinfo=UTC)
@@ -177,3 +188,53 @@ def test_the_team_and_everybody_else_share_one_header_block(env: Environment) ->
     shared = make_stencil(made.fields, *notification_bodies(client, env))
     assert shared == make_stencil(*notification_parts(client, env))
     assert shared.text != made.text
+
+
+TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=90) | st.text(
+    string.ascii_letters + " " * 12 + string.punctuation.replace('"', "").replace("\\", ""),
+    max_size=120,
+)
+ANY_TEXT = TEXT | st.text(max_size=40)
+
+
+@given(
+    name=ANY_TEXT,
+    team=ANY_TEXT,
+    title=TEXT | st.lists(st.sampled_from(["ab", "x" * 40, " ", "=?", "é", '"'])).map("".join),
+    number=st.integers(1, 10**9),
+)
+@settings(max_examples=400, deadline=None)
+def test_a_header_block_written_directly_is_the_one_the_stdlib_writes(
+    name: str, team: str, title: str, number: int
+) -> None:
+    n = with_placeholders(
+        dataclasses.replace(
+            NOTIFICATION,
+            author=Address("anna@client.test", name),
+            team_name=team,
+            title=title,
+            number=number,
+            date=DATE,
+        )
+    )
+    direct = notification_block(n)
+    if direct is not None:
+        assert direct == header_block(notification_head(n))
+
+
+def test_a_plain_notification_has_its_header_block_written_directly() -> None:
+    n = with_placeholders(
+        dataclasses.replace(
+            NOTIFICATION,
+            author=Address("anna@client.test", "Anna O'Neil, Acme"),
+            title="The printer (3rd floor) says: PC LOAD LETTER; again?",
+            date=DATE,
+        )
+    )
+    direct = notification_block(n)
+    assert direct is not None and direct == header_block(notification_head(n))
+    assert b"\r\nSubject: [#" in direct
+    long = dataclasses.replace(n, title="word " * 20)
+    assert notification_block(long) is None  # the stdlib folds it
+    quoted = dataclasses.replace(n, author=Address("anna@client.test", 'Anna "Ann" Lee'))
+    assert notification_block(quoted) is None  # the stdlib escapes the quotes
