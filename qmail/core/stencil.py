@@ -166,7 +166,7 @@ def notification_block(n: Notification) -> bytes | None:
         and _PLAIN_ADDRESS.fullmatch(n.reply_address)
         and n.recipient.email.isascii()
         and len(message_id) <= WIDTH - len("Message-ID: ")
-        and len(f'From: "{name}" <{n.reply_address}>') <= WIDTH
+        and len(f'From: "{name}"') < WIDTH  # (longer, the stdlib folds it otherwise)
         and len(f"Subject: {subject}") <= WIDTH  # (the stdlib folds longer ones its own way)
     )
     if not plain:
@@ -180,7 +180,7 @@ def notification_block(n: Notification) -> bytes | None:
     if not all(value.isascii() for value in verbatim.values()):
         return None
     lines = [
-        f'From: "{name}" <{n.reply_address}>\r\n',
+        _from(name, n.reply_address),
         f"Reply-To: {n.reply_address}\r\n",
         f"Subject: {subject}\r\n",
         f"Message-ID: {message_id}\r\n",
@@ -190,6 +190,20 @@ def notification_block(n: Notification) -> bytes | None:
         *(fold_words(field, one_line(value), WIDTH, "\r\n") for field, value in verbatim.items()),
     ]
     return "".join(lines).encode("ascii")
+
+
+def _from(name: str, address: str) -> str:
+    """``From``: a quoted name and an address, folded as the standard library folds them.
+
+    On one line when they fit; else on the next line when they fit there; else the
+    address on a line of its own.
+    """
+    mailbox = f'"{name}" <{address}>'
+    if len(f"From: {mailbox}") <= WIDTH:
+        return f"From: {mailbox}\r\n"
+    if len(f" {mailbox}") <= WIDTH:
+        return f"From:\r\n {mailbox}\r\n"
+    return f'From: "{name}"\r\n <{address}>\r\n'
 
 
 def encode_files(boundary: bytes, files: tuple[File, ...]) -> bytes:
