@@ -16,12 +16,14 @@ wraps the same bytes in ``multipart/mixed`` after its two bodies.
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import html
 import re
 from dataclasses import dataclass
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime
+from typing import Any
 
 from qmail.core.compose import Notification, plain_text, sender_name
 from qmail.core.headers import (
@@ -149,61 +151,84 @@ def header_block(head: EmailMessage) -> bytes:
 
 
 def notification_block(n: Notification) -> bytes | None:
-    """``header_block(compose.notification_head(n))``, written directly when plain.
+    """``header_block(compose.notification_head(n))``, written directly.
 
-    When every value is plain ASCII that fits its line, this is what the standard library
-    would write, without its parsing and folding (which cost a notification more than
-    everything else in composing it).
-
-    ``None`` when a value needs the standard library (quotes or backslashes in a name,
-    anything not ASCII, a subject longer than a line): the caller composes through it then.
+    A plain ASCII value that fits its line is written as the standard library would write
+    it, without its parsing and folding (which cost a notification more than everything
+    else in composing it); a name or subject that needs encoding, quoting or folding goes
+    through the standard library, once per value (the same author and task come back).
+    ``None`` for what only the standard library writes (an internationalised recipient,
+    a team name that is not ASCII): the caller composes through it then.
     """
-    name, subject = sender_name(n), task_subject(n.number, n.title)
     message_id = msg_id(n.message_id, n.domain, strict=True)
-    plain = (
-        _QUOTABLE.fullmatch(name)
-        and _WORDS.fullmatch(subject)
-        and _PLAIN_ADDRESS.fullmatch(n.reply_address)
-        and n.recipient.email.isascii()
-        and len(message_id) <= WIDTH - len("Message-ID: ")
-        and len(f'From: "{name}"') < WIDTH  # (longer, the stdlib folds it otherwise)
-        and len(f"Subject: {subject}") <= WIDTH  # (the stdlib folds longer ones its own way)
-    )
-    if not plain:
-        return None
     verbatim = {
         LOOP_HEADER: one_line(n.loop_marker),
         "List-Id": f"{phrase(f'{n.team_name} task {n.number}')} <task-{n.number}.{n.domain}>",
         "List-Unsubscribe": f"<{one_line(n.unsubscribe_url)}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
-    if not all(value.isascii() for value in verbatim.values()):
+    plain = (
+        _PLAIN_ADDRESS.fullmatch(n.reply_address)
+        and n.recipient.email.isascii()
+        and len(message_id) <= WIDTH - len("Message-ID: ")
+        and all(value.isascii() for value in verbatim.values())
+    )
+    if not plain:
         return None
     lines = [
-        _from(name, n.reply_address),
-        f"Reply-To: {n.reply_address}\r\n",
-        f"Subject: {subject}\r\n",
-        f"Message-ID: {message_id}\r\n",
-        f"Date: {format_datetime(n.date)}\r\n" if n.date is not None else "",
-        "Auto-Submitted: auto-generated\r\n",
-        "X-Auto-Response-Suppress: All\r\n",
-        *(fold_words(field, one_line(value), WIDTH, "\r\n") for field, value in verbatim.items()),
+        _from(sender_name(n), n.reply_address),
+        f"Reply-To: {n.reply_address}\r\n".encode("ascii"),
+        _subject(task_subject(n.number, n.title)),
+        f"Message-ID: {message_id}\r\n".encode("ascii"),
+        f"Date: {format_datetime(n.date)}\r\n".encode("ascii") if n.date is not None else b"",
+        b"Auto-Submitted: auto-generated\r\n",
+        b"X-Auto-Response-Suppress: All\r\n",
+        *(
+            fold_words(field, one_line(value), WIDTH, "\r\n").encode("ascii")
+            for field, value in verbatim.items()
+        ),
     ]
-    return "".join(lines).encode("ascii")
+    return b"".join(lines)
 
 
-def _from(name: str, address: str) -> str:
+def _from(name: str, address: str) -> bytes:
     """``From``: a quoted name and an address, folded as the standard library folds them.
 
     On one line when they fit; else on the next line when they fit there; else the
-    address on a line of its own.
+    address on a line of its own.  Any other name goes through the standard library.
     """
+    if not (_QUOTABLE.fullmatch(name) and len(f'From: "{name}"') < WIDTH):
+        return _folded_from(name, address)
     mailbox = f'"{name}" <{address}>'
     if len(f"From: {mailbox}") <= WIDTH:
-        return f"From: {mailbox}\r\n"
-    if len(f" {mailbox}") <= WIDTH:
-        return f"From:\r\n {mailbox}\r\n"
-    return f'From: "{name}"\r\n <{address}>\r\n'
+        line = f"From: {mailbox}\r\n"
+    elif len(f" {mailbox}") <= WIDTH:
+        line = f"From:\r\n {mailbox}\r\n"
+    else:
+        line = f'From: "{name}"\r\n <{address}>\r\n'
+    return line.encode("ascii")
+
+
+def _subject(subject: str) -> bytes:
+    """``Subject``: as it is when plain and short, else through the standard library."""
+    if _WORDS.fullmatch(subject) and len(f"Subject: {subject}") <= WIDTH:
+        return f"Subject: {subject}\r\n".encode("ascii")
+    return _folded("Subject", subject)
+
+
+@functools.lru_cache(maxsize=1024)
+def _folded_from(name: str, address: str) -> bytes:
+    return _fold("From", mailbox(name, address))
+
+
+@functools.lru_cache(maxsize=1024)
+def _folded(field: str, value: str) -> bytes:
+    return _fold(field, value)
+
+
+def _fold(field: str, value: Any) -> bytes:
+    """What ``EmailMessage`` and ``header_block`` make of the field: parsed, then folded."""
+    return POLICY.fold_binary(field, POLICY.header_store_parse(field, value)[1])
 
 
 def encode_files(boundary: bytes, files: tuple[File, ...]) -> bytes:
