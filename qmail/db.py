@@ -132,6 +132,85 @@ def _insert_or_skip(dialect: str, model: Any, keys: tuple[str, ...]) -> Any:
     return insert.on_conflict_do_nothing(index_elements=list(keys))
 
 
+class Prepared:
+    """A Core statement compiled once for each database and run on the driver's cursor.
+
+    For the statements filing runs for every mail: SQLAlchemy's own work for each
+    execution (about 80 µs on the workplace machine, four times the driver's) is skipped.
+    The values are converted as SQLAlchemy converts them (each bound parameter's type's
+    processor, e.g. dates on SQLite), but rows come back as the driver gives them: only
+    statements whose columns are numbers, text or bytes may be prepared, and a list for
+    ``IN`` must be in the statement (of text or numbers), not a parameter.  An insert names
+    the ``columns`` its rows give, all of them (a missing value is an error, not a default).
+    Runs in the session's transaction, on its connection; SQLAlchemy's events do not see it.
+    """
+
+    def __init__(self, statement: Any, columns: tuple[str, ...] = ()) -> None:
+        self.statement = statement
+        self.columns = columns
+        self._compiled: dict[str, tuple[str, Any, tuple[str, ...] | None, dict[str, Any]]] = {}
+
+    def run(self, session: Session, values: dict[str, Any] | None = None) -> Any:
+        """Execute with ``values``; the driver's cursor, to fetch from."""
+        connection = session.connection()
+        sql, compiled, order, processors = self._for(connection.dialect)
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(sql, self._parameters(compiled, order, processors, values or {}))
+        return cursor
+
+    def run_many(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        """Execute once for each of ``rows`` (an ``executemany``)."""
+        connection = session.connection()
+        sql, compiled, order, processors = self._for(connection.dialect)
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.executemany(sql, [self._parameters(compiled, order, processors, r) for r in rows])
+        cursor.close()
+
+    def _for(self, dialect: Any) -> tuple[str, Any, tuple[str, ...] | None, dict[str, Any]]:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(
+                dialect=dialect,
+                column_keys=list(self.columns) or None,
+                compile_kwargs={"render_postcompile": True},  # (``IN`` a list it holds)
+            )
+            processors = {}
+            for name, bind in compiled.binds.items():
+                processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                if processor is not None and not bind.expanding:
+                    processors[name] = processor
+            order = tuple(compiled.positiontup) if compiled.positional else None
+            found = self._compiled[dialect.name] = (str(compiled), compiled, order, processors)
+        return found
+
+    @staticmethod
+    def _parameters(
+        compiled: Any,
+        order: tuple[str, ...] | None,
+        processors: dict[str, Any],
+        values: dict[str, Any],
+    ) -> Any:
+        parameters = compiled.construct_params(values)
+        for name, processor in processors.items():
+            parameters[name] = processor(parameters[name])
+        return parameters if order is None else tuple(parameters[name] for name in order)
+
+
+def prepared_insert_or_skip(
+    session: Session, model: Any, keys: tuple[str, ...], others: tuple[str, ...]
+) -> Prepared:
+    """``insert_or_skip`` as a ``Prepared`` statement: every row gives the ``keys`` and
+    the ``others`` columns."""
+    return _prepared_insert_or_skip(session.get_bind().dialect.name, model, keys, others)
+
+
+@functools.cache
+def _prepared_insert_or_skip(
+    dialect: str, model: Any, keys: tuple[str, ...], others: tuple[str, ...]
+) -> Prepared:
+    return Prepared(_insert_or_skip(dialect, model, keys), keys + others)
+
+
 def is_sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 

@@ -55,13 +55,21 @@ from qmail.core.stencil import (
     make_stencil,
     notification_block,
 )
-from qmail.outbound.outbox import enqueue_composed, new_message_id, not_composed, outbox_row
+from qmail.db import Prepared
+from qmail.outbound.outbox import (
+    OUTBOX_COLUMNS,
+    enqueue_composed,
+    new_message_id,
+    not_composed,
+    outbox_row,
+)
 from qmail.outbound.preferences import ALL, DIGEST
 from qmail.people import Team
 from qmail.resources import templates_dir
 
 CONTEXT_LINES = 10
-WRITE_OUTBOX = insert(models.Outbox)  # built once, executed with each row's values
+# Built once, executed with each row's values on the driver's cursor (``db.Prepared``).
+WRITE_OUTBOX = Prepared(insert(models.Outbox), OUTBOX_COLUMNS)
 THREAD_DEPTH = 10  # earlier notifications named in References
 # A message's files travel with its notifications up to this total (decoded; base64 makes
 # it about 14 MB, which relays and mailboxes take); beyond, the mail names them only and
@@ -152,7 +160,7 @@ def notify_message(
                 not_composed(error, personal.message_id, person.email),
             )
         rows.append(row)
-    session.connection().execute(WRITE_OUTBOX, rows)
+    WRITE_OUTBOX.run_many(session, rows)
     return len(recipients)
 
 
@@ -217,14 +225,22 @@ class _Facts:
         return tuple(File(*row) for row in rows)
 
 
-# The reads of every notification, built once and executed with their values.
-_TAGS = (
+def _rows(session: Session, statement: Prepared, **values: Any) -> list[Any]:
+    cursor = statement.run(session, values)
+    rows = cursor.fetchall()
+    cursor.close()
+    return list(rows)
+
+
+# The reads of every notification, built once and executed with their values on the
+# driver's cursor (``db.Prepared``: their columns are numbers and text).
+_TAGS = Prepared(
     select(models.Tag.name)
     .join(models.TaskTag, col(models.TaskTag.tag_id) == models.Tag.id)
     .where(models.TaskTag.task_id == bindparam("task_id"))
     .order_by(col(models.Tag.name))
 )
-_FILES_NOTED = (
+_FILES_NOTED = Prepared(
     select(models.Attachment.filename, models.Attachment.content_type, models.Attachment.size)
     .where(
         models.Attachment.message_id == bindparam("message_id"),
@@ -232,7 +248,7 @@ _FILES_NOTED = (
     )
     .order_by(col(models.Attachment.id))
 )
-_PREVIOUS_TEXT = (  # the message before, in the same branch
+_PREVIOUS_TEXT = Prepared(  # the message before, in the same branch
     select(models.Message.text)
     .where(
         models.Message.branch_id == bindparam("branch_id"),
@@ -241,7 +257,7 @@ _PREVIOUS_TEXT = (  # the message before, in the same branch
     .order_by(col(models.Message.id).desc())
     .limit(1)
 )
-_OPENING_ID = (
+_OPENING_ID = Prepared(
     select(models.Message.message_id)
     .where(models.Message.task_id == bindparam("task_id"))
     .order_by(col(models.Message.id))
@@ -267,10 +283,12 @@ _EARLIER_IDS = (
     .where(_RECENT.c.recency <= THREAD_DEPTH)
     .order_by(_RECENT.c.id)
 )
-_ACKNOWLEDGED = select(models.Outbox.id).where(  # an acknowledgement since ``:since``
-    models.Outbox.kind == "ack",
-    models.Outbox.recipient == bindparam("recipient"),
-    col(models.Outbox.created_at) > bindparam("since"),
+_ACKNOWLEDGED = Prepared(  # an acknowledgement since ``:since``
+    select(models.Outbox.id).where(
+        models.Outbox.kind == "ack",
+        models.Outbox.recipient == bindparam("recipient"),
+        col(models.Outbox.created_at) > bindparam("since"),
+    )
 )
 
 
@@ -287,14 +305,15 @@ def _task_facts(
     itself: only its tags and files are read.
     """
     # In Core: everything read here was written in Core (no unit of work to flush first).
-    read = session.connection().execute
-    tags = read(_TAGS, {"task_id": task.id}).scalars().all()
-    attachments = read(_FILES_NOTED, {"message_id": message.id}).all()
+    tags = [name for (name,) in _rows(session, _TAGS, task_id=task.id)]
+    attachments = _rows(session, _FILES_NOTED, message_id=message.id)
     previous: str | None = None
     opening: str | None = message.message_id
     if not opens:
-        previous = read(_PREVIOUS_TEXT, {"branch_id": branch.id, "message_id": message.id}).scalar()
-        opening = read(_OPENING_ID, {"task_id": task.id}).scalar()
+        found = _rows(session, _PREVIOUS_TEXT, branch_id=branch.id, message_id=message.id)
+        previous = found[0][0] if found else None
+        first = _rows(session, _OPENING_ID, task_id=task.id)
+        opening = first[0][0] if first else None
     return _Facts(
         task,
         branch,
@@ -405,12 +424,7 @@ def acknowledge(session: Session, out: Outgoing, message: models.Message, now: d
     assert author is not None and task is not None and author.id is not None
     if out.team.includes(author) or not out.settings.mail.acknowledge:
         return
-    recent = (
-        session.connection()
-        .execute(_ACKNOWLEDGED, {"recipient": author.email, "since": now - timedelta(days=1)})
-        .first()
-    )
-    if recent is not None:
+    if _rows(session, _ACKNOWLEDGED, recipient=author.email, since=now - timedelta(days=1)):
         return
     domain = out.settings.mail.domain
     ack = Acknowledgement(
@@ -445,7 +459,7 @@ def acknowledge(session: Session, out: Outgoing, message: models.Message, now: d
             "failed",
             not_composed(error, ack.message_id, author.email),
         )
-    session.connection().execute(WRITE_OUTBOX, row)
+    WRITE_OUTBOX.run_many(session, [row])
 
 
 def after_post(

@@ -95,6 +95,26 @@ def _serialized(message: EmailMessage, now: datetime) -> tuple[str, bytes, str]:
     return message_id, wire_bytes(message), body_text(message)
 
 
+OUTBOX_COLUMNS = (  # what ``outbox_row`` gives
+    "kind",
+    "task_id",
+    "branch_id",
+    "about_message_id",
+    "person_id",
+    "recipient",
+    "message_id",
+    "raw",
+    "text",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "locked_until",
+    "last_error",
+    "created_at",
+    "sent_at",
+)
+
+
 def outbox_row(
     kind: str,
     recipient: models.Person,

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from qmail import db, models
 from qmail.config import Settings
@@ -27,6 +27,22 @@ from qmail.threads.commands import apply_commands
 from qmail.threads.tasks import WRITE_EVENT, add_member, create_task, record_event, touch
 
 WRITE_MESSAGE = insert(models.Message)  # (built once: see ``tasks.WRITE_EVENT``)
+MESSAGE_COLUMNS = (
+    "task_id",
+    "branch_id",
+    "author_id",
+    "text",
+    "quoted",
+    "full_text",
+    "subject",
+    "message_id",
+    "in_reply_to",
+    "references",
+    "source",
+    "raw_mail_id",
+    "sent_at",
+)
+_POST = db.Prepared(WRITE_MESSAGE.returning(col(models.Message.id)), MESSAGE_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,7 @@ def apply_route(
             mail=mail,
             content=content,
             raw_mail_id=incoming.raw_mail_id,
+            member=True,  # (``_thread_for`` made the author one)
         )
     touch(task, branch, now)
     rows = (task, branch, author)
@@ -203,6 +220,7 @@ def post_message(
     content: Content | None = None,
     raw_mail_id: int | None = None,
     files: tuple[Attachment, ...] = (),
+    member: bool = False,
 ) -> models.Message:
     """The one way a message is written, from mail, a page or the API, as ``author``.
 
@@ -211,11 +229,12 @@ def post_message(
     follows.  A sign-in link or reply address in the text is replaced, whatever its way
     in: it was made for one person.  ``mail`` (with its trimmed ``content``) gives what
     only mail has: the quoted part, threading headers, attachments; ``files`` are those
-    of a message from the web.
+    of a message from the web.  ``member``: the caller made the author a member already.
     """
     assert task.id is not None and branch.id is not None and author.id is not None
     text = scrub_secrets(text)
-    add_member(session, branch.id, author.id, now)
+    if not member:
+        add_member(session, branch.id, author.id, now)
     values: dict[str, Any] = {
         "task_id": task.id,
         "branch_id": branch.id,
@@ -231,10 +250,11 @@ def post_message(
         "raw_mail_id": raw_mail_id,
         "sent_at": (mail.date or now) if mail else now,
     }
-    # In Core, and the object built from what was written: nothing reads it back.
-    written = session.connection().execute(WRITE_MESSAGE, values)
-    assert written.inserted_primary_key is not None
-    (message_id,) = written.inserted_primary_key
+    # On the driver's cursor, and the object built from what was written: nothing reads
+    # it back.
+    written = _POST.run(session, values)
+    (message_id,) = written.fetchone()
+    written.close()
     message = models.Message(id=message_id, **values)
     for attachment in mail.attachments if mail else files:
         add_attachment(session, message_id, attachment)

@@ -11,17 +11,19 @@ from datetime import datetime
 
 from sqlalchemy import delete, insert, text, update
 from sqlmodel import Session, col, select
-from sqlmodel.sql.expression import SelectOfScalar
 
 from qmail import models
 from qmail.config import Settings
 from qmail.core.mail import Address, NewTask
-from qmail.db import insert_or_skip
+from qmail.db import Prepared, insert_or_skip, prepared_insert_or_skip
 from qmail.people import Team, get_person
 
 # Core statements built once: executed with their values as parameters, they are
 # compiled once and found in SQLAlchemy's cache without building a statement per row.
 WRITE_EVENT = insert(models.Event)
+EVENT_COLUMNS = ("task_id", "branch_id", "person_id", "kind", "detail", "raw_mail_id", "created_at")
+# On the driver's cursor (``db.Prepared``): the statements filing runs for every mail.
+_RECORD_EVENT = Prepared(WRITE_EVENT, EVENT_COLUMNS)
 
 
 def record_event(
@@ -40,8 +42,8 @@ def record_event(
     records it, so it needs no object in the session (the task, branch and person
     it names are in the database already).
     """
-    session.connection().execute(
-        WRITE_EVENT,
+    _RECORD_EVENT.run(
+        session,
         {
             "task_id": task.id if task else None,
             "branch_id": branch_id,
@@ -51,7 +53,7 @@ def record_event(
             "raw_mail_id": raw_mail_id,
             "created_at": now or models.utcnow(),
         },
-    )
+    ).close()
 
 
 def touch(task: models.Task, branch: models.Branch, now: datetime) -> None:
@@ -83,12 +85,16 @@ def next_task_number(session: Session) -> int:
     transaction leaves a gap).  SQLite, with one writer, bumps the ``counter`` row.
     """
     if session.get_bind().dialect.name == "postgresql":
-        return int(session.connection().execute(_NEXT_IN_SEQUENCE).scalar_one())
-    return int(session.connection().execute(_NEXT_IN_COUNTER).scalar_one())
+        cursor = _NEXT_IN_SEQUENCE.run(session)
+    else:
+        cursor = _NEXT_IN_COUNTER.run(session)
+    (number,) = cursor.fetchone()
+    cursor.close()
+    return int(number)
 
 
-_NEXT_IN_SEQUENCE = text("SELECT nextval('task_number')")
-_NEXT_IN_COUNTER = (
+_NEXT_IN_SEQUENCE = Prepared(text("SELECT nextval('task_number')"))
+_NEXT_IN_COUNTER = Prepared(
     update(models.Counter)
     .where(col(models.Counter.name) == "task")
     .values(value=models.Counter.value + 1)
@@ -98,22 +104,26 @@ _NEXT_IN_COUNTER = (
 
 def add_member(session: Session, branch_id: int, person_id: int, now: datetime) -> bool:
     """Make the person a member of the branch; ``False`` if they were one already."""
-    added = session.connection().execute(
-        insert_or_skip(session, models.BranchMember, "branch_id", "person_id"),
-        {"branch_id": branch_id, "person_id": person_id, "added_at": now},
-    )
-    return bool(added.rowcount)
+    added = prepared_insert_or_skip(
+        session, models.BranchMember, ("branch_id", "person_id"), ("added_at",)
+    ).run(session, {"branch_id": branch_id, "person_id": person_id, "added_at": now})
+    count = added.rowcount
+    added.close()
+    return bool(count)
 
 
 def add_new_members(
-    session: Session, branch_id: int, people: list[models.Person], now: datetime
+    session: Session, branch_id: int, people: list[int | None], now: datetime
 ) -> None:
-    """``add_member`` for the people of a branch just created, in one statement."""
-    ids = dict.fromkeys(person.id for person in people if person.id is not None)
-    session.connection().execute(
-        insert(models.BranchMember),
+    """``add_member`` for the people (ids) of a branch just created, in one statement."""
+    ids = dict.fromkeys(person_id for person_id in people if person_id is not None)
+    _ADD_MEMBERS.run_many(
+        session,
         [{"branch_id": branch_id, "person_id": person_id, "added_at": now} for person_id in ids],
     )
+
+
+_ADD_MEMBERS = Prepared(insert(models.BranchMember), ("branch_id", "person_id", "added_at"))
 
 
 def tag_task(session: Session, task_id: int, names: tuple[str, ...]) -> None:
@@ -149,21 +159,25 @@ def create_task(
     session.flush()
     assert branch.id is not None
     tag_task(session, task.id, route.tags)
-    add_new_members(session, branch.id, [author, *triage_team(session, settings, now)], now)
+    add_new_members(session, branch.id, [author.id, *triage_team(session, settings, now)], now)
     record_event(session, task, "task_created", author, now, branch.id, task.title)
     return task, branch
 
 
-def triage_team(session: Session, settings: Settings, now: datetime) -> list[models.Person]:
-    """``mail.triage``, or when it is empty every team member qmail knows."""
+def triage_team(session: Session, settings: Settings, now: datetime) -> list[int | None]:
+    """The ids of ``mail.triage``, or when it is empty of every team member qmail knows."""
     if settings.mail.triage:
-        return [get_person(session, Address(email), now) for email in settings.mail.triage]
-    return list(session.exec(_team_statement(Team.of(settings))).all())
+        return [get_person(session, Address(email), now).id for email in settings.mail.triage]
+    session.flush()  # (a role just given counts; read in Core, on the driver's cursor)
+    cursor = _team_statement(Team.of(settings)).run(session)
+    ids = [person_id for (person_id,) in cursor.fetchall()]
+    cursor.close()
+    return ids
 
 
 @functools.lru_cache(maxsize=16)
-def _team_statement(team: Team) -> SelectOfScalar[models.Person]:
-    return select(models.Person).where(team.condition())
+def _team_statement(team: Team) -> Prepared:
+    return Prepared(select(models.Person.id).where(team.condition()))
 
 
 def members(session: Session, branch_id: int | None) -> list[models.Person]:
