@@ -138,62 +138,76 @@ class Prepared:
     For the statements filing runs for every mail: SQLAlchemy's own work for each
     execution (about 80 µs on the workplace machine, four times the driver's) is skipped.
     The values are converted as SQLAlchemy converts them (each bound parameter's type's
-    processor, e.g. dates on SQLite), but rows come back as the driver gives them: only
-    statements whose columns are numbers, text or bytes may be prepared, and a list for
-    ``IN`` must be in the statement (of text or numbers), not a parameter.  An insert names
-    the ``columns`` its rows give, all of them (a missing value is an error, not a default).
-    Runs in the session's transaction, on its connection; SQLAlchemy's events do not see it.
+    processor, e.g. dates on SQLite), and ``IN`` lists (of numbers or text) are expanded
+    as SQLAlchemy expands them; but rows come back as the driver gives them, so only
+    statements whose columns are numbers, text or bytes may be prepared (a boolean is 0
+    or 1 on SQLite).  An insert names the ``columns`` its rows give, all of them (a
+    missing value is an error, not a default).  Runs in the session's
+    transaction, on its connection; SQLAlchemy's events do not see it.
     """
 
     def __init__(self, statement: Any, columns: tuple[str, ...] = ()) -> None:
         self.statement = statement
         self.columns = columns
-        self._compiled: dict[str, tuple[str, Any, tuple[str, ...] | None, dict[str, Any]]] = {}
+        self._compiled: dict[str, _Compiled] = {}
 
     def run(self, session: Session, values: dict[str, Any] | None = None) -> Any:
         """Execute with ``values``; the driver's cursor, to fetch from."""
         connection = session.connection()
-        sql, compiled, order, processors = self._for(connection.dialect)
+        sql, parameters = self._for(connection.dialect).bind(values or {})
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        cursor.execute(sql, self._parameters(compiled, order, processors, values or {}))
+        cursor.execute(sql, parameters)
         return cursor
 
     def run_many(self, session: Session, rows: list[dict[str, Any]]) -> None:
-        """Execute once for each of ``rows`` (an ``executemany``)."""
+        """Execute once for each of ``rows`` (an ``executemany``; no ``IN`` lists)."""
         connection = session.connection()
-        sql, compiled, order, processors = self._for(connection.dialect)
+        compiled = self._for(connection.dialect)
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        cursor.executemany(sql, [self._parameters(compiled, order, processors, r) for r in rows])
+        cursor.executemany(compiled.sql, [compiled.bind(row)[1] for row in rows])
         cursor.close()
 
-    def _for(self, dialect: Any) -> tuple[str, Any, tuple[str, ...] | None, dict[str, Any]]:
+    def _for(self, dialect: Any) -> _Compiled:
         found = self._compiled.get(dialect.name)
         if found is None:
             compiled = self.statement.compile(
-                dialect=dialect,
-                column_keys=list(self.columns) or None,
-                compile_kwargs={"render_postcompile": True},  # (``IN`` a list it holds)
+                dialect=dialect, column_keys=list(self.columns) or None
             )
-            processors = {}
-            for name, bind in compiled.binds.items():
-                processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-                if processor is not None and not bind.expanding:
-                    processors[name] = processor
-            order = tuple(compiled.positiontup) if compiled.positional else None
-            found = self._compiled[dialect.name] = (str(compiled), compiled, order, processors)
+            found = self._compiled[dialect.name] = _Compiled(compiled, dialect)
         return found
 
-    @staticmethod
-    def _parameters(
-        compiled: Any,
-        order: tuple[str, ...] | None,
-        processors: dict[str, Any],
-        values: dict[str, Any],
-    ) -> Any:
-        parameters = compiled.construct_params(values)
-        for name, processor in processors.items():
+
+class _Compiled:
+    """A statement compiled for one database, with its parameters' processors."""
+
+    def __init__(self, compiled: Any, dialect: Any) -> None:
+        self.compiled = compiled
+        self.sql = str(compiled)
+        self.order = tuple(compiled.positiontup) if compiled.positional else None
+        self.expands = any(bind.expanding for bind in compiled.binds.values())
+        self.processors = {}
+        for name, bind in compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                self.processors[name] = processor
+
+    def bind(self, values: dict[str, Any]) -> tuple[str, Any]:
+        """The SQL and the driver's parameters for ``values``."""
+        if self.expands:  # the statement's text depends on the lengths of its lists
+            state = self.compiled.construct_expanded_state(values)
+            parameters = dict(state.parameters)
+            for name, processor in {**self.processors, **state.processors}.items():
+                if name in parameters:
+                    parameters[name] = processor(parameters[name])
+            if state.positiontup is None:
+                return state.statement, parameters
+            return state.statement, tuple(parameters[name] for name in state.positiontup)
+        parameters = self.compiled.construct_params(values)
+        for name, processor in self.processors.items():
             parameters[name] = processor(parameters[name])
-        return parameters if order is None else tuple(parameters[name] for name in order)
+        if self.order is None:
+            return self.sql, parameters
+        return self.sql, tuple(parameters[name] for name in self.order)
 
 
 def prepared_insert_or_skip(

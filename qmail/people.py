@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, and_, bindparam, false, or_
 from sqlmodel import Session, col, select
@@ -29,6 +29,19 @@ from qmail.core.mail import Address
 TEAM = "team"
 EXTERNAL = "external"
 ROLES = (TEAM, EXTERNAL)
+
+
+class Someone(Protocol):
+    """What is read of a person to mail them: a ``Person`` row, or its columns read in Core."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def role(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -45,7 +58,7 @@ class Team:
         """Whether the configuration alone puts ``email`` on the team."""
         return split_address(email)[1] in self.domains
 
-    def includes(self, person: models.Person) -> bool:
+    def includes(self, person: Someone) -> bool:
         """Whether ``person`` is a team member: their explicit role, else the configuration."""
         if person.role is not None:
             return person.role == TEAM

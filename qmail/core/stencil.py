@@ -327,6 +327,11 @@ def _to(recipient: Address) -> bytes:
         line = f"To: {name} <{email}>" if name else f"To: {email}"
         if len(line) <= 78:
             return f"{line}\r\n".encode("ascii")
+    return _folded_to(name, email)
+
+
+@functools.lru_cache(maxsize=4096)  # (the same people are told again and again)
+def _folded_to(name: str, email: str) -> bytes:
     address = mailbox(name, email)
     policy = POLICY if address.addr_spec.isascii() else UTF8_POLICY
     return policy.fold_binary("To", policy.header_store_parse("To", address)[1])

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from qmail import models
 from qmail.config import Settings
 from qmail.core.mail import BranchFacts, Known, Mail, Recipient, ReplyTarget
+from qmail.db import Prepared
 from qmail.people import LOOK_UP, Team, find_person
 from qmail.threads.branches import find_team_branch
 
@@ -73,18 +74,22 @@ def _thread_rows(
     if not ids and number is None:
         return [], {}
     statement = _thread_statement(bool(ids), number is not None)
-    rows = sorted(
-        session.connection().execute(statement, {"ids": ids, "number": number}),
-        key=lambda row: row[0],
-    )
+    rows = sorted(_rows(session, statement, ids=ids, number=number), key=lambda row: row[0])
     # (received, then sent: for a Message-ID in both, the notification's branch wins)
     answered = [(m, b) for kind, m, b in rows if kind != _NAMED and b]
     named = [b for kind, _, b in rows if kind == _NAMED and b is not None]
     return answered, ({number: named[0]} if named and number is not None else {})
 
 
+def _rows(session: Session, statement: Prepared, **values: Any) -> list[Any]:
+    cursor = statement.run(session, values)
+    rows = cursor.fetchall()
+    cursor.close()
+    return list(rows)
+
+
 @functools.cache
-def _thread_statement(answers: bool, names: bool) -> Any:
+def _thread_statement(answers: bool, names: bool) -> Prepared:
     """``_thread_rows``' statement, built once for each of its shapes: with the
     Message-IDs ``:ids`` the mail answers, with the task ``:number`` its subject names."""
     parts: list[Any] = []
@@ -106,7 +111,7 @@ def _thread_statement(answers: bool, names: bool) -> Any:
             .join(models.Task, col(models.Task.id) == models.Branch.task_id)
             .where(models.Task.number == bindparam("number"), col(models.Branch.hidden).is_(False))
         )
-    return union_all(*parts)
+    return Prepared(union_all(*parts))
 
 
 def _team_branches(
@@ -133,10 +138,13 @@ def _people(session: Session, targets: list[ReplyTarget]) -> dict[int, str]:
     return people
 
 
-_SENT_TEXTS = select(models.Outbox.text).where(
-    col(models.Outbox.message_id).in_(bindparam("ids", expanding=True))
+# Built once, run on the driver's cursor (``db.Prepared``): every mail asks them.
+_SENT_TEXTS = Prepared(
+    select(models.Outbox.text).where(
+        col(models.Outbox.message_id).in_(bindparam("ids", expanding=True))
+    )
 )
-_BRANCH_FACTS = (
+_BRANCH_FACTS = Prepared(
     select(models.Branch.id, models.Branch.task_id, models.Branch.hidden, models.Person.email)
     .select_from(models.Branch)
     .outerjoin(models.BranchMember, col(models.BranchMember.branch_id) == models.Branch.id)
@@ -150,7 +158,7 @@ def sent_texts(session: Session, mail: Mail) -> list[str]:
     ids = [i for i in (mail.in_reply_to, *mail.references) if i]
     if not ids:
         return []
-    return list(session.connection().execute(_SENT_TEXTS, {"ids": ids}).scalars())
+    return [text for (text,) in _rows(session, _SENT_TEXTS, ids=ids)]
 
 
 def own_addresses(settings: Settings) -> tuple[str, ...]:
@@ -163,11 +171,11 @@ def branch_facts(session: Session, branch_ids: set[int]) -> dict[int, BranchFact
     """What routing needs to know of each of these branches, in one statement."""
     if not branch_ids:
         return {}
-    rows = session.connection().execute(_BRANCH_FACTS, {"ids": list(branch_ids)})
+    rows = _rows(session, _BRANCH_FACTS, ids=list(branch_ids))
     branches: dict[int, tuple[int, bool]] = {}
     members: dict[int, set[str]] = {}
     for branch_id, task_id, hidden, email in rows:
-        branches[branch_id] = (task_id, hidden)
+        branches[branch_id] = (task_id, bool(hidden))  # (SQLite gives 0 or 1)
         emails = members.setdefault(branch_id, set())
         if email is not None:
             emails.add(email)

@@ -19,12 +19,11 @@ import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2 import Environment
 from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_
 from sqlmodel import Session, col, select
-from sqlmodel.sql.expression import SelectOfScalar
 
 from qmail import models
 from qmail.access import branch_readers
@@ -64,7 +63,7 @@ from qmail.outbound.outbox import (
     outbox_row,
 )
 from qmail.outbound.preferences import ALL, DIGEST
-from qmail.people import Team
+from qmail.people import Someone, Team
 from qmail.resources import templates_dir
 
 CONTEXT_LINES = 10
@@ -101,7 +100,7 @@ class Outgoing:
         token = self.context.tokens.make(ReplyTarget(branch_id, person_id, private))
         return reply_address(token, self.settings.mail.domain)
 
-    def magic_link(self, person: models.Person, task: models.Task) -> str:
+    def magic_link(self, person: Someone, task: models.Task) -> str:
         """The "Open in qmail" link: signs ``person`` in and lands on the task."""
         assert person.id is not None
         token = self.context.links.make_login(person.id, f"/tasks/{task.number}")
@@ -131,10 +130,17 @@ def notify_message(
     task = session.get(models.Task, message.task_id)
     author = session.get(models.Person, message.author_id)
     assert branch is not None and task is not None and author is not None
-    recipients = session.exec(
-        _recipients(branch.hidden, out.team),
-        params={"branch_id": branch.id, "author_id": author.id, "task_id": task.id},
-    ).all()
+    session.flush()  # (read in Core: a name or choice changed in this transaction counts)
+    recipients = [
+        _Recipient(*row)
+        for row in _rows(
+            session,
+            _recipients(branch.hidden, out.team),
+            branch_id=branch.id,
+            author_id=author.id,
+            task_id=task.id,
+        )
+    ]
     if not recipients:
         return 0
     facts = _task_facts(session, task, branch, message, opens)
@@ -164,14 +170,21 @@ def notify_message(
     return len(recipients)
 
 
+class _Recipient(NamedTuple):
+    id: int
+    email: str
+    name: str
+    role: str | None
+
+
 @functools.lru_cache(maxsize=16)
-def _recipients(hidden: bool, team: Team) -> SelectOfScalar[models.Person]:
+def _recipients(hidden: bool, team: Team) -> Prepared:
     """Who is told of a message by ``:author_id`` in branch ``:branch_id`` of task
     ``:task_id``: ``told_of``, but the author and those who muted the task.  Built once
     for public and for hidden branches (and each team), executed with the ids."""
     muted = select(models.Mute.person_id).where(models.Mute.task_id == bindparam("task_id"))
-    return (
-        select(models.Person)
+    return Prepared(
+        select(models.Person.id, models.Person.email, models.Person.name, models.Person.role)
         .where(
             told_of(bindparam("branch_id"), hidden, team),
             models.Person.id != bindparam("author_id"),
@@ -278,7 +291,7 @@ _RECENT = (  # the notifications of a task to some people, numbered newest first
     )
     .subquery()
 )
-_EARLIER_IDS = (
+_EARLIER_IDS = Prepared(
     select(_RECENT.c.person_id, _RECENT.c.message_id)
     .where(_RECENT.c.recency <= THREAD_DEPTH)
     .order_by(_RECENT.c.id)
@@ -379,7 +392,7 @@ def _notification(
 
 
 def _personal(
-    out: Outgoing, facts: _Facts, person: models.Person, on_team: bool, earlier: list[str]
+    out: Outgoing, facts: _Facts, person: Someone, on_team: bool, earlier: list[str]
 ) -> Personal:
     """One recipient's own values: signed addresses and links, ids, their thread so far."""
     task, branch = facts.task, facts.branch
@@ -403,9 +416,7 @@ def _earlier_ids(
     session: Session, task: models.Task, person_ids: list[int]
 ) -> dict[int, list[str]]:
     """Message-IDs of the last notifications each person got about this task, oldest first."""
-    rows = session.connection().execute(
-        _EARLIER_IDS, {"task_id": task.id, "person_ids": person_ids}
-    )
+    rows = _rows(session, _EARLIER_IDS, task_id=task.id, person_ids=person_ids)
     earlier: dict[int, list[str]] = {}
     for person_id, message_id in rows:
         earlier.setdefault(person_id, []).append(message_id)

@@ -25,6 +25,7 @@ from sqlmodel import Session
 from qmail import models
 from qmail.core.compose import body_text
 from qmail.core.headers import wire_bytes
+from qmail.people import Someone
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ OUTBOX_COLUMNS = (  # what ``outbox_row`` gives
 
 def outbox_row(
     kind: str,
-    recipient: models.Person,
+    recipient: Someone,
     message_id: str,
     now: datetime,
     task_id: int | None = None,
