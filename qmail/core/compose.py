@@ -227,6 +227,11 @@ def compose_acknowledgement(a: Acknowledgement, env: Environment) -> EmailMessag
 
 def acknowledgement_parts(a: Acknowledgement, env: Environment) -> tuple[EmailMessage, str, str]:
     """The acknowledgement's headers (a message without a body), its text and its HTML."""
+    return (acknowledgement_head(a), *acknowledgement_bodies(a, env))
+
+
+def acknowledgement_head(a: Acknowledgement) -> EmailMessage:
+    """The acknowledgement's headers."""
     message = _begin(
         a,
         sender=mailbox(a.team_name, a.reply_address),
@@ -235,6 +240,11 @@ def acknowledgement_parts(a: Acknowledgement, env: Environment) -> tuple[EmailMe
         auto_submitted="auto-replied",
     )
     set_thread(message, a.in_reply_to, (), a.domain)
+    return message
+
+
+def acknowledgement_bodies(a: Acknowledgement, env: Environment) -> tuple[str, str]:
+    """The acknowledgement's text and HTML."""
     context = {
         "number": a.number,
         "title": one_line(a.title),
@@ -243,7 +253,7 @@ def acknowledgement_parts(a: Acknowledgement, env: Environment) -> tuple[EmailMe
     }
     text = env.get_template("ack.txt").render(**context)
     html = env.get_template("ack.html").render(**context)
-    return message, text, html
+    return text, html
 
 
 def compose_login_link(link: LoginLink, env: Environment) -> EmailMessage:

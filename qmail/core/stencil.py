@@ -25,7 +25,7 @@ from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime
 from typing import Any
 
-from qmail.core.compose import Notification, plain_text, sender_name
+from qmail.core.compose import Acknowledgement, Notification, plain_text, sender_name
 from qmail.core.headers import (
     LOOP_HEADER,
     POLICY,
@@ -189,6 +189,47 @@ def notification_block(n: Notification) -> bytes | None:
         ),
     ]
     return b"".join(lines)
+
+
+def acknowledgement_block(a: Acknowledgement) -> bytes | None:
+    """``header_block(compose.acknowledgement_head(a))``, written directly.
+
+    As ``notification_block`` writes a notification's; ``None`` for what only the standard
+    library writes (an internationalised recipient, a loop marker that is not ASCII).
+    """
+    loop_marker = one_line(a.loop_marker)
+    if not (a.recipient.email.isascii() and loop_marker.isascii()):
+        return None
+    lines = [
+        _mailbox_field("From", one_line(a.team_name), a.reply_address),
+        _mailbox_field("Reply-To", "", a.reply_address),
+        _subject(task_subject(a.number, a.title)),
+        _fold_if_long("Message-ID", msg_id(a.message_id, a.domain, strict=True)),
+        f"Date: {format_datetime(a.date)}\r\n".encode("ascii") if a.date is not None else b"",
+        b"Auto-Submitted: auto-replied\r\n",
+        b"X-Auto-Response-Suppress: All\r\n",
+        fold_words(LOOP_HEADER, loop_marker, WIDTH, "\r\n").encode("ascii"),
+    ]
+    return b"".join(lines)
+
+
+def _mailbox_field(field: str, name: str, email: str) -> bytes:
+    """A field of one name (or none) and one address, as the standard library writes it.
+
+    Written here for a plain name and address that fit on the line, else by the library.
+    """
+    if _PLAIN_ADDRESS.fullmatch(email) and _PLAIN_NAME.fullmatch(name):
+        line = f"{field}: {name} <{email}>" if name else f"{field}: {email}"
+        if len(line) <= WIDTH:
+            return f"{line}\r\n".encode("ascii")
+    return _fold(field, mailbox(name, email))
+
+
+def _fold_if_long(field: str, value: str) -> bytes:
+    line = f"{field}: {value}"
+    if value.isascii() and len(line) <= WIDTH:
+        return f"{line}\r\n".encode("ascii")
+    return _fold(field, value)
 
 
 def _from(name: str, address: str) -> bytes:

@@ -37,7 +37,8 @@ from qmail.core.compose import (
     Notification,
     Refusal,
     Refused,
-    acknowledgement_parts,
+    acknowledgement_bodies,
+    acknowledgement_head,
     compose_refusal,
     mail_environment,
     notification_bodies,
@@ -50,6 +51,7 @@ from qmail.core.stencil import (
     File,
     Personal,
     Stencil,
+    acknowledgement_block,
     fill,
     make_stencil,
     notification_block,
@@ -464,7 +466,9 @@ def acknowledge(session: Session, out: Outgoing, message: models.Message, now: d
     ids = (task.id, message.branch_id, message.id)
     row = outbox_row("ack", author, ack.message_id, now, *ids)
     try:
-        row["raw"], row["text"] = fill(make_stencil(*acknowledgement_parts(ack, out.env)), personal)
+        text, html = acknowledgement_bodies(ack, out.env)
+        head = acknowledgement_block(ack) or acknowledgement_head(ack)
+        row["raw"], row["text"] = fill(make_stencil(head, text, html), personal)
     except Exception as error:  # composing is pure: this one mail cannot be built
         row["state"], row["last_error"] = (
             "failed",

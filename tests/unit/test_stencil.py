@@ -17,6 +17,7 @@ from jinja2 import Environment
 
 from qmail.core.compose import (
     Notification,
+    acknowledgement_head,
     body_text,
     compose_notification,
     mail_environment,
@@ -28,12 +29,13 @@ from qmail.core.mail import Address
 from qmail.core.stencil import (
     PLACEHOLDERS,
     Personal,
+    acknowledgement_block,
     fill,
     header_block,
     make_stencil,
     notification_block,
 )
-from tests.unit.test_compose import NOTIFICATION, TEMPLATES
+from tests.unit.test_compose import ACK, NOTIFICATION, TEMPLATES
 
 DATE = datetime(2024, 6, 3, 9, 30, tzinfo=UTC)
 
@@ -231,3 +233,23 @@ def test_a_header_block_written_directly_is_the_stdlibs_for_every_recipient(
     assert notification_block(long) == header_block(notification_head(long))
     quoted = dataclasses.replace(n, author=Address("a@x.test", 'Anna "Ann" Lee, Acme'))
     assert notification_block(quoted) == header_block(notification_head(quoted))
+
+
+ACK_VARIANTS = {
+    "plain": {},
+    "a team name that needs quotes": {"team_name": "Acme (support), Inc."},
+    "a team name that is not ASCII": {"team_name": "Служба поддержки"},
+    "a long team name": {"team_name": "The Very Long Name Of A Support Team " * 2},
+    "a title that is not ASCII": {"title": "Счёт не пришёл"},
+    "a long title": {"title": "word " * 30},
+    "a long reply address": {"reply_address": f"reply+{'1' * 12}-{'2' * 12}-b-{'a' * 26}@x.test"},
+    "an odd Message-ID": {"message_id": "a b@c@d"},
+}
+
+
+@pytest.mark.parametrize("changes", ACK_VARIANTS.values(), ids=ACK_VARIANTS.keys())
+def test_an_acknowledgements_header_block_written_directly_is_the_stdlibs(
+    changes: dict[str, object],
+) -> None:
+    ack = dataclasses.replace(ACK, date=DATE, **changes)
+    assert acknowledgement_block(ack) == header_block(acknowledgement_head(ack))
