@@ -185,6 +185,15 @@ class _Compiled:
         self.sql = str(compiled)
         self.order = tuple(compiled.positiontup) if compiled.positional else None
         self.expands = any(bind.expanding for bind in compiled.binds.values())
+        # What ``construct_params`` would do, worked out once: the values the statement
+        # holds, and the names the caller's values go to.
+        self.fixed: dict[str, Any] = {}
+        self.given: list[tuple[str, str]] = []
+        for bind, name in compiled.bind_names.items():
+            if bind.required:
+                self.given.append((name, bind.key))
+            else:
+                self.fixed[name] = bind.effective_value
         self.processors = {}
         for name, bind in compiled.binds.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
@@ -202,7 +211,9 @@ class _Compiled:
             if state.positiontup is None:
                 return state.statement, parameters
             return state.statement, tuple(parameters[name] for name in state.positiontup)
-        parameters = self.compiled.construct_params(values)
+        parameters = dict(self.fixed)
+        for name, key in self.given:
+            parameters[name] = values[key]  # (a missing value: KeyError)
         for name, processor in self.processors.items():
             parameters[name] = processor(parameters[name])
         if self.order is None:
