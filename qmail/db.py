@@ -184,21 +184,33 @@ class _Compiled:
         self.compiled = compiled
         self.sql = str(compiled)
         self.order = tuple(compiled.positiontup) if compiled.positional else None
-        self.expands = any(bind.expanding for bind in compiled.binds.values())
         # What ``construct_params`` would do, worked out once: the values the statement
-        # holds, and the names the caller's values go to.
+        # holds, the names the caller's values go to, and how each value is converted.
         self.fixed: dict[str, Any] = {}
         self.given: list[tuple[str, str]] = []
+        self.processors: dict[str, Any] = {}
+        expanding = []
         for bind, name in compiled.bind_names.items():
+            if bind.expanding:
+                expanding.append(bind)
+                continue
             if bind.required:
                 self.given.append((name, bind.key))
             else:
                 self.fixed[name] = bind.effective_value
-        self.processors = {}
-        for name, bind in compiled.binds.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 self.processors[name] = processor
+        self.expands = any(bind.required for bind in expanding)
+        if expanding and not self.expands:  # lists the statement holds: expanded once
+            state = compiled.construct_expanded_state({key: None for _, key in self.given})
+            given = {name for name, _ in self.given}
+            self.sql = state.statement
+            self.order = None if state.positiontup is None else tuple(state.positiontup)
+            for name, value in state.parameters.items():
+                if name not in given and name not in self.fixed:
+                    processor = state.processors.get(name)
+                    self.fixed[name] = processor(value) if processor else value
 
     def bind(self, values: dict[str, Any]) -> tuple[str, Any]:
         """The SQL and the driver's parameters for ``values``."""
