@@ -234,9 +234,7 @@ def test_the_suites_replayed_schema_is_the_one_alembic_builds(store, settings):
     """The PostgreSQL tests get their schema by replaying what Alembic sent once
     (``tests/conftest.py``): it must be the schema Alembic itself builds."""
     if store.engine.dialect.name != "postgresql":
-        pytest.skip(
-            "PostgreSQL only: SQLite tests copy a migrated file (CI runs it in the PG pass)"
-        )
+        pytest.skip("PostgreSQL only: SQLite copies a file (CI runs it in the PG pass)")
     with scratch_schema(TEST_DATABASE_URL) as url:
         migrated = create_db_engine(dataclasses.replace(settings, database=DatabaseSettings(url)))
         migrate(migrated)
