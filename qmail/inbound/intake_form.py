@@ -124,12 +124,17 @@ def confirm(context: Context, submission: models.IntakeSubmission, now: datetime
         if outcome.task_number is not None:
             number = models.Task.number == outcome.task_number
             task_id = session.exec(select(models.Task.id).where(number)).first()
-        session.connection().execute(
+        row = col(models.IntakeSubmission.id) == submission.id
+        connection = session.connection()
+        connection.execute(
             update(models.IntakeSubmission)
-            .where(col(models.IntakeSubmission.id) == submission.id)
-            .where(col(models.IntakeSubmission.confirmed_at).is_(None))
-            .values(confirmed_at=now, task_id=task_id)
+            .where(row, col(models.IntakeSubmission.confirmed_at).is_(None))
+            .values(confirmed_at=now)
         )
+        # A second, concurrent confirmation finds the mail filed already (a duplicate,
+        # without its task): only the one that filed it names the task.
+        if task_id is not None:
+            connection.execute(update(models.IntakeSubmission).where(row).values(task_id=task_id))
     log.info("intake submission %s confirmed -> task %s", submission.id, outcome.task_number)
 
 

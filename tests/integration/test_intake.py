@@ -8,6 +8,7 @@ on the form.  The app runs in-process with ``intake.enabled`` and one allowed si
 from __future__ import annotations
 
 import re
+import threading
 import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -20,7 +21,7 @@ from sqlmodel import Session, col, select
 from qmail import models
 from qmail.context import Context
 from qmail.web.app import create_app
-from tests.integration.conftest import InProcessWeb
+from tests.integration.conftest import InProcessWeb, serve_web
 
 SHOP = "http://shop.test"
 SENT = "Thank you. Please confirm your address"
@@ -326,3 +327,37 @@ def test_unconfirmed_messages_are_deleted_once_their_link_has_expired(store, web
             session.commit()
         client.post("/intake", data={**DANA, "email": "erin@client.test"})
     assert [row.email for row in submissions(store)] == ["erin@client.test"]
+
+
+def test_two_confirmations_at_the_same_moment_open_one_task(store, team):
+    """Two clicks (or a scanner and a person) at once, through the real server."""
+    settings = store.settings.replace(intake={"enabled": True})
+    with serve_web(settings, store.engine) as server:
+        clients = [server.client() for _ in range(2)]
+        clients[0].post("/intake", data=DANA)
+        path = confirm_path(outbox(store, "intake")[0])
+        tokens = []
+        for client in clients:
+            found = CSRF_FIELD.search(client.get(path).text)
+            assert found
+            tokens.append(found.group(1))
+        start = threading.Barrier(2)
+        answers: list[Any] = [None, None]
+
+        def click(index: int) -> None:
+            start.wait()
+            answers[index] = clients[index].post(path, data={"_csrf_token": tokens[index]})
+
+        threads = [threading.Thread(target=click, args=(index,)) for index in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        for client in clients:
+            client.close()
+    assert [answer.status_code for answer in answers] == [200, 200]
+    assert all(DONE in answer.text for answer in answers)
+    (task,) = tasks(store)
+    assert len(outbox(store, "ack")) == 1
+    (submission,) = submissions(store)
+    assert submission.task_id == task.id
