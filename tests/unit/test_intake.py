@@ -11,6 +11,7 @@ import pytest
 from itsdangerous.timed import TimestampSigner
 
 from qmail.auth.signed import IntakeConfirmation, IntakeTokens, LinkTokens
+from qmail.config import load
 from qmail.core.compose import IntakeRequest, compose_intake_request, mail_environment
 from qmail.core.intake import (
     MAX_TEXT,
@@ -21,6 +22,8 @@ from qmail.core.intake import (
 )
 from qmail.core.mail import Address, Mail
 from qmail.core.parse import parse_mail
+from qmail.core.secrets import scrub_secrets
+from qmail.errors import ConfigError
 
 NOW = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
 MAIL_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "mail"
@@ -117,3 +120,33 @@ def test_confirmation_token_expires(monkeypatch):
     token = tokens.make(12, "n0nce")
     monkeypatch.undo()
     assert tokens.read(token) is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("ALLOWED_ORIGINS", "https://www.example.com/contact", "intake.allowed_origins takes"),
+        ("ALLOWED_ORIGINS", "www.example.com", "intake.allowed_origins takes"),
+        ("PER_IP_PER_HOUR", "0", "intake.per_ip_per_hour must be positive"),
+    ],
+)
+def test_bad_intake_settings_stop_start_up_saying_which_key(key, value, problem):
+    with pytest.raises(ConfigError, match=problem):
+        load(env={f"QMAIL_INTAKE__{key}": value})
+
+
+def test_intake_settings_from_the_environment():
+    settings = load(
+        env={
+            "QMAIL_INTAKE__ENABLED": "true",
+            "QMAIL_INTAKE__ALLOWED_ORIGINS": "https://WWW.Example.com,http://127.0.0.1:8080",
+        }
+    )
+    assert settings.intake.enabled
+    assert settings.intake.allowed_origins == ("https://www.example.com", "http://127.0.0.1:8080")
+
+
+def test_a_confirmation_link_forwarded_to_us_is_never_stored():
+    token = IntakeTokens("secret", ttl=3600).make(12, "n0nce-Abc_9")
+    text = f"Fwd:\n> Confirm: http://q.test/intake/confirm/{token}\n> Thanks"
+    assert scrub_secrets(text) == "Fwd:\n> Confirm: [confirmation link]\n> Thanks"
