@@ -35,7 +35,7 @@ from qmail.web.auth import AuthController
 from qmail.web.contacts import ContactApi
 from qmail.web.deps import Unauthenticated, provide_current_user, provide_db_session
 from qmail.web.inbox import InboxPage
-from qmail.web.intake_page import IntakePage
+from qmail.web.intake_page import IntakePage, IntakePreflight
 from qmail.web.new_task_page import NewTaskPage
 from qmail.web.pages import ReaderPages
 from qmail.web.settings_page import SettingsPage
@@ -68,6 +68,7 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
                     ReaderPages,
                     UnsubscribeController,
                     SettingsPage,
+                    IntakePreflight,  # before IntakePage: see its docstring
                     IntakePage,
                     create_static_files_router(path="/static", directories=[static_dir()]),
                 ],
