@@ -83,6 +83,7 @@ class IntakeSettings:
     allowed_origins: tuple[str, ...] = ()  # sites whose pages may post the widget's form
     per_address_per_hour: int = 3
     per_ip_per_hour: int = 10
+    per_hour: int = 200  # from everyone together: a cap on the confirmation mails we send
     confirm_ttl: int = 86_400  # seconds a confirmation link stays valid
 
 
@@ -282,7 +283,7 @@ def _validate(settings: Settings) -> None:
 
 
 def _validate_intake(intake: IntakeSettings) -> None:
-    for name in ("per_address_per_hour", "per_ip_per_hour", "confirm_ttl"):
+    for name in ("per_address_per_hour", "per_ip_per_hour", "per_hour", "confirm_ttl"):
         if getattr(intake, name) <= 0:
             raise ConfigError(f"intake.{name} must be positive")
     for origin in intake.allowed_origins:

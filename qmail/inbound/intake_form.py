@@ -3,12 +3,13 @@ as the mail they stand for.
 
 ``submit`` keeps a checked message (``IntakeSubmission``) and queues the one mail an
 unconfirmed address ever gets from us, the fixed confirmation request; at most
-``intake.per_address_per_hour`` per address and ``intake.per_ip_per_hour`` per client IP,
-counted in the database, so every web process shares the count.  ``confirm`` files the
-message through ``pipeline.accept`` as a mail from the visitor to the intake address, so
-the task opens exactly as if they had mailed it (the contact, the acknowledgement, the
-team's notifications).  The mail's Message-ID is fixed per submission: two confirmations,
-even at the same moment in two processes, file it once.
+``intake.per_address_per_hour`` per address, ``intake.per_ip_per_hour`` per client IP and
+``intake.per_hour`` in all, counted in the database, so every web process shares the
+count.  ``confirm`` files the message through ``pipeline.accept`` as a mail from the
+visitor to the first intake address, so the task opens exactly as if they had mailed it
+(the contact, the acknowledgement, the team's notifications).  The mail's Message-ID is
+fixed per submission: two confirmations, even at the same moment in two processes, file
+it once.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from functools import cache
+from typing import Any
 
 from jinja2 import Environment
 from sqlalchemy import delete, func, update
@@ -27,6 +29,7 @@ from sqlmodel import Session, col, select
 
 from qmail import models
 from qmail.auth.signed import IntakeTokens
+from qmail.config import IntakeSettings
 from qmail.context import Context
 from qmail.core.compose import IntakeRequest, compose_intake_request, mail_environment
 from qmail.core.intake import IntakeForm, intake_mail, intake_message_id
@@ -44,7 +47,7 @@ SUBJECT_QUOTED = 60  # characters of the visitor's subject the confirmation requ
 
 @dataclass(frozen=True)
 class Limited:
-    """Too many submissions lately from this address or this IP."""
+    """Too many submissions lately: from this address, this IP, or everyone."""
 
     reason: str
 
@@ -59,15 +62,9 @@ def submit(
 ) -> Limited | None:
     """Keep ``form`` and queue its confirmation request, within the limits; commit."""
     intake = context.settings.intake
-    since = now - WINDOW
-    if _count_since(session, col(models.IntakeSubmission.email) == form.email, since) >= (
-        intake.per_address_per_hour
-    ):
-        return Limited("Too many messages from this address. Please try again in an hour.")
-    if _count_since(session, col(models.IntakeSubmission.ip) == ip, since) >= (
-        intake.per_ip_per_hour
-    ):
-        return Limited("Too many messages from your network. Please try again in an hour.")
+    limited = _limited(session, intake, form.email, ip, now - WINDOW)
+    if limited is not None:
+        return limited
     _forget_expired(session, now - max(WINDOW, timedelta(seconds=intake.confirm_ttl)))
     submission = models.IntakeSubmission(
         nonce=secrets.token_urlsafe(16),
@@ -138,12 +135,25 @@ def confirm(context: Context, submission: models.IntakeSubmission, now: datetime
     log.info("intake submission %s confirmed -> task %s", submission.id, outcome.task_number)
 
 
-def _count_since(session: Session, condition: object, since: datetime) -> int:
+def _limited(
+    session: Session, intake: IntakeSettings, email: str, ip: str, since: datetime
+) -> Limited | None:
+    """Whether one more submission since ``since`` would pass a limit, and which."""
+    table = models.IntakeSubmission
+    if _count_since(session, since, col(table.email) == email) >= intake.per_address_per_hour:
+        return Limited("Too many messages from this address. Please try again in an hour.")
+    if _count_since(session, since, col(table.ip) == ip) >= intake.per_ip_per_hour:
+        return Limited("Too many messages from your network. Please try again in an hour.")
+    if _count_since(session, since) >= intake.per_hour:
+        return Limited("We are receiving too many messages. Please try again later.")
+    return None
+
+
+def _count_since(session: Session, since: datetime, *conditions: Any) -> int:
     statement = (
         select(func.count())
         .select_from(models.IntakeSubmission)
-        .where(condition)  # type: ignore[arg-type]
-        .where(col(models.IntakeSubmission.created_at) >= since)
+        .where(col(models.IntakeSubmission.created_at) >= since, *conditions)
     )
     return int(session.exec(statement).one())
 

@@ -223,6 +223,23 @@ def test_too_many_messages_from_one_ip_are_refused_with_429(store):
     assert len(submissions(store)) == 2
 
 
+def test_past_the_overall_hourly_cap_nobody_gets_a_confirmation_mail(store):
+    web = intake_app(store, per_hour=2)
+    with web.client() as client:
+        for name in ("dana", "erin"):
+            email = f"{name}@client.test"
+            assert client.post("/intake", data={**DANA, "email": email}).status_code == 200
+        refused = client.post(
+            "/intake",
+            data={**DANA, "email": "fred@other.test"},
+            headers={"Accept": "application/json"},
+        )
+    assert refused.status_code == 429
+    busy = "We are receiving too many messages. Please try again later."
+    assert refused.json() == {"error": busy}
+    assert [row.recipient for row in outbox(store)] == ["dana@client.test", "erin@client.test"]
+
+
 def test_a_filled_in_honeypot_gets_a_thank_you_and_nothing_is_kept_or_sent(store, web):
     with web.client() as client:
         page = client.post("/intake", data={**DANA, "website": "http://spam.test"})
