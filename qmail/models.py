@@ -367,3 +367,30 @@ class Outbox(SQLModel, table=True):
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when(index=True))
     sent_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
+class IntakeSubmission(SQLModel, table=True):
+    """A message left on the public contact form, waiting for its address to be confirmed.
+
+    ``nonce`` is in the confirmation link (with the id, signed): a link names this one row
+    even if SQLite hands a deleted row's id to a later submission.  Confirming sets
+    ``confirmed_at`` once (a conditional UPDATE: two clicks open one task) and ``task_id``.
+    Rows count against the per-address and per-IP limits for an hour; unconfirmed ones are
+    deleted once their link has expired.
+    """
+
+    __table_args__ = (
+        Index("ix_intakesubmission_email_created", "email", "created_at"),
+        Index("ix_intakesubmission_ip_created", "ip", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    nonce: str = Field(max_length=32)
+    email: str = Field(max_length=320)
+    name: str = Field(default="", max_length=200)
+    subject: str = Field(default="", max_length=200)
+    text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    ip: str = Field(default="", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when(index=True))
+    confirmed_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    task_id: int | None = Field(default=None, foreign_key="task.id")

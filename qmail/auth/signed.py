@@ -1,4 +1,5 @@
-"""Signed tokens: reply addresses, magic sign-in links and unsubscribe links.
+"""Signed tokens: reply addresses, magic sign-in links, unsubscribe links and the
+confirmation links of the public contact form.
 
 The only module that uses itsdangerous.  Each purpose has its own salt, so a token made
 for one purpose never verifies for another.
@@ -170,6 +171,49 @@ class LinkTokens:
         except BadSignature:
             return None
         return _pair(value)
+
+
+@dataclass(frozen=True)
+class IntakeConfirmation:
+    """What a genuine, unexpired confirmation link says: which submission, by its nonce."""
+
+    submission_id: int
+    nonce: str
+
+
+class IntakeTokens:
+    """Confirmation links for messages left on the public contact form (``/intake``).
+
+    The payload names the submission and its random nonce; the link expires after
+    ``intake.confirm_ttl``.  Single use is the database's business: confirming sets the
+    submission's ``confirmed_at`` once.
+    """
+
+    PREFIX = "in_"
+
+    def __init__(self, secret_key: str, ttl: int) -> None:
+        self.ttl = ttl
+        self._serializer = _TimedSerializer(secret_key, salt="qmail.intake")
+
+    def make(self, submission_id: int, nonce: str) -> str:
+        return self.PREFIX + self._serializer.dumps([submission_id, nonce])
+
+    def read(self, token: str) -> IntakeConfirmation | None:
+        """What a valid, unexpired link says, else ``None``."""
+        if not token.startswith(self.PREFIX) or len(token) > 200:
+            return None
+        try:
+            value = self._serializer.loads(token[len(self.PREFIX) :], max_age=self.ttl)
+        except BadSignature:  # includes SignatureExpired
+            return None
+        if not (isinstance(value, list) and len(value) == 2):
+            return None
+        submission_id, nonce = value
+        if not (_is_int(submission_id) and isinstance(nonce, str)):
+            return None
+        if not 0 < len(nonce) <= _MAX_NONCE_LENGTH:
+            return None
+        return IntakeConfirmation(submission_id, nonce)
 
 
 def magic_link_url(base_url: str, token: str) -> str:

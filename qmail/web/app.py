@@ -22,7 +22,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from sqlalchemy.engine import Engine
 
-from qmail.auth.signed import LinkTokens, ReplyTokens
+from qmail.auth.signed import IntakeTokens, LinkTokens, ReplyTokens
 from qmail.config import Settings, secret_key
 from qmail.context import Context
 from qmail.errors import BadRequest, Forbidden, NotFound
@@ -35,6 +35,7 @@ from qmail.web.auth import AuthController
 from qmail.web.contacts import ContactApi
 from qmail.web.deps import Unauthenticated, provide_current_user, provide_db_session
 from qmail.web.inbox import InboxPage
+from qmail.web.intake_page import IntakePage, IntakePreflight
 from qmail.web.new_task_page import NewTaskPage
 from qmail.web.pages import ReaderPages
 from qmail.web.settings_page import SettingsPage
@@ -67,6 +68,8 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
                     ReaderPages,
                     UnsubscribeController,
                     SettingsPage,
+                    IntakePreflight,  # before IntakePage: see its docstring
+                    IntakePage,
                     create_static_files_router(path="/static", directories=[static_dir()]),
                 ],
             ),
@@ -88,6 +91,7 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
                 "engine": engine,
                 "links": links,
                 "team": Team.of(settings),
+                "intake_tokens": IntakeTokens(key, settings.intake.confirm_ttl),
                 # what posting from the web needs to notify by mail, as ingest does
                 "context": Context(engine, settings, ReplyTokens(key), links),
             }
@@ -118,6 +122,10 @@ def csrf_config(settings: Settings, key: str) -> CSRFConfig:
             # RFC 8058: mail programs POST one-click unsubscribes with no cookie or token;
             # the signed link itself is the authorization there.
             "^/unsubscribe/",
+            # The public contact form's endpoint: posted by the widget on other sites,
+            # which hold no token of ours; no session or cookie is involved.  The
+            # confirmation page's form keeps its token.
+            "^/intake$",
         ],
     )
 
