@@ -41,6 +41,7 @@ from qmail.web.settings_page import SettingsPage
 from qmail.web.task_edits import TaskEdits
 from qmail.web.task_page import TaskPage, replies_controller
 from qmail.web.unsubscribe import UnsubscribeController
+from qmail.web.webhooks_page import WebhooksPage
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
                     ReaderPages,
                     UnsubscribeController,
                     SettingsPage,
+                    WebhooksPage,
                     create_static_files_router(path="/static", directories=[static_dir()]),
                 ],
             ),
