@@ -76,6 +76,11 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    allowed_hosts: tuple[str, ...] = ()  # empty: any host; ".example.com": it and subdomains
+
+
+@dataclass(frozen=True)
 class Settings:
     mail: MailSettings = field(default_factory=MailSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
@@ -83,6 +88,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     root: str = "."  # folder that relative paths are relative to
 
     def path(self, relative: str) -> Path:
@@ -105,6 +111,7 @@ _SECTION_TYPES = {
     "database": DatabaseSettings,
     "outbound": OutboundSettings,
     "security": SecuritySettings,
+    "webhooks": WebhookSettings,
 }
 
 
@@ -263,6 +270,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"web.base_url must start with http:// or https://, not {settings.web.base_url!r}"
         )
+    for host in settings.webhooks.allowed_hosts:
+        if not host.strip(".") or any(char.isspace() or char in "/:@" for char in host):
+            raise ConfigError(f"webhooks.allowed_hosts: {host!r} is not a host name")
     if "://" not in settings.database.url:
         raise ConfigError(f"database.url is not a database URL: {settings.database.url!r}")
 

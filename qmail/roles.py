@@ -129,7 +129,8 @@ async def webhooks(
             await asyncio.to_thread(
                 webhook_fanout.fan_out_all, context.engine, context.settings, gaps
             )
-            counts = await webhook_delivery.send_pending(context.engine, rng=rng)
+            allowed = context.settings.webhooks.allowed_hosts
+            counts = await webhook_delivery.send_pending(context.engine, allowed, rng=rng)
         except Exception:
             log.exception("webhook delivery failed; trying again in %ss", interval)
         if counts.total < webhook_delivery.BATCH:

@@ -10,7 +10,8 @@ the same claim (``claim_leased``: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, then
    followed (the registered URL is the only place a delivery goes);
 3. record: a 2xx answer is ``sent``; anything else (another status, a refused connection, a
    timeout) is tried again after ``backoff`` (30 s doubling up to an hour, with jitter) and
-   ``failed`` after ``MAX_ATTEMPTS``.  The status code and the start of the answer (or the
+   ``failed`` after ``MAX_ATTEMPTS``; a URL whose host ``webhooks.allowed_hosts`` no longer
+   names fails at once, unsent.  The status code and the start of the answer (or the
    network error) are kept for the delivery log.
 
 A worker that dies between the receiver's 2xx and the commit of ``sent`` leaves the row to
@@ -39,6 +40,7 @@ from qmail.core.webhook_signing import SIGNATURE_HEADER, signature_header
 from qmail.db import session_scope
 from qmail.models import WebhookDelivery, utcnow
 from qmail.outbound.delivery import Counts, backoff, claim_leased
+from qmail.outbound.webhooks import host_allowed
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class Attempt:
 
     status: int | None
     error: str = ""
+    permanent: bool = False  # a retry cannot help: failed at once
 
     @property
     def ok(self) -> bool:
@@ -80,9 +83,16 @@ def claim_due(session: Session, now: datetime, lease: timedelta, limit: int) -> 
 
 
 async def post(
-    client: httpx.AsyncClient, url: str, secret: str, row: WebhookDelivery, now: float
+    client: httpx.AsyncClient,
+    url: str,
+    secret: str,
+    row: WebhookDelivery,
+    now: float,
+    allowed_hosts: tuple[str, ...] = (),
 ) -> Attempt:
-    """POST one delivery, signed at ``now`` (Unix seconds)."""
+    """POST one delivery, signed at ``now`` (Unix seconds), if its host is still allowed."""
+    if not host_allowed(url, allowed_hosts):
+        return Attempt(None, "the host is not in webhooks.allowed_hosts", permanent=True)
     body = row.payload.encode("utf-8")
     headers = {
         "Content-Type": "application/json",
@@ -116,6 +126,9 @@ def record(
     if attempt.ok:
         outcome = "sent"
         values.update(state="sent", sent_at=now)
+    elif attempt.permanent:
+        outcome = "failed"
+        values.update(state="failed")
     elif attempts >= MAX_ATTEMPTS:
         outcome = "failed"
         values.update(
@@ -140,6 +153,7 @@ def release(session: Session, rows: list[WebhookDelivery]) -> None:
 
 async def send_pending(
     engine: Engine,
+    allowed_hosts: tuple[str, ...] = (),
     now_fn: Callable[[], datetime] = utcnow,
     lease: timedelta = LEASE,
     limit: int = BATCH,
@@ -162,7 +176,7 @@ async def send_pending(
                 rest = [item[0] for item in claimed[index:]]
                 await asyncio.to_thread(_in_session, engine, release, rest)
                 break
-            attempt = await post(client, url, secret, row, time.time())
+            attempt = await post(client, url, secret, row, time.time(), allowed_hosts)
             jitter = rng.random() if rng is not None else 0.0
             outcome = await asyncio.to_thread(
                 _in_session, engine, record, row, attempt, now_fn(), jitter

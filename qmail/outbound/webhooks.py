@@ -28,8 +28,24 @@ SECRET_PREFIX = "whsec_"
 TEST_TEXT = "A test delivery from qmail: if you can read this, the webhook works."
 
 
-def checked_url(url: str) -> str:
-    """``url`` stripped, if it is one a webhook may have; else ``BadRequest`` saying why."""
+def host_allowed(url: str, allowed: tuple[str, ...]) -> bool:
+    """Whether ``webhooks.allowed_hosts`` lets a webhook POST to ``url``'s host: any host
+    when the list is empty; ``.example.com`` allows example.com and its subdomains."""
+    if not allowed:
+        return True
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    for entry in allowed:
+        if entry.startswith("."):
+            if host == entry[1:] or host.endswith(entry):
+                return True
+        elif host == entry.rstrip("."):
+            return True
+    return False
+
+
+def checked_url(url: str, allowed: tuple[str, ...] = ()) -> str:
+    """``url`` stripped, if it is one a webhook may have (at a host ``allowed`` lets in);
+    else ``BadRequest`` saying why."""
     url = url.strip()
     if not url:
         raise BadRequest("the URL must not be empty")
@@ -46,6 +62,8 @@ def checked_url(url: str) -> str:
         raise BadRequest("the URL must name a host")
     if parts.username is not None or parts.password is not None:
         raise BadRequest("the URL must not hold a user name or password (the team sees it)")
+    if not host_allowed(url, allowed):
+        raise BadRequest(f"{parts.hostname} is not in webhooks.allowed_hosts")
     return url
 
 
@@ -55,12 +73,17 @@ def new_secret() -> str:
 
 
 def register(
-    session: Session, creator: models.Person, url: str, internal: bool, now: datetime
+    session: Session,
+    creator: models.Person,
+    url: str,
+    internal: bool,
+    now: datetime,
+    allowed_hosts: tuple[str, ...] = (),
 ) -> models.Webhook:
     """A new active webhook for ``url``; it carries the events from now on."""
     assert creator.id is not None
     webhook = models.Webhook(
-        url=checked_url(url),
+        url=checked_url(url, allowed_hosts),
         secret=new_secret(),
         internal=internal,
         active=True,

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Response, get, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
@@ -50,14 +51,19 @@ class WebhooksPage(Controller):
 
     @post("/", sync_to_thread=True)
     def add(
-        self, session: NamedDependency[Session], person: NamedDependency[Reader], data: Form
+        self,
+        state: State,
+        session: NamedDependency[Session],
+        person: NamedDependency[Reader],
+        data: Form,
     ) -> Response[Any]:
         """Register a URL; it receives the events from now on."""
         _team_only(person)
         internal = form_value(data, "internal") == "1"
-        webhook = webhooks.register(
-            session, person.person, form_value(data, "url"), internal, datetime.now(UTC)
-        )
+        allowed = state.settings.webhooks.allowed_hosts
+        url = form_value(data, "url")
+        now = datetime.now(UTC)
+        webhook = webhooks.register(session, person.person, url, internal, now, allowed)
         session.commit()
         return _back(webhook.id)
 

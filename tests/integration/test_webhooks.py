@@ -11,6 +11,7 @@ test's where a retry is due later.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import threading
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,7 @@ from qmail.threads.tasks import record_event
 from tests.conftest import wait_until
 from tests.integration import test_pages
 from tests.integration.browser import VIEWPORTS, launched, look_at, shots_dir, signed_in_page
-from tests.integration.conftest import WebServer
+from tests.integration.conftest import WebServer, serve_web
 from tests.integration.test_auth import csrf_token, magic_link
 from tests.integration.test_pages import (
     ALICE,
@@ -74,7 +75,7 @@ def fan_out(store: Context, settings: Settings | None = None) -> int:
 
 def deliver(store: Context, now: datetime) -> webhook_delivery.Counts:
     """The worker's second step, at ``now``: POST what is due."""
-    return asyncio.run(webhook_delivery.send_pending(store.engine, lambda: now))
+    return asyncio.run(webhook_delivery.send_pending(store.engine, now_fn=lambda: now))
 
 
 def shown_secret(page: httpx.Response) -> str:
@@ -376,3 +377,37 @@ def test_team_member_adds_a_webhook_and_sends_a_test_in_a_browser(
 
 async def _finished(task: asyncio.Task[None]) -> None:
     await asyncio.wait_for(task, 15)
+
+
+def test_allowed_hosts_limit_where_webhooks_may_post(world):
+    allowed = ("hooks.example.net", ".corp.test")
+    settings = world.settings.replace(webhooks={"allowed_hosts": allowed})
+    store = dataclasses.replace(world, settings=settings)
+    with serve_web(settings, world.engine) as web, signed_in(store, web, ALICE) as alice:
+        refused = register(alice, "http://127.0.0.1:9/hook")
+        assert refused.status_code == 400
+        assert "127.0.0.1 is not in webhooks.allowed_hosts" in refused.text
+        for url in ("https://hooks.example.net/a", "https://corp.test/b", "https://ci.corp.test/c"):
+            assert register(alice, url).status_code == 303, url
+        assert register(alice, "https://evilcorp.test/d").status_code == 400
+    assert [hook.url.split("/")[2] for hook in hooks(world)] == [
+        "hooks.example.net",
+        "corp.test",
+        "ci.corp.test",
+    ]
+    narrower = ("hooks.example.net",)  # the operator removes .corp.test later
+    with session_scope(world.engine) as session:
+        for hook in session.exec(select(models.Webhook)).all():
+            webhooks.queue_test(session, hook, datetime.now(UTC))
+    counts = asyncio.run(webhook_delivery.send_pending(world.engine, narrower))
+    assert counts.failed == 2 and counts.total == 3
+    refusals = {
+        hook.url: (row.state, row.attempts, row.last_error)
+        for hook in hooks(world)
+        for row in deliveries(world, hook.id)
+    }
+    assert refusals["https://corp.test/b"] == (
+        "failed",
+        1,
+        "the host is not in webhooks.allowed_hosts",
+    )
