@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import re
 import threading
 from datetime import UTC, datetime, timedelta
@@ -411,3 +412,33 @@ def test_allowed_hosts_limit_where_webhooks_may_post(world):
         1,
         "the host is not in webhooks.allowed_hosts",
     )
+
+
+def test_an_event_committed_late_behind_a_newer_one_is_still_delivered(world, web_server):
+    """On PostgreSQL event 8 may commit after event 9: the cursor waits at the gap for
+    ``GAP_WAIT``, and only then gives the missing id up (a rolled-back transaction)."""
+    with signed_in(world, web_server, ALICE) as alice:
+        assert register(alice, "https://hooks.example.net/a").status_code == 303
+    (webhook,) = hooks(world)
+    start, now = webhook.last_event_id, datetime.now(UTC)
+
+    def write_event(event_id: int, detail: str) -> None:
+        with session_scope(world.engine) as session:
+            task = session.exec(select(models.Task)).one()
+            event = models.Event(id=event_id, task_id=task.id, kind="close", detail=detail)
+            session.add(event)
+
+    def fan_out_at(moment: datetime) -> list[str]:
+        with Session(world.engine, expire_on_commit=False) as session:
+            webhook_fanout.fan_out(session, webhook.id, world.settings, moment, gaps)
+        return [json.loads(row.payload)["description"] for row in deliveries(world, webhook.id)]
+
+    gaps = webhook_fanout.Gaps()
+    write_event(start + 2, "second")
+    assert fan_out_at(now) == []  # start + 1 may still be on its way
+    write_event(start + 1, "first")
+    assert fan_out_at(now + timedelta(seconds=1)) == ["closed it first", "closed it second"]
+    write_event(start + 4, "fourth")  # start + 3 never comes
+    assert fan_out_at(now + timedelta(seconds=2)) == ["closed it first", "closed it second"]
+    late = now + timedelta(seconds=2) + webhook_fanout.GAP_WAIT
+    assert fan_out_at(late)[-1] == "closed it fourth"

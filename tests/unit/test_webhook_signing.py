@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 from qmail.core.webhook_signing import signature, signature_header, verify
 
 SECRET = "whsec_the-receivers-own"
@@ -51,3 +54,21 @@ def test_the_signature_is_hmac_sha256_of_time_dot_body():
 
     expected = hmac.new(SECRET.encode(), f"{SENT_AT}.".encode() + BODY, hashlib.sha256)
     assert signature_header(SECRET, SENT_AT, BODY) == f"t={SENT_AT},v1={expected.hexdigest()}"
+
+
+def readme_recipe():
+    """The ``verified`` function of the README's "Check the signature" recipe."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("**Check the signature.**") :]
+    code = section[section.index("```python\n") + len("```python\n") : section.index("```\n\n")]
+    namespace: dict = {}
+    exec(code, namespace)
+    return namespace["verified"]
+
+
+def test_the_readme_recipe_accepts_qmails_signature_and_refuses_a_forgery():
+    verified = readme_recipe()
+    now = int(time.time())
+    assert verified(SECRET, signature_header(SECRET, now, BODY), BODY)
+    assert not verified(SECRET, signature_header("whsec_someone-elses", now, BODY), BODY)
+    assert not verified(SECRET, signature_header(SECRET, now - 301, BODY), BODY)
