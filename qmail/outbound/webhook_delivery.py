@@ -5,9 +5,12 @@ the same claim (``claim_leased``: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, then
 ``UPDATE`` per row), so several workers never POST one delivery at once:
 
 1. claim due ``pending`` rows of active webhooks, with a lease; committed before sending;
-2. POST each outside any transaction: the stored JSON, signed afresh for each attempt
-   (``X-Qmail-Signature: t=…,v1=…``, ``qmail.core.webhook_signing``), redirects not
-   followed (the registered URL is the only place a delivery goes);
+2. POST outside any transaction, each webhook's rows in order and the webhooks side by
+   side: the stored JSON, signed afresh for each attempt (``X-Qmail-Signature:
+   t=…,v1=…``, ``qmail.core.webhook_signing``), redirects not followed (the registered URL
+   is the only place a delivery goes).  Once a receiver fails, its other rows of the
+   round wait as long as the failed one, unsent: a dead receiver costs one timeout a
+   round and holds up no other webhook;
 3. record: a 2xx answer is ``sent``; anything else (another status, a refused connection, a
    timeout) is tried again after ``backoff`` (30 s doubling up to an hour, with jitter) and
    ``failed`` after ``MAX_ATTEMPTS``; a URL whose host ``webhooks.allowed_hosts`` no longer
@@ -26,7 +29,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -113,9 +116,9 @@ async def post(
 
 def record(
     session: Session, row: WebhookDelivery, attempt: Attempt, now: datetime, jitter: float = 0.0
-) -> str:
+) -> tuple[str, datetime | None]:
     """Store one attempt's outcome and release the lease; returns ``sent``, ``retried`` or
-    ``failed``."""
+    ``failed``, and when a retried row is due again."""
     attempts = row.attempts + 1
     values: dict[str, Any] = {
         "attempts": attempts,
@@ -140,7 +143,17 @@ def record(
     session.connection().execute(
         update(WebhookDelivery).where(col(WebhookDelivery.id) == row.id).values(**values)
     )
-    return outcome
+    return outcome, values.get("next_attempt_at")
+
+
+def postpone(session: Session, rows: list[WebhookDelivery], until: datetime) -> None:
+    """Give claimed rows back unsent, due at ``until`` (their receiver just failed)."""
+    ids = [row.id for row in rows]
+    session.connection().execute(
+        update(WebhookDelivery)
+        .where(col(WebhookDelivery.id).in_(ids))
+        .values(locked_until=None, next_attempt_at=until)
+    )
 
 
 def release(session: Session, rows: list[WebhookDelivery]) -> None:
@@ -160,30 +173,66 @@ async def send_pending(
     rng: random.Random | None = None,
     timeout: float = TIMEOUT,
 ) -> Counts:
-    """One round: claim due deliveries, POST each (no transaction open), record each.
+    """One round: claim due deliveries, POST them (no transaction open), record each.
 
-    Rows still unsent when half the lease has passed are released rather than sent late,
-    as the outbox does.  ``rng`` adds jitter to the backoff; without one it is exact.
+    Each webhook's rows go in order, the webhooks side by side, so a receiver that times
+    out delays no other.  Rows still unsent when half the lease has passed are released
+    rather than sent late, as the outbox does.  ``rng`` adds jitter to the backoff;
+    without one it is exact.
     """
     claimed_at = now_fn()
     claimed = await asyncio.to_thread(_in_session, engine, claim_due, claimed_at, lease, limit)
-    counts = Counts()
-    if not claimed:
-        return counts
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-        for index, (row, url, secret) in enumerate(claimed):
-            if now_fn() >= claimed_at + lease / 2:
-                rest = [item[0] for item in claimed[index:]]
-                await asyncio.to_thread(_in_session, engine, release, rest)
-                break
-            attempt = await post(client, url, secret, row, time.time(), allowed_hosts)
-            jitter = rng.random() if rng is not None else 0.0
-            outcome = await asyncio.to_thread(
-                _in_session, engine, record, row, attempt, now_fn(), jitter
+    batch = _Round(engine, allowed_hosts, now_fn, claimed_at + lease / 2, rng or _NO_JITTER)
+    by_webhook: dict[int, list[tuple[WebhookDelivery, str, str]]] = {}
+    for item in claimed:
+        by_webhook.setdefault(item[0].webhook_id, []).append(item)
+    if by_webhook:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            await asyncio.gather(*(batch.send(client, items) for items in by_webhook.values()))
+    return batch.counts
+
+
+class _NoJitter(random.Random):
+    def random(self) -> float:
+        return 0.0
+
+
+_NO_JITTER = _NoJitter()
+
+
+@dataclass
+class _Round:
+    """What one round of ``send_pending`` shares between its webhooks."""
+
+    engine: Engine
+    allowed_hosts: tuple[str, ...]
+    now_fn: Callable[[], datetime]
+    send_before: datetime
+    rng: random.Random
+    counts: Counts = field(default_factory=Counts)
+
+    async def send(
+        self, client: httpx.AsyncClient, items: list[tuple[WebhookDelivery, str, str]]
+    ) -> None:
+        """One webhook's claimed rows, in order.  After a failure the rest wait as long as
+        it does, unsent and without an attempt counted: a dead receiver costs one timeout
+        a round, not one per queued event."""
+        for index, (row, url, secret) in enumerate(items):
+            rest = [item[0] for item in items[index:]]
+            if self.now_fn() >= self.send_before:
+                await asyncio.to_thread(_in_session, self.engine, release, rest)
+                return
+            attempt = await post(client, url, secret, row, time.time(), self.allowed_hosts)
+            jitter = self.rng.random()
+            outcome, retry_at = await asyncio.to_thread(
+                _in_session, self.engine, record, row, attempt, self.now_fn(), jitter
             )
-            setattr(counts, outcome, getattr(counts, outcome) + 1)
+            setattr(self.counts, outcome, getattr(self.counts, outcome) + 1)
             log.info("webhook delivery %s (%s): %s %s", row.id, row.kind, outcome, attempt.error)
-    return counts
+            if retry_at is not None and len(rest) > 1:
+                await asyncio.to_thread(_in_session, self.engine, postpone, rest[1:], retry_at)
+                self.counts.retried += len(rest) - 1
+                return
 
 
 def _in_session(engine: Engine, work: Callable[..., Any], *args: Any) -> Any:

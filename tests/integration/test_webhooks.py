@@ -29,7 +29,7 @@ from qmail.db import create_db_engine, session_scope
 from qmail.outbound import webhook_delivery, webhook_fanout, webhooks
 from qmail.people import get_person
 from qmail.threads.tasks import record_event
-from tests.conftest import wait_until
+from tests.conftest import free_port, wait_until
 from tests.integration import test_pages
 from tests.integration.browser import VIEWPORTS, launched, look_at, shots_dir, signed_in_page
 from tests.integration.conftest import WebServer, serve_web
@@ -442,3 +442,25 @@ def test_an_event_committed_late_behind_a_newer_one_is_still_delivered(world, we
     assert fan_out_at(now + timedelta(seconds=2)) == ["closed it first", "closed it second"]
     late = now + timedelta(seconds=2) + webhook_fanout.GAP_WAIT
     assert fan_out_at(late)[-1] == "closed it fourth"
+
+
+def test_a_dead_receiver_costs_one_attempt_a_round_and_holds_up_no_other(world, web_server):
+    with receiving() as healthy, signed_in(world, web_server, ALICE) as alice:
+        dead_url = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
+        assert register(alice, dead_url).status_code == 303
+        assert register(alice, healthy.url).status_code == 303
+        dead, alive = hooks(world)
+        healthy.secret = alive.secret
+        with session_scope(world.engine) as session:
+            for hook in (dead, alive):
+                for _ in range(3):
+                    webhooks.queue_test(session, hook, datetime.now(UTC))
+        now = datetime.now(UTC)
+        counts = deliver(world, now)
+    assert counts == webhook_delivery.Counts(sent=3, retried=3)
+    assert len(healthy.received) == 3 and all(item.signed for item in healthy.received)
+    first, *rest = deliveries(world, dead.id)
+    assert (first.state, first.attempts, first.last_status_code) == ("pending", 1, None)
+    assert first.last_error.startswith("ConnectError")
+    assert first.next_attempt_at == now + timedelta(seconds=30)
+    assert [(row.attempts, row.next_attempt_at) for row in rest] == [(0, first.next_attempt_at)] * 2
