@@ -66,6 +66,7 @@ class Gaps:
                 seen = self.first_seen.setdefault((webhook_id, expected), now)
                 if now - seen < wait:
                     break
+                log.info("webhook %s: no event %s..%s; on", webhook_id, expected, event_id - 1)
             count, expected = count + 1, event_id + 1
         for key in [key for key in self.first_seen if key[0] == webhook_id and key[1] < expected]:
             del self.first_seen[key]
