@@ -49,13 +49,19 @@ class WebhookView:
     deliveries: list[DeliveryLine]
 
 
-def webhook_views(session: Session, reader: Reader, log_size: int = LOG_SIZE) -> list[WebhookView]:
-    """Every webhook, oldest first, with the newest deliveries ``reader`` may know of."""
-    rows = session.exec(
+def webhook_views(
+    session: Session, reader: Reader, log_size: int = LOG_SIZE, only: int | None = None
+) -> list[WebhookView]:
+    """Every webhook (or the one ``only`` names), oldest first, with the newest deliveries
+    ``reader`` may know of."""
+    statement = (
         select(models.Webhook, models.Person.email)
         .join(models.Person, col(models.Person.id) == models.Webhook.created_by_id)
         .order_by(col(models.Webhook.id))
-    ).all()
+    )
+    if only is not None:
+        statement = statement.where(models.Webhook.id == only)
+    rows = session.exec(statement).all()
     return [
         WebhookView(
             id=webhook.id or 0,

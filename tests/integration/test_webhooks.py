@@ -22,6 +22,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 from qmail import models, roles
+from qmail.auth.api_tokens import create_api_token
 from qmail.config import Settings
 from qmail.context import Context
 from qmail.core.mail import Address
@@ -36,6 +37,7 @@ from tests.integration.conftest import WebServer, serve_web
 from tests.integration.test_auth import csrf_token, magic_link
 from tests.integration.test_pages import (
     ALICE,
+    BOB,
     CAROL,
     SECRET,
     open_hidden_branch,
@@ -464,3 +466,45 @@ def test_a_dead_receiver_costs_one_attempt_a_round_and_holds_up_no_other(world, 
     assert first.last_error.startswith("ConnectError")
     assert first.next_attempt_at == now + timedelta(seconds=30)
     assert [(row.attempts, row.next_attempt_at) for row in rest] == [(0, first.next_attempt_at)] * 2
+
+
+def api_token(store: Context, email: str) -> str:
+    with Session(store.engine) as session:
+        person = session.exec(select(models.Person).where(models.Person.email == email)).one()
+        token = create_api_token(session, person)
+        session.commit()
+    return token
+
+
+def test_an_integration_registers_itself_through_the_json_api(world, web_server):
+    with web_server.client(api_token(world, ALICE)) as alice:
+        made = alice.post("/api/webhooks", json={"url": "https://crm.example.net/qmail"})
+        assert made.status_code == 201, made.text
+        webhook = made.json()
+        assert webhook["secret"].startswith("whsec_")
+        assert (webhook["url"], webhook["internal"], webhook["active"]) == (
+            "https://crm.example.net/qmail",
+            False,
+            True,
+        )
+        queued = alice.post(f"/api/webhooks/{webhook['id']}/test")
+        assert queued.status_code == 202
+        changed = alice.patch(f"/api/webhooks/{webhook['id']}", json={"active": False})
+        assert changed.json()["active"] is False
+        (listed,) = alice.get("/api/webhooks").json()
+        assert [line["kind"] for line in listed["deliveries"]] == ["test"]
+        assert listed["deliveries"][0]["id"] == queued.json()["delivery_id"]
+        bad = alice.post("/api/webhooks", json={"url": "file:///etc/passwd"})
+        assert bad.status_code == 400
+        assert bad.json() == {"error": "the URL must start with http:// or https://"}
+    with web_server.client(api_token(world, BOB)) as bob:
+        (seen_by_bob,) = bob.get("/api/webhooks").json()
+        assert seen_by_bob["secret"] is None  # Alice's
+    with web_server.client(api_token(world, CAROL)) as carol:
+        assert carol.get("/api/webhooks").status_code == 403
+        refused = carol.post("/api/webhooks", json={"url": "https://carol.example/x"})
+        assert refused.status_code == 403
+        assert carol.delete(f"/api/webhooks/{webhook['id']}").status_code == 403
+    with web_server.client(api_token(world, ALICE)) as alice:
+        assert alice.delete(f"/api/webhooks/{webhook['id']}").status_code == 204
+        assert alice.get("/api/webhooks").json() == []
