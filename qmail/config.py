@@ -88,6 +88,11 @@ class IntakeSettings:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    allowed_hosts: tuple[str, ...] = ()  # empty: any host; ".example.com": it and subdomains
+
+
+@dataclass(frozen=True)
 class Settings:
     mail: MailSettings = field(default_factory=MailSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
@@ -96,6 +101,7 @@ class Settings:
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     intake: IntakeSettings = field(default_factory=IntakeSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     root: str = "."  # folder that relative paths are relative to
 
     def path(self, relative: str) -> Path:
@@ -119,6 +125,7 @@ _SECTION_TYPES = {
     "outbound": OutboundSettings,
     "security": SecuritySettings,
     "intake": IntakeSettings,
+    "webhooks": WebhookSettings,
 }
 
 
@@ -278,6 +285,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"web.base_url must start with http:// or https://, not {settings.web.base_url!r}"
         )
+    for host in settings.webhooks.allowed_hosts:
+        if not host.strip(".") or any(char.isspace() or char in "/:@" for char in host):
+            raise ConfigError(f"webhooks.allowed_hosts: {host!r} is not a host name")
     if "://" not in settings.database.url:
         raise ConfigError(f"database.url is not a database URL: {settings.database.url!r}")
 

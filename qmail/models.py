@@ -394,3 +394,53 @@ class IntakeSubmission(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when(index=True))
     confirmed_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     task_id: int | None = Field(default=None, foreign_key="task.id")
+
+
+class Webhook(SQLModel, table=True):
+    """A URL the team registered: every event it may carry is POSTed there as signed JSON.
+
+    ``secret`` signs the deliveries (``qmail.core.webhook_signing``); ``internal`` lets it
+    carry the team's business: hidden branches its creator belongs to, tags, held mail.
+    ``last_event_id`` is how far the worker has fanned the event table out to it
+    (``qmail.outbound.webhook_fanout``); a new or re-activated webhook starts at the newest.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=2000)
+    secret: str = Field(max_length=100)
+    internal: bool = False
+    active: bool = True
+    created_by_id: int = Field(foreign_key="person.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    last_event_id: int = 0
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One POST of one event (or of a test, ``event_id`` null) to one webhook.
+
+    ``state`` goes ``pending`` -> ``sent`` or ``failed`` like ``Outbox``, claimed by a worker
+    with a lease (``locked_until``); ``payload`` is the JSON body, fixed when the row is
+    made, so every retry sends the same bytes.  ``branch_id`` names the hidden branch the
+    event is on, if any: the delivery log shows it only to that branch's members.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id"),
+        Index("ix_webhookdelivery_state_due", "state", "next_attempt_at"),
+        Index("ix_webhookdelivery_webhook", "webhook_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    webhook_id: int = Field(foreign_key="webhook.id")
+    event_id: int | None = Field(default=None, foreign_key="event.id")
+    branch_id: int | None = Field(default=None, foreign_key="branch.id")
+    kind: str = Field(max_length=40)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(default="pending", max_length=20)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    locked_until: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    last_status_code: int | None = None
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    sent_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))

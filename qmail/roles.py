@@ -3,8 +3,9 @@
 ``qmail serve`` runs all three in one event loop (the embedded default); ``qmail smtp``,
 ``qmail web`` and ``qmail worker`` run one each, for scale-out against PostgreSQL.  The
 SMTP server only keeps mail; the worker files it (``pipeline.process_pending``), queues
-the daily digests (``outbound.digest``) and delivers the outbox, so mail kept by
-``qmail smtp`` waits for a ``qmail worker``.
+the daily digests (``outbound.digest``), delivers the outbox and POSTs events to the
+team's webhooks (``outbound.webhook_fanout``, ``outbound.webhook_delivery``), so mail kept
+by ``qmail smtp`` waits for a ``qmail worker``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from qmail.context import Context
 from qmail.inbound import pipeline
 from qmail.inbound.ingest import IngestHandler, start_smtp_server
 from qmail.inbound.spool import Spool
-from qmail.outbound import delivery, digest
+from qmail.outbound import delivery, digest, webhook_delivery, webhook_fanout
 
 log = logging.getLogger(__name__)
 ROLES = ("smtp", "web", "worker")
@@ -114,6 +115,29 @@ async def deliverer(context: Context, interval: float = 1.0) -> None:
             await asyncio.sleep(interval)
 
 
+async def webhooks(
+    context: Context, interval: float = 1.0, stop: asyncio.Event | None = None
+) -> None:
+    """Fans new events out to the team's webhooks and POSTs what is due, every ``interval``
+    seconds (at once again after a full batch).  ``stop`` ends it between rounds."""
+    stop = stop or asyncio.Event()
+    gaps = webhook_fanout.Gaps()
+    rng = random.Random()
+    while not stop.is_set():
+        counts = delivery.Counts()
+        try:
+            await asyncio.to_thread(
+                webhook_fanout.fan_out_all, context.engine, context.settings, gaps
+            )
+            allowed = context.settings.webhooks.allowed_hosts
+            counts = await webhook_delivery.send_pending(context.engine, allowed, rng=rng)
+        except Exception:
+            log.exception("webhook delivery failed; trying again in %ss", interval)
+        if counts.total < webhook_delivery.BATCH:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+
 async def digester(
     context: Context, interval: float = 60.0, stop: asyncio.Event | None = None
 ) -> None:
@@ -132,11 +156,13 @@ async def digester(
 async def worker(
     context: Context, wake: asyncio.Event | None = None, interval: float = 1.0
 ) -> None:
-    """The background worker: files kept mail, queues daily digests, delivers the outbox."""
+    """The background worker: files kept mail, queues daily digests, delivers the outbox
+    and the webhooks."""
     await asyncio.gather(
         filer(context, wake or asyncio.Event(), interval),
         digester(context),
         deliverer(context, interval),
+        webhooks(context, interval),
     )
 
 

@@ -42,6 +42,8 @@ from qmail.web.settings_page import SettingsPage
 from qmail.web.task_edits import TaskEdits
 from qmail.web.task_page import TaskPage, replies_controller
 from qmail.web.unsubscribe import UnsubscribeController
+from qmail.web.webhooks_api import WebhookApi
+from qmail.web.webhooks_page import WebhooksPage
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +72,11 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
                     SettingsPage,
                     IntakePreflight,  # before IntakePage: see its docstring
                     IntakePage,
+                    WebhooksPage,
                     create_static_files_router(path="/static", directories=[static_dir()]),
                 ],
             ),
-            api_router(csrf, [HealthApi, TaskApi, AttachmentApi, ContactApi]),
+            api_router(csrf, [HealthApi, TaskApi, AttachmentApi, ContactApi, WebhookApi]),
         ],
         template_config=TemplateConfig(
             instance=JinjaTemplateEngine.from_environment(page_environment())

@@ -35,6 +35,7 @@ TEAM_PAGES = {
     "contact": f"/contacts/{CAROL}",
     "activity": "/activity",
     "outbox": "/outbox",
+    "webhooks": "/webhooks",  # a client gets the "Not allowed" page
     "settings": "/settings",
     "new-task": "/tasks/new",  # a client gets the "Not allowed" page
     "not-found": "/tasks/999",

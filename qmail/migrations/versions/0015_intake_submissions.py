@@ -1,7 +1,7 @@
 """intake submissions: messages from the public contact form awaiting confirmation
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0014
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 
 
 revision = '0015'
-down_revision = '0010'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 
