@@ -32,6 +32,7 @@ from qmail.web.api import AttachmentApi, HealthApi, TaskApi
 from qmail.web.api_docs import openapi_config
 from qmail.web.api_guards import api_router
 from qmail.web.auth import AuthController
+from qmail.web.companies_page import CompaniesPage
 from qmail.web.contacts import ContactApi
 from qmail.web.deps import Unauthenticated, provide_current_user, provide_db_session
 from qmail.web.inbox import InboxPage
@@ -65,6 +66,7 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
                     replies_controller(settings.smtp.max_message_size),
                     TaskEdits,
                     ReaderPages,
+                    CompaniesPage,
                     UnsubscribeController,
                     SettingsPage,
                     create_static_files_router(path="/static", directories=[static_dir()]),
