@@ -36,6 +36,7 @@ from qmail.web.companies_page import CompaniesPage
 from qmail.web.contacts import ContactApi
 from qmail.web.deps import Unauthenticated, provide_current_user, provide_db_session
 from qmail.web.inbox import InboxPage
+from qmail.web.map_page import PeopleMapPage
 from qmail.web.new_task_page import NewTaskPage
 from qmail.web.pages import ReaderPages
 from qmail.web.settings_page import SettingsPage
@@ -67,6 +68,7 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
                     TaskEdits,
                     ReaderPages,
                     CompaniesPage,
+                    PeopleMapPage,
                     UnsubscribeController,
                     SettingsPage,
                     create_static_files_router(path="/static", directories=[static_dir()]),
