@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import distinct, func
+from sqlalchemy import distinct, exists, func
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -81,11 +81,15 @@ def company_list(session: Session, person: Reader) -> list[Listed]:
     """The companies of the people in branches ``person`` may see, by name; a client's
     list holds their own company only."""
     member, branch = aliased(models.BranchMember), aliased(models.Branch)
-    statement = (
-        select(col(models.Person.domain), func.count(distinct(col(models.Person.id))))
-        .join(member, col(member.person_id) == models.Person.id)
+    # each person checked along their own memberships, stopping at the first visible one
+    seen = exists(
+        select(col(member.branch_id))
         .join(branch, col(branch.id) == member.branch_id)
-        .where(branch_visible(person, branch), col(models.Person.domain).is_not(None))
+        .where(col(member.person_id) == models.Person.id, branch_visible(person, branch))
+    )
+    statement = (
+        select(col(models.Person.domain), func.count(col(models.Person.id)))
+        .where(seen, col(models.Person.domain).is_not(None))
         .group_by(col(models.Person.domain))
     )
     if not person.is_team:
@@ -170,10 +174,12 @@ def _talkers(session: Session, person: Reader, team: Team, company: Company) -> 
         .where(at_company(company.key, someone))
     )
     written: Any = func.count(col(models.Message.id))
+    # from the company's few branches to their messages (``+ 0``: not from the authors')
     rows = session.execute(
         select(col(author.email), col(author.name), written)  # type: ignore[call-overload]
-        .join(author, col(author.id) == models.Message.author_id)
-        .join(branch, col(branch.id) == models.Message.branch_id)
+        .select_from(branch)
+        .join(models.Message, col(models.Message.branch_id) == branch.id)
+        .join(author, col(author.id) == col(models.Message.author_id) + 0)
         .where(team.condition(author), branch_visible(person, branch), col(branch.id).in_(theirs))
         .group_by(col(author.email), col(author.name))
         .order_by(written.desc(), col(author.email))
