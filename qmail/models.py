@@ -444,3 +444,24 @@ class WebhookDelivery(SQLModel, table=True):
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
     sent_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
+class Company(SQLModel, table=True):
+    """A company the team has named or merged (``qmail.companies``).
+
+    Without a row a company is what an address's domain says (``core.companies``): its
+    key and name are that registrable domain.  A row keeps the team's choices: ``domain``
+    is its key (its page is ``/companies/<domain>``), ``name`` how it is shown, and each
+    ``CompanyDomain`` row maps one more registrable domain to it (a merge).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    domain: str = Field(max_length=255, unique=True)
+    name: str = Field(default="", max_length=200)
+
+
+class CompanyDomain(SQLModel, table=True):
+    """A registrable domain and the company it belongs to (its own row's too)."""
+
+    domain: str = Field(primary_key=True, max_length=255)
+    company_id: int = Field(foreign_key="company.id", index=True)

@@ -19,6 +19,7 @@ whose cost grows with the database.  Never loop over contacts with a query each.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +30,7 @@ from sqlmodel import Session, col, select
 
 from qmail import models
 from qmail.access import Reader, branch_visible, task_visible
-from qmail.core.companies import company_for
+from qmail.companies import Company, companies_of, company_key
 from qmail.db import like_pattern
 from qmail.queries.paging import (
     before,
@@ -43,7 +44,11 @@ from qmail.queries.paging import (
 
 class Contact(msgspec.Struct, frozen=True):
     """Someone in a person's address book, as that person has met them: the one shape for
-    the pages and ``GET /api/contacts`` (msgspec, so the OpenAPI schema describes it)."""
+    the pages and ``GET /api/contacts`` (msgspec, so the OpenAPI schema describes it).
+
+    ``company`` is the company's name (its domain until the team renames it) and
+    ``company_domain`` its key, the domain of its page (``qmail.companies``): both follow
+    the team's merges.  ``None`` for webmail addresses."""
 
     email: str
     name: str
@@ -51,6 +56,7 @@ class Contact(msgspec.Struct, frozen=True):
     tasks_in_common: int
     first_seen: datetime
     last_seen: datetime
+    company_domain: str | None = None
 
 
 BOOK_PAGE = 100
@@ -165,30 +171,53 @@ def _contacts(session: Session, person: Reader, people: list[models.Person]) -> 
         .group_by(col(theirs.person_id))
     ).all()
     figures = {row[0]: row[1:] for row in rows}
+    met = [other for other in people if other.id in figures]
+    keys = {other.email: company_key(other.email) for other in met}
+    companies = companies_of(session, [key for key in keys.values() if key])
     return [
-        _contact(other.email, other.name, *figures[other.id])
-        for other in people
-        if other.id in figures
+        _contact(
+            other.email, other.name, companies.get(keys[other.email] or ""), *figures[other.id]
+        )
+        for other in met
     ]
 
 
 def _contact(
-    email: str, name: str, tasks: int, first_seen: datetime, last_seen: datetime
+    email: str,
+    name: str,
+    company: Company | None,
+    tasks: int,
+    first_seen: datetime,
+    last_seen: datetime,
 ) -> Contact:
-    return Contact(email, name, company_for(email), tasks, first_seen, last_seen)
+    if company is None:
+        return Contact(email, name, None, tasks, first_seen, last_seen)
+    return Contact(email, name, company.name, tasks, first_seen, last_seen, company.key)
 
 
 NO_COMPANY = "No company"
 
 
-def by_company(contacts: list[Contact]) -> list[tuple[str, list[Contact]]]:
-    """Contacts grouped by company, companies in alphabetical order, "No company" last."""
-    groups: dict[str | None, list[Contact]] = {}
+@dataclass(frozen=True)
+class Group:
+    """The contacts of one company on a page of the book (``key`` ``None``: no company)."""
+
+    name: str
+    key: str | None
+    contacts: list[Contact]
+
+
+def by_company(contacts: list[Contact]) -> list[Group]:
+    """Contacts grouped by company, companies by name (any case), "No company" last."""
+    groups: dict[str | None, Group] = {}
     for found in contacts:
-        groups.setdefault(found.company, []).append(found)
-    named = sorted((company, people) for company, people in groups.items() if company)
-    rest = [(NO_COMPANY, groups[None])] if None in groups else []
-    return [(str(company), people) for company, people in named] + rest
+        name = found.company or NO_COMPANY
+        groups.setdefault(found.company_domain, Group(name, found.company_domain, []))
+        groups[found.company_domain].contacts.append(found)
+    named = sorted(
+        (group for key, group in groups.items() if key), key=lambda g: (g.name.lower(), g.key)
+    )
+    return named + ([groups[None]] if None in groups else [])
 
 
 TASKS_PAGE = 50

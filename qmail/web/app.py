@@ -32,10 +32,12 @@ from qmail.web.api import AttachmentApi, HealthApi, TaskApi
 from qmail.web.api_docs import openapi_config
 from qmail.web.api_guards import api_router
 from qmail.web.auth import AuthController
+from qmail.web.companies_page import CompaniesPage
 from qmail.web.contacts import ContactApi
 from qmail.web.deps import Unauthenticated, provide_current_user, provide_db_session
 from qmail.web.inbox import InboxPage
 from qmail.web.intake_page import IntakePage, IntakePreflight
+from qmail.web.map_page import PeopleMapPage
 from qmail.web.new_task_page import NewTaskPage
 from qmail.web.pages import ReaderPages
 from qmail.web.settings_page import SettingsPage
@@ -68,6 +70,8 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
                     replies_controller(settings.smtp.max_message_size),
                     TaskEdits,
                     ReaderPages,
+                    CompaniesPage,
+                    PeopleMapPage,
                     UnsubscribeController,
                     SettingsPage,
                     IntakePreflight,  # before IntakePage: see its docstring

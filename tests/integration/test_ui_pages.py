@@ -34,6 +34,9 @@ TEAM_PAGES = {
     "contacts": "/contacts",
     "contact": f"/contacts/{CAROL}",
     "activity": "/activity",
+    "companies": "/companies",
+    "company": "/companies/acme.test",  # Carol's own company: a client may see it
+    "people-map": "/map",
     "outbox": "/outbox",
     "webhooks": "/webhooks",  # a client gets the "Not allowed" page
     "settings": "/settings",
