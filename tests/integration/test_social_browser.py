@@ -4,7 +4,7 @@ Alice (the team) opens ACME's page, renames it and merges Globex into it with th
 own forms; then she opens the people map, which d3-force lays out, sees a circle per
 person she corresponds with, and clicks Carol's to open her contact page.  Carol (a
 client) sees only her own task's people on her map.  Each state is screenshotted under
-``build/browser/<test>/`` and checked by ``browser.look_at`` (no sideways scrolling, no
+``build/browser/<database>/<test>/`` and checked by ``browser.look_at`` (no sideways scrolling, no
 serious axe-core violation).  The world is the address book's exchange
 (``test_contacts.exchange``).
 """
