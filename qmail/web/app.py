@@ -28,6 +28,7 @@ from qmail.context import Context
 from qmail.errors import BadRequest, Forbidden, NotFound
 from qmail.people import Team
 from qmail.resources import static_dir, templates_dir
+from qmail.web.activity_feed import ActivityFeed
 from qmail.web.api import AttachmentApi, HealthApi, TaskApi
 from qmail.web.api_docs import openapi_config
 from qmail.web.api_guards import api_router
@@ -38,6 +39,7 @@ from qmail.web.inbox import InboxPage
 from qmail.web.new_task_page import NewTaskPage
 from qmail.web.pages import ReaderPages
 from qmail.web.settings_page import SettingsPage
+from qmail.web.settings_tokens import SettingsTokens
 from qmail.web.task_edits import TaskEdits
 from qmail.web.task_page import TaskPage, replies_controller
 from qmail.web.unsubscribe import UnsubscribeController
@@ -65,8 +67,10 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
                     replies_controller(settings.smtp.max_message_size),
                     TaskEdits,
                     ReaderPages,
+                    ActivityFeed,
                     UnsubscribeController,
                     SettingsPage,
+                    SettingsTokens,
                     create_static_files_router(path="/static", directories=[static_dir()]),
                 ],
             ),
