@@ -67,9 +67,8 @@ def provide_current_user(request: Request, session: NamedDependency[Session]) ->
         found = find_api_token(session, token)
         if found is None:
             raise Unauthenticated("authentication required")
-        api_token, person = found
-        mark_used(session, api_token, datetime.now(UTC))
-        return reader_of(person, team)
+        mark_used(session, found[0], datetime.now(UTC))
+        return reader_of(found[1], team)
     person = person_for_session_cookie(request, session)
     if person is not None:
         return reader_of(person, team)
