@@ -17,7 +17,7 @@ from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
-from litestar.response import Template
+from litestar.response import Redirect, Template
 from sqlmodel import Session
 
 from qmail.access import Reader
@@ -38,10 +38,16 @@ class ReaderPages(Controller):
         person: NamedDependency[Reader],
         state: State,
         cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
-    ) -> Template:
+    ) -> Template | Redirect:
         """What happened lately on the tasks and branches the reader may see, filtered as
-        the query string says (``queries.activity_filters``), newest first."""
+        the query string says (``queries.activity_filters``), newest first.
+
+        The filter form sends its empty fields too: such a query is sent on to the same
+        view's own link (``?kind=messages``, not ``?kind=messages&task=&person=``), the one
+        to bookmark."""
         filters = ActivityFilters.read(request.query_params, person)
+        if cursor is None and request.url.query and f"?{request.url.query}" != filters.query():
+            return Redirect(filters.link(), status_code=303)
         lines, following = activity(session, person, cursor, filters)
         token = feed_token(state.links, person.person)
         base_url = state.settings.web.base_url
