@@ -104,10 +104,30 @@ def tape(store: Context) -> dict[str, str]:
 
 
 def page(web_app: InProcessWeb, token: str, url: str, status: int = 200) -> str:
+    """The page at ``url``, after the redirect to the view's own link if there is one."""
     with web_app.client(token) as client:
-        answer = client.get(url, follow_redirects=False)
+        answer = client.get(url)
     assert answer.status_code == status, answer.text
     return answer.text
+
+
+@pytest.mark.parametrize(
+    ("query", "link"),
+    [
+        ("?task=%232", "?task=2"),
+        (
+            "?kind=Messages&task=&person=&company=Mail.Globex.test",
+            "?company=globex.test&kind=messages",
+        ),
+        ("?person=Erin%40Example.com", "?person=erin%40example.com"),
+        ("?task=&person=&company=&kind=", ""),
+    ],
+)
+def test_a_filter_form_lands_on_the_views_own_link(web_app, tape, query, link):
+    with web_app.client(tape["alice"]) as client:
+        answer = client.get(f"/activity{query}", follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/activity{link}"
 
 
 def lines(html: str) -> list[str]:

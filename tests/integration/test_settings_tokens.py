@@ -17,12 +17,13 @@ import httpx
 import pytest
 from sqlmodel import Session, col, select
 
-from qmail import models
+from qmail import cli, models
 from qmail.auth.api_tokens import create_api_token, hash_token
 from qmail.context import Context
 from qmail.db import session_scope
 from tests.integration.conftest import WebServer
 from tests.integration.test_auth import add_carol_and_alice, csrf_token, magic_link, sign_in
+from tests.integration.test_cli import write_config
 
 CAROL, ALICE = "carol@acme.test", "alice@example.com"
 NEW_TOKEN = re.compile(r'id="new-token-value" class="token-value" readonly value="(qm_[^"]+)"')
@@ -174,3 +175,20 @@ def test_feed_link_is_made_replaced_and_turned_off_on_settings(store, web_server
             assert reader.get(second).status_code == 404
         assert "Make a feed link" in carol.get("/settings").text
         assert carol.post("/settings/feed", data={}).status_code == 403
+
+
+def test_a_token_named_by_the_cli_is_listed_and_revocable_on_settings(
+    store, web_server, people, tmp_path, capsys
+):
+    config = write_config(store.settings, tmp_path / "cli.toml")
+    assert cli.main(["token", "create", CAROL, "--name", "nightly export", "--config", config]) == 0
+    token = capsys.readouterr().out.strip()
+    assert api_status(web_server, token) == 200
+    [token_id] = token_ids(store, CAROL)
+    with signed_in(store, web_server, people, CAROL) as carol:
+        row = re.search(
+            rf'<tr id="api-token-{token_id}">(.*?)</tr>', carol.get("/settings").text, re.S
+        )
+        assert row and "nightly export" in row.group(1)
+        assert submit(carol, f"/settings/tokens/{token_id}/revoke").status_code == 303
+    assert api_status(web_server, token) == 401
