@@ -6,11 +6,14 @@ cookie or bearer token is looked at.  What the feed holds is exactly what ``/act
 shows that person with the same filters: the same permission-checked query
 (``queries.events.activity``), so a client's feed never holds tags nor a hidden branch.
 Entries are text only (titles and message excerpts, never mail HTML), with ``tag:`` ids
-that never change and absolute links to ``web.base_url`` (``core.atom``).
+that never change and absolute links to ``web.base_url`` (``core.atom``).  The access
+log never shows a feed link's token (``HideFeedTokens``).
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -28,6 +31,7 @@ from qmail.queries.activity_filters import ActivityFilters
 from qmail.queries.events import EventLine, activity, message_excerpts
 
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s]+")
 TAG_YEAR = 2026  # the date part of every id's tag: URI; changing it would change every id
 
 
@@ -81,3 +85,16 @@ def _entry(line: EventLine, base_url: str, domain: str, excerpts: dict[int, str]
         author=line.who,
         content=content or f"{said} on {task}.",
     )
+
+
+class HideFeedTokens(logging.Filter):
+    """Blanks ``token=…`` in access-log lines: a feed link is a lasting credential, and
+    uvicorn's access log writes every request's path with its query string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_QUERY.sub(r"\1…", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True

@@ -17,6 +17,7 @@ token, feeds with the person's feed link only.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from html import unescape
@@ -31,6 +32,7 @@ from qmail.auth.api_tokens import create_api_token
 from qmail.auth.feeds import feed_token, new_feed_link, stop_feed_link
 from qmail.context import Context
 from qmail.db import session_scope
+from qmail.web.activity_feed import HideFeedTokens
 from tests.integration.conftest import InProcessWeb
 from tests.integration.test_api import _branch, _message, _person, _task
 
@@ -453,3 +455,17 @@ def test_feed_pages_on_with_the_same_filters(web_app, store, tape):
     second = entries(feed(web_app, "?" + urlsplit(following).query))
     assert len(second) == 31
     assert second[-1]["content"] == "Where is my parcel?"
+
+
+def test_the_access_log_never_shows_a_feed_links_token(store, tape):
+    token = give_feed_link(store, "alice@example.com")
+    # as uvicorn's access logger writes a request (uvicorn/protocols/http/h11_impl.py)
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", f"/activity.atom?kind=messages&token={token}", "1.1", 200),
+        None,
+    )  # fmt: skip
+    assert HideFeedTokens().filter(record)
+    line = record.getMessage()
+    assert line == '127.0.0.1:5000 - "GET /activity.atom?kind=messages&token=… HTTP/1.1" 200'
+    assert token[3:] not in line
