@@ -53,21 +53,17 @@ class ActivityFeed(Controller):
         filters = ActivityFilters.read(request.query_params, reader)
         lines, following = activity(session, reader, cursor, filters)
         excerpts = message_excerpts(session, reader, lines)
-        base_url = state.settings.web.base_url.rstrip("/")
+        base_url, domain = state.settings.web.base_url.rstrip("/"), state.settings.mail.domain
         here = feed_url(base_url, token, filters.query())
         atom = AtomFeed(
-            id=tag_uri(state.settings.mail.domain, TAG_YEAR, f"activity/{person.id}"
-                       + filters.query()),
+            id=tag_uri(domain, TAG_YEAR, f"activity/{person.id}{filters.query()}"),
             title="Activity" + "".join(f" · {name} {value}" for name, value in filters.items()),
             updated=lines[0].created_at if lines else datetime.now(UTC),
             self_link=here + (f"&cursor={cursor}" if cursor else ""),
             alternate_link=base_url + filters.link(),
             next_link=f"{here}&cursor={following}" if following else None,
-            entries=tuple(
-                _entry(line, base_url, state.settings.mail.domain, excerpts)
-                for line in lines
-            ),
-        )  # fmt: skip
+            entries=tuple(_entry(line, base_url, domain, excerpts) for line in lines),
+        )
         return Response(render_feed(atom), media_type=ATOM_TYPE)
 
 
