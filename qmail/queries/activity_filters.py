@@ -7,8 +7,8 @@ link to bookmark, to share, and to give a feed reader (``/activity.atom`` takes 
 - ``task=12``: the events of task #12;
 - ``person=EMAIL`` and ``company=DOMAIN``: the events of the tasks that person, or someone
   at that company, takes part in, as the inbox's ``participant`` and ``company`` filters
-  find them (through a branch the reader may see: a filter never tells a client who is
-  in a hidden branch);
+  mean it (through a branch the reader may see: a filter never tells a client who is in
+  a hidden branch);
 - ``kind``: ``messages``, ``status`` (opened, closed, reopened), ``tags``, ``assignments``,
   or ``hidden`` (everything on the hidden branches the reader is in).
 
@@ -28,14 +28,15 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from sqlalchemy import ColumnElement, or_
-from sqlmodel import col
+from sqlalchemy.orm import aliased
+from sqlmodel import col, select
 
 from qmail import models
-from qmail.access import Reader
+from qmail.access import Reader, branch_visible
 from qmail.core.companies import company_for
 from qmail.db import like_escaped
 from qmail.errors import BadRequest
-from qmail.queries.filters import MAX_VALUE, taking_part
+from qmail.queries.filters import MAX_VALUE
 
 # What each kind of event the stream can be narrowed to is made of (``hidden`` is a place,
 # not a kind: every event on a hidden branch).
@@ -114,9 +115,9 @@ class ActivityFilters:
         if self.task:
             found.append(col(models.Task.number) == int(self.task))
         if self.person:
-            found.append(taking_part(col(models.Person.email) == self.person, person))
+            found.append(_tasks_of(col(models.Person.email) == self.person, person))
         if self.company:
-            found.append(taking_part(company_members(self.company), person))
+            found.append(_tasks_of(company_members(self.company), person))
         if self.kind == "hidden":
             found.append(col(branch.hidden).is_(True))
         elif self.kind:
@@ -125,6 +126,25 @@ class ActivityFilters:
 
 
 NAMES = tuple(field.name for field in fields(ActivityFilters))
+
+
+def _tasks_of(people: ColumnElement[bool], person: Reader) -> ColumnElement[bool]:
+    """A condition on ``Task``: one of ``people`` (a condition on ``Person``) is a member of
+    a branch of it that ``person`` may see.
+
+    The inbox's ``taking_part``, found the other way round: the people first (a company's
+    sub-domains are a ``LIKE``, which no index answers, so each database would rather
+    walk every membership), then their branches from the index on ``(person_id,
+    branch_id)``.
+    """
+    branch, member = aliased(models.Branch), aliased(models.BranchMember)
+    who = select(col(models.Person.id)).where(people)
+    tasks = (
+        select(col(branch.task_id))
+        .join(member, col(member.branch_id) == branch.id)
+        .where(col(member.person_id).in_(who), branch_visible(person, branch))
+    )
+    return col(models.Task.id).in_(tasks)
 
 
 def company_key(value: str) -> str:
