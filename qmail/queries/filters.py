@@ -110,9 +110,9 @@ class Filters:
         if self.assignee:
             found.append(_assigned(self.assignee, person))
         if self.participant:
-            found.append(taking_part(col(models.Person.email) == self.participant, person))
+            found.append(_taking_part(col(models.Person.email) == self.participant, person))
         if self.company:
-            found.append(taking_part(col(models.Person.domain) == self.company, person))
+            found.append(_taking_part(col(models.Person.domain) == self.company, person))
         return found
 
 
@@ -142,7 +142,7 @@ def _assigned(assignee: str, person: Reader) -> ColumnElement[bool]:
     return column == named.scalar_subquery()
 
 
-def taking_part(who: Any, person: Reader) -> ColumnElement[bool]:
+def _taking_part(who: Any, person: Reader) -> ColumnElement[bool]:
     """Tasks where someone matching ``who`` is a member of a branch ``person`` may see."""
     # aliases, so that branch_visible's own BranchMember subquery is not correlated with them
     branch, member = aliased(models.Branch), aliased(models.BranchMember)
