@@ -132,9 +132,9 @@ def _tasks_of(people: ColumnElement[bool], person: Reader) -> ColumnElement[bool
     """A condition on ``Task``: one of ``people`` (a condition on ``Person``) is a member of
     a branch of it that ``person`` may see.
 
-    The inbox's ``filters._taking_part``, found the other way round: the people first (a company's
-    sub-domains are a ``LIKE``, which no index answers, so each database would rather
-    walk every membership), then their branches from the index on ``(person_id,
+    The inbox's ``filters._taking_part``, found the other way round: the people first (a
+    company's sub-domains are a ``LIKE``, which no index answers, so each database would
+    rather walk every membership), then their branches from the index on ``(person_id,
     branch_id)``.
     """
     branch, member = aliased(models.Branch), aliased(models.BranchMember)
