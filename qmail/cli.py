@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         "create", help="print a bearer token for the JSON API", parents=[common]
     )
     create.add_argument("email")
+    create.add_argument("--name", default="", help="what the token is for, as /settings lists it")
     create.set_defaults(command=cmd_token_create)
 
     importing = sub.add_parser("import", help="bring an existing mailbox in as task threads")
@@ -310,7 +311,7 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     with opened_context(settings) as context:
         person = _find_person(context, args.email)
         with session_scope(context.engine) as session:
-            print(create_api_token(session, person))
+            print(create_api_token(session, person, args.name))
     return 0
 
 

@@ -12,6 +12,7 @@ Nothing here checks who may do it: the team's forms (``web/companies_page.py``) 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,9 +156,12 @@ def _domain_matches(domain: str, person: Any) -> ColumnElement[bool]:
         .where(col(asked.domain) == key)
     )
     below = others.where(column.like(literal("%.").concat(col(merged.domain))))
+    names = {key}  # as the address was written: Unicode or IDNA
+    with suppress(UnicodeError):  # a label IDNA cannot write: only the Unicode form matches
+        names.add(key.encode("idna").decode("ascii"))
     return or_(
-        column == key,
-        column.like(f"%.{like_escaped(key)}", escape="\\"),
+        *(column == name for name in sorted(names)),
+        *(column.like(f"%.{like_escaped(name)}", escape="\\") for name in sorted(names)),
         column.in_(others),
         exists(below),
     )

@@ -114,15 +114,25 @@ class Person(SQLModel, table=True):
     )
     digest_sent_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     digest_after_id: int | None = None
+    # The random part of their signed Atom feed link (``qmail.auth.feeds``); ``None``: no
+    # feed link.  A new value makes the old link worthless.
+    feed_nonce: str | None = Field(default=None, max_length=64)
 
 
 class ApiToken(SQLModel, table=True):
-    """A bearer token for the JSON API; only its SHA-256 is stored."""
+    """A bearer token for the JSON API; only its SHA-256 is stored.
+
+    Named by its owner (``/settings``); ``last_used_at`` is refreshed at most every few
+    minutes; once ``revoked_at`` is set the token opens nothing.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     person_id: int = Field(foreign_key="person.id", index=True)
     token_hash: str = Field(max_length=64, unique=True)
+    name: str = Field(default="", max_length=100, sa_column_kwargs={"server_default": ""})
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    last_used_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
 class SpentLink(SQLModel, table=True):

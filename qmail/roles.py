@@ -182,8 +182,12 @@ async def serve(context: Context, roles: Iterable[str]) -> None:
         smtp_server = await start_smtp_server(settings, ingest_handler(context, spool))
     web_server = None
     if "web" in roles:
+        from qmail.web.activity_feed import HideFeedTokens
         from qmail.web.app import create_app
 
+        access = logging.getLogger("uvicorn.access")
+        if not any(isinstance(found, HideFeedTokens) for found in access.filters):
+            access.addFilter(HideFeedTokens())
         config = uvicorn.Config(
             create_app(settings, context.engine),
             host=settings.web.host,

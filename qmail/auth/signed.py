@@ -1,4 +1,4 @@
-"""Signed tokens: reply addresses, magic sign-in links, unsubscribe links and the
+"""Signed tokens: reply addresses, magic sign-in links, unsubscribe and feed links, and the
 confirmation links of the public contact form.
 
 The only module that uses itsdangerous.  Each purpose has its own salt, so a token made
@@ -132,11 +132,13 @@ class LinkTokens:
 
     LOGIN_PREFIX = "ml_"
     UNSUBSCRIBE_PREFIX = "un_"
+    FEED_PREFIX = "fd_"
 
     def __init__(self, secret_key: str, login_ttl: int) -> None:
         self.login_ttl = login_ttl
         self._login = _TimedSerializer(secret_key, salt="qmail.login")
         self._unsubscribe = _Serializer(secret_key, salt="qmail.unsubscribe")
+        self._feed = _Serializer(secret_key, salt="qmail.feed")
 
     def make_login(self, person_id: int, next_path: str = "/") -> str:
         payload = [person_id, secrets.token_urlsafe(16), next_path]
@@ -171,6 +173,28 @@ class LinkTokens:
         except BadSignature:
             return None
         return _pair(value)
+
+    def make_feed(self, person_id: int, nonce: str) -> str:
+        """The token of a person's Atom feed link: it names them and their current nonce
+        (``Person.feed_nonce``, compared by ``qmail.auth.feeds``), and does not expire."""
+        return self.FEED_PREFIX + self._feed.dumps([person_id, nonce])
+
+    def read_feed(self, token: str) -> tuple[int, str] | None:
+        """(person id, nonce) of a genuine feed token, else ``None``."""
+        if not token.startswith(self.FEED_PREFIX) or len(token) > 300:
+            return None
+        try:
+            value = self._feed.loads(token[len(self.FEED_PREFIX) :])
+        except BadSignature:
+            return None
+        if not (isinstance(value, list) and len(value) == 2):
+            return None
+        person_id, nonce = value
+        if not (_is_int(person_id) and isinstance(nonce, str)):
+            return None
+        if not 0 < len(nonce) <= _MAX_NONCE_LENGTH:
+            return None
+        return person_id, nonce
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from qmail.context import Context
 from qmail.errors import BadRequest, Forbidden, NotFound
 from qmail.people import Team
 from qmail.resources import static_dir, templates_dir
+from qmail.web.activity_feed import ActivityFeed
 from qmail.web.api import AttachmentApi, HealthApi, TaskApi
 from qmail.web.api_docs import openapi_config
 from qmail.web.api_guards import api_router
@@ -41,6 +42,7 @@ from qmail.web.map_page import PeopleMapPage
 from qmail.web.new_task_page import NewTaskPage
 from qmail.web.pages import ReaderPages
 from qmail.web.settings_page import SettingsPage
+from qmail.web.settings_tokens import SettingsTokens
 from qmail.web.task_edits import TaskEdits
 from qmail.web.task_page import TaskPage, replies_controller
 from qmail.web.unsubscribe import UnsubscribeController
@@ -70,10 +72,12 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
                     replies_controller(settings.smtp.max_message_size),
                     TaskEdits,
                     ReaderPages,
+                    ActivityFeed,
                     CompaniesPage,
                     PeopleMapPage,
                     UnsubscribeController,
                     SettingsPage,
+                    SettingsTokens,
                     IntakePreflight,  # before IntakePage: see its docstring
                     IntakePage,
                     WebhooksPage,

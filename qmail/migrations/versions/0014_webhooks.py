@@ -5,7 +5,7 @@ the event table out to it (``last_event_id``); ``webhookdelivery`` one POST of o
 (or of a test) with its state, attempts and the receiver's last answer.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 """
 
 import sqlalchemy as sa
@@ -14,7 +14,7 @@ from alembic import op
 
 
 revision = '0014'
-down_revision = '0012'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
