@@ -18,6 +18,7 @@ from qmail import models
 from qmail.access import Reader, branch_visible, task_visible
 from qmail.core.search import search_terms
 from qmail.errors import BadRequest, NotFound
+from qmail.queries.filters import status_is
 from qmail.queries.paging import (
     COUNT_LIMIT,
     before,
@@ -132,8 +133,8 @@ def search_tasks(
     if tag and not person.is_team:
         raise BadRequest("tags are the team's own: filter by status or words instead")
     tag_id = _tag_id(tag) if tag else None
-    if status:
-        conditions.append(col(models.Task.status) == status)
+    if status:  # a short list (a client's tasks, a tag's) is read, not the status index
+        conditions.append(status_is(status, listed=tag_id is not None or not person.is_team))
     if q and q.strip():
         if tag_id is not None:
             tagged = select(col(models.TaskTag.task_id)).where(models.TaskTag.tag_id == tag_id)
