@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from alembic import command
 from sqlmodel import Session, select
 
 from qmail import models
 from qmail.context import Context
 from qmail.core.mail import Address
-from qmail.db import session_scope
+from qmail.db import alembic_config, migrate, session_scope
 from qmail.threads import acquaintances
 from qmail.threads.branches import add_copied, find_team_branch
 from qmail.threads.posting import post_message
@@ -154,3 +155,14 @@ def test_a_removed_participant_leaves_the_books_of_that_task(
     assert figures(web_server, exchange[ALICE])[BOB] == (2, date_of(3), date_of(8))
     assert figures(web_server, exchange[CAROL]) == {ALICE: (1, date_of(1), date_of(6))}
     assert_kept_as_counted(store)
+
+
+def test_migration_0011_counts_the_figures_of_a_database_in_use(
+    smtp_server: SmtpServer, exchange: dict[str, str]
+) -> None:
+    """A database from before 0011 gets the same figures that posting keeps."""
+    store = smtp_server.store
+    before = kept(store)
+    command.downgrade(alembic_config(store.engine), "0010")
+    migrate(store.engine)
+    assert kept(store) == before

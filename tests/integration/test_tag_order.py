@@ -7,12 +7,15 @@ SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from alembic import command
 from sqlmodel import Session, col, select
 
 from qmail import models
 from qmail.auth.api_tokens import create_api_token
 from qmail.context import Context
-from qmail.db import session_scope
+from qmail.db import alembic_config, migrate, session_scope
 from tests.integration.conftest import WebServer
 
 ALICE = "alice@example.com"
@@ -81,3 +84,22 @@ def test_a_tags_tasks_follow_their_activity(
         page = http.get("/api/tasks?tag=billing&limit=2").json()
     assert (page["total"], page["total_exact"]) == (4, True)
     assert [item["number"] for item in page["items"]] == list(order)[:2]
+
+
+def test_migration_0011_copies_each_tagged_tasks_activity(
+    store: Context, web_server: WebServer, team: dict[str, int]
+) -> None:
+    with session_scope(store.engine) as session:
+        alice = session.exec(select(models.Person).where(models.Person.email == ALICE)).one()
+        token = create_api_token(session, alice)
+    with web_server.client(token) as http:
+        for n in (1, 2, 3):
+            new = {"to": [f"c{n}@acme.test"], "title": f"T{n}", "text": "Hi", "tags": ["billing"]}
+            assert http.post("/api/tasks", json=new).status_code == 201
+    command.downgrade(alembic_config(store.engine), "0010")
+    with session_scope(store.engine) as session:  # older activity for task 3, untracked
+        task = session.exec(select(models.Task).where(models.Task.number == 3)).one()
+        task.updated_at = task.updated_at - timedelta(days=1)
+    migrate(store.engine)
+    copies_follow_tasks(store)
+    assert numbers(web_server, token, "tag=billing") == [2, 1, 3]
