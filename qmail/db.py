@@ -145,22 +145,36 @@ def commit_unsynced(session: Session) -> Iterator[None]:
     messages, holding the one write lock meanwhile.  PostgreSQL: ``synchronous_commit``
     off for this transaction.  Either way the commit stays atomic and consistent.
     """
-    sqlite = is_sqlite(session)
-    raw = session.connection().connection.dbapi_connection if sqlite else None
-    lowered = isinstance(raw, sqlite3.Connection) and not raw.in_transaction
+    if not is_sqlite(session):
+        try:
+            yield
+            session.execute(text("SET LOCAL synchronous_commit = off"))
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        return
+    raw = session.connection().connection.dbapi_connection
+    assert isinstance(raw, sqlite3.Connection)
+    lowered = not raw.in_transaction
     if lowered:
-        raw.execute("PRAGMA synchronous=NORMAL")  # type: ignore[union-attr]
+        raw.execute("PRAGMA synchronous=NORMAL")
+    # Committed, and the level set back, while the session still holds the connection:
+    # once released to the pool, another thread may take it (or the pool close it).
     try:
         yield
-        if not sqlite:
-            session.execute(text("SET LOCAL synchronous_commit = off"))
-        session.commit()
+        session.flush()
+        raw.commit()
     except BaseException:
+        if raw.in_transaction:
+            raw.rollback()
+        if lowered:
+            raw.execute("PRAGMA synchronous=FULL")
         session.rollback()
         raise
-    finally:
-        if lowered:
-            raw.execute("PRAGMA synchronous=FULL")  # type: ignore[union-attr]
+    if lowered:
+        raw.execute("PRAGMA synchronous=FULL")
+    session.commit()  # the session's own bookkeeping: nothing is left to write
 
 
 def is_sqlite(session: Session) -> bool:
