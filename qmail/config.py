@@ -51,6 +51,7 @@ class WebSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     base_url: str = ""  # empty: where the app listens, http://<host>:<port> (set by load())
+    processes: int = 1  # processes serving the web app on the same port (roles.serve)
 
 
 @dataclass(frozen=True)
@@ -268,6 +269,8 @@ def _validate(settings: Settings) -> None:
     for name, port in (("smtp.port", settings.smtp.port), ("web.port", settings.web.port)):
         if not 0 < port < 65536:
             raise ConfigError(f"{name} must be between 1 and 65535, not {port}")
+    if not 1 <= settings.web.processes <= 64:
+        raise ConfigError(f"web.processes must be between 1 and 64, not {settings.web.processes}")
     if settings.smtp.max_message_size <= 0:
         raise ConfigError("smtp.max_message_size must be positive")
     if settings.smtp.max_recipients <= 0:

@@ -218,6 +218,22 @@ class BranchMember(SQLModel, table=True):
     added_at: datetime = Field(default_factory=utcnow, sa_column=_when())
 
 
+class Acquaintance(SQLModel, table=True):
+    """What two people share, for the address book: the tasks where both are members of a
+    branch with messages, and the first and last message there; over all such branches,
+    and over the visible ones only (``open_*``, hidden branches left out).  One row per
+    ordered pair, kept up to date by ``threads.acquaintances`` (migration 0011)."""
+
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    other_id: int = Field(foreign_key="person.id", primary_key=True)
+    tasks: int = 0
+    first_seen: datetime = Field(sa_column=_when())
+    last_seen: datetime = Field(sa_column=_when())
+    open_tasks: int = 0
+    open_first_seen: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    open_last_seen: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
 class RawMail(SQLModel, table=True):
     """Every accepted mail, byte for byte, stored before 250 is answered.
 
@@ -291,8 +307,15 @@ class Tag(SQLModel, table=True):
 
 
 class TaskTag(SQLModel, table=True):
+    """A tag on a task.  ``updated_at`` is the task's, copied by the database (triggers of
+    migration 0011; never written here), so a tag's tasks are read newest first along
+    ``(tag_id, updated_at, task_id)``, as the task list pages on."""
+
+    __table_args__ = (Index("ix_tasktag_tag_updated", "tag_id", "updated_at", "task_id"),)
+
     task_id: int = Field(foreign_key="task.id", primary_key=True)
     tag_id: int = Field(foreign_key="tag.id", primary_key=True, index=True)
+    updated_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
 class Event(SQLModel, table=True):
