@@ -32,7 +32,11 @@ run: $(VENV)/.installed
 # goes on past a failure, so one run reports all three.
 check: style types test
 
-test: test-sqlite test-postgres
+# The two passes run side by side: much of each is spent waiting on servers, browsers and
+# disks, so together they take little more than the longer one.  Each pass's output is
+# printed whole when it ends.
+test: $(VENV)/.dev
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 test-sqlite: $(VENV)/.dev
 	$(PY) -m pytest --cov=qmail.core --cov-report=term:skip-covered --cov-fail-under=95

@@ -6,7 +6,8 @@ serves the real web app with uvicorn (``--workers`` processes) and requests each
 inbox and its 21st page, the inbox filtered (by a tag, ``assignee=mine``, a company, open
 tasks, and tag with status; each with its rows' unread marks, against half of the newest
 1,000 tasks marked read), a task page, the API's task list and one task, search (the page
-and the API), contacts (the first page, and a teammate's contact page) and activity.
+and the API), contacts (the first page, and a teammate's contact page) and activity (all,
+and filtered by kind, task and company).
 Prints p50 / p99 with all connections and p50 with one alone, per page and size.  With
 ``--ingest N`` it also times the processing of N mails (``pipeline.accept``) into a copy
 of each SQLite database.  Prints figures; asserts nothing.
@@ -192,6 +193,8 @@ def search_terms() -> list[str]:
 
 def pages(visitor: Visitor, terms: list[str], rng: random.Random) -> dict[str, list[str]]:
     """For each page: the paths to request (varied, so no single row stays cached)."""
+    from qmail.core.companies import company_for
+
     tasks = visitor.tasks or [1]
     count = 200
     picks = [rng.choice(tasks) for _ in range(count)]
@@ -217,7 +220,13 @@ def pages(visitor: Visitor, terms: list[str], rng: random.Random) -> dict[str, l
         "api contacts": ["/api/contacts"] * count,
         "teammate": [f"/contacts/{visitor.teammate}"] * count,
         "activity": ["/activity"] * count,
+        "activity messages": ["/activity?kind=messages"] * count,
+        "activity status": ["/activity?kind=status"] * count,
+        "activity task": [f"/activity?task={n}" for n in picks],
+        "activity company": [f"/activity?company={visitor.company}"] * count,
     }
+    if company_for(f"someone@{visitor.company}") is None:  # webmail: no company to filter by
+        del found["activity company"]
     if visitor.inbox_cursor is None:
         del found["inbox p21"]
     if visitor.name != "team":  # a client may not filter by tag, and nothing is assigned to them

@@ -241,6 +241,19 @@ def build(engine: Engine, messages: int) -> None:
             print(f"\r  {done:>9,} messages ({rate:,.0f}/s)", end="", file=sys.stderr)
         write("counter", [("task", shape.ids["task"])], upsert=True)
     print(file=sys.stderr)
+    count_acquaintances(engine)
+
+
+def count_acquaintances(engine: Engine) -> None:
+    """The address book's kept figures (``acquaintance``), counted from the rows written
+    (the pipeline keeps them as it posts; the rows here bypass it)."""
+    from sqlmodel import Session
+
+    from qmail.threads.acquaintances import recount
+
+    with Session(engine) as session:
+        recount(session)
+        session.commit()
 
 
 class _sqlite_writer:

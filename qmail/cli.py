@@ -97,9 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(command=func)
         return p
 
-    command("serve", cmd_serve, "SMTP ingest + web UI + worker in one process")
+    processes_help = "processes serving the web app on its port (default: web.processes)"
+    serving = command("serve", cmd_serve, "SMTP ingest + web UI + worker in one process")
+    serving.add_argument("--processes", type=int, metavar="N", help=processes_help)
     command("smtp", cmd_role("smtp"), "only the SMTP ingest server")
-    command("web", cmd_role("web"), "only the web UI and JSON API")
+    web = command("web", cmd_role("web"), "only the web UI and JSON API")
+    web.add_argument("--processes", type=int, metavar="N", help=processes_help)
     command("worker", cmd_role("worker"), "only the background worker")
     command("init", cmd_init, "create or migrate the database (idempotent)")
 
@@ -144,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         "create", help="print a bearer token for the JSON API", parents=[common]
     )
     create.add_argument("email")
+    create.add_argument("--name", default="", help="what the token is for, as /settings lists it")
     create.set_defaults(command=cmd_token_create)
 
     importing = sub.add_parser("import", help="bring an existing mailbox in as task threads")
@@ -173,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging()
+    settings = with_web_processes(args, settings)
     with opened_context(settings) as context:
         asyncio.run(serve(context, ROLES))
     return 0
@@ -181,11 +186,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_role(role: str) -> Command:
     def run_role(args: argparse.Namespace, settings: Settings) -> int:
         configure_logging()
+        settings = with_web_processes(args, settings)
         with opened_context(settings) as context:
             asyncio.run(serve(context, [role]))
         return 0
 
     return run_role
+
+
+def with_web_processes(args: argparse.Namespace, settings: Settings) -> Settings:
+    """``--processes N`` in place of ``web.processes``."""
+    processes = getattr(args, "processes", None)
+    if processes is None:
+        return settings
+    if not 1 <= processes <= 64:
+        raise QmailError(f"--processes must be between 1 and 64, not {processes}")
+    return settings.replace(web={"processes": processes})
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
@@ -310,7 +326,7 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     with opened_context(settings) as context:
         person = _find_person(context, args.email)
         with session_scope(context.engine) as session:
-            print(create_api_token(session, person))
+            print(create_api_token(session, person, args.name))
     return 0
 
 

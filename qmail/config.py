@@ -51,6 +51,7 @@ class WebSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     base_url: str = ""  # empty: where the app listens, http://<host>:<port> (set by load())
+    processes: int = 1  # processes serving the web app on the same port (roles.serve)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,23 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True)
+class IntakeSettings:
+    """The public contact form (``/intake``) and the widget other sites embed."""
+
+    enabled: bool = False
+    allowed_origins: tuple[str, ...] = ()  # sites whose pages may post the widget's form
+    per_address_per_hour: int = 3
+    per_ip_per_hour: int = 10
+    per_hour: int = 200  # from everyone together: a cap on the confirmation mails we send
+    confirm_ttl: int = 86_400  # seconds a confirmation link stays valid
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    allowed_hosts: tuple[str, ...] = ()  # empty: any host; ".example.com": it and subdomains
+
+
+@dataclass(frozen=True)
 class Settings:
     mail: MailSettings = field(default_factory=MailSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
@@ -83,6 +101,8 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    intake: IntakeSettings = field(default_factory=IntakeSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     root: str = "."  # folder that relative paths are relative to
 
     def path(self, relative: str) -> Path:
@@ -105,6 +125,8 @@ _SECTION_TYPES = {
     "database": DatabaseSettings,
     "outbound": OutboundSettings,
     "security": SecuritySettings,
+    "intake": IntakeSettings,
+    "webhooks": WebhookSettings,
 }
 
 
@@ -247,6 +269,8 @@ def _validate(settings: Settings) -> None:
     for name, port in (("smtp.port", settings.smtp.port), ("web.port", settings.web.port)):
         if not 0 < port < 65536:
             raise ConfigError(f"{name} must be between 1 and 65535, not {port}")
+    if not 1 <= settings.web.processes <= 64:
+        raise ConfigError(f"web.processes must be between 1 and 64, not {settings.web.processes}")
     if settings.smtp.max_message_size <= 0:
         raise ConfigError("smtp.max_message_size must be positive")
     if settings.smtp.max_recipients <= 0:
@@ -259,12 +283,29 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("outbound.host is required when outbound.transport is 'smtp'")
     if settings.security.magic_link_ttl <= 0:
         raise ConfigError("security.magic_link_ttl must be positive")
+    _validate_intake(settings.intake)
     if not settings.web.base_url.startswith(("http://", "https://")):
         raise ConfigError(
             f"web.base_url must start with http:// or https://, not {settings.web.base_url!r}"
         )
+    for host in settings.webhooks.allowed_hosts:
+        if not host.strip(".") or any(char.isspace() or char in "/:@" for char in host):
+            raise ConfigError(f"webhooks.allowed_hosts: {host!r} is not a host name")
     if "://" not in settings.database.url:
         raise ConfigError(f"database.url is not a database URL: {settings.database.url!r}")
+
+
+def _validate_intake(intake: IntakeSettings) -> None:
+    for name in ("per_address_per_hour", "per_ip_per_hour", "per_hour", "confirm_ttl"):
+        if getattr(intake, name) <= 0:
+            raise ConfigError(f"intake.{name} must be positive")
+    for origin in intake.allowed_origins:
+        scheme, _, host = origin.partition("://")
+        if scheme not in ("http", "https") or not host or "/" in host or " " in host:
+            raise ConfigError(
+                "intake.allowed_origins takes origins such as 'https://www.example.com'"
+                f" (scheme and host, no path), not {origin!r}"
+            )
 
 
 def secret_key(settings: Settings) -> str:

@@ -37,9 +37,9 @@ def open_context(settings: Settings, create: bool = True) -> Context:
 
 
 @contextmanager
-def opened_context(settings: Settings) -> Iterator[Context]:
+def opened_context(settings: Settings, create: bool = True) -> Iterator[Context]:
     """``open_context()`` for one command: the connections are closed at the end."""
-    context = open_context(settings)
+    context = open_context(settings, create)
     try:
         yield context
     finally:

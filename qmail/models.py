@@ -114,15 +114,25 @@ class Person(SQLModel, table=True):
     )
     digest_sent_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     digest_after_id: int | None = None
+    # The random part of their signed Atom feed link (``qmail.auth.feeds``); ``None``: no
+    # feed link.  A new value makes the old link worthless.
+    feed_nonce: str | None = Field(default=None, max_length=64)
 
 
 class ApiToken(SQLModel, table=True):
-    """A bearer token for the JSON API; only its SHA-256 is stored."""
+    """A bearer token for the JSON API; only its SHA-256 is stored.
+
+    Named by its owner (``/settings``); ``last_used_at`` is refreshed at most every few
+    minutes; once ``revoked_at`` is set the token opens nothing.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     person_id: int = Field(foreign_key="person.id", index=True)
     token_hash: str = Field(max_length=64, unique=True)
+    name: str = Field(default="", max_length=100, sa_column_kwargs={"server_default": ""})
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    last_used_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
 class SpentLink(SQLModel, table=True):
@@ -208,6 +218,22 @@ class BranchMember(SQLModel, table=True):
     added_at: datetime = Field(default_factory=utcnow, sa_column=_when())
 
 
+class Acquaintance(SQLModel, table=True):
+    """What two people share, for the address book: the tasks where both are members of a
+    branch with messages, and the first and last message there; over all such branches,
+    and over the visible ones only (``open_*``, hidden branches left out).  One row per
+    ordered pair, kept up to date by ``threads.acquaintances`` (migration 0011)."""
+
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    other_id: int = Field(foreign_key="person.id", primary_key=True)
+    tasks: int = 0
+    first_seen: datetime = Field(sa_column=_when())
+    last_seen: datetime = Field(sa_column=_when())
+    open_tasks: int = 0
+    open_first_seen: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    open_last_seen: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
 class RawMail(SQLModel, table=True):
     """Every accepted mail, byte for byte, stored before 250 is answered.
 
@@ -281,8 +307,15 @@ class Tag(SQLModel, table=True):
 
 
 class TaskTag(SQLModel, table=True):
+    """A tag on a task.  ``updated_at`` is the task's, copied by the database (triggers of
+    migration 0011; never written here), so a tag's tasks are read newest first along
+    ``(tag_id, updated_at, task_id)``, as the task list pages on."""
+
+    __table_args__ = (Index("ix_tasktag_tag_updated", "tag_id", "updated_at", "task_id"),)
+
     task_id: int = Field(foreign_key="task.id", primary_key=True)
     tag_id: int = Field(foreign_key="tag.id", primary_key=True, index=True)
+    updated_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 
 class Event(SQLModel, table=True):
@@ -367,3 +400,101 @@ class Outbox(SQLModel, table=True):
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when(index=True))
     sent_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
+class IntakeSubmission(SQLModel, table=True):
+    """A message left on the public contact form, waiting for its address to be confirmed.
+
+    ``nonce`` is in the confirmation link (with the id, signed): a link names this one row
+    even if SQLite hands a deleted row's id to a later submission.  Confirming sets
+    ``confirmed_at`` once (a conditional UPDATE: two clicks open one task) and ``task_id``.
+    Rows count against the per-address and per-IP limits for an hour; unconfirmed ones are
+    deleted once their link has expired.
+    """
+
+    __table_args__ = (
+        Index("ix_intakesubmission_email_created", "email", "created_at"),
+        Index("ix_intakesubmission_ip_created", "ip", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    nonce: str = Field(max_length=32)
+    email: str = Field(max_length=320)
+    name: str = Field(default="", max_length=200)
+    subject: str = Field(default="", max_length=200)
+    text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    ip: str = Field(default="", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when(index=True))
+    confirmed_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    task_id: int | None = Field(default=None, foreign_key="task.id")
+
+
+class Webhook(SQLModel, table=True):
+    """A URL the team registered: every event it may carry is POSTed there as signed JSON.
+
+    ``secret`` signs the deliveries (``qmail.core.webhook_signing``); ``internal`` lets it
+    carry the team's business: hidden branches its creator belongs to, tags, held mail.
+    ``last_event_id`` is how far the worker has fanned the event table out to it
+    (``qmail.outbound.webhook_fanout``); a new or re-activated webhook starts at the newest.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=2000)
+    secret: str = Field(max_length=100)
+    internal: bool = False
+    active: bool = True
+    created_by_id: int = Field(foreign_key="person.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    last_event_id: int = 0
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One POST of one event (or of a test, ``event_id`` null) to one webhook.
+
+    ``state`` goes ``pending`` -> ``sent`` or ``failed`` like ``Outbox``, claimed by a worker
+    with a lease (``locked_until``); ``payload`` is the JSON body, fixed when the row is
+    made, so every retry sends the same bytes.  ``branch_id`` names the hidden branch the
+    event is on, if any: the delivery log shows it only to that branch's members.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id"),
+        Index("ix_webhookdelivery_state_due", "state", "next_attempt_at"),
+        Index("ix_webhookdelivery_webhook", "webhook_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    webhook_id: int = Field(foreign_key="webhook.id")
+    event_id: int | None = Field(default=None, foreign_key="event.id")
+    branch_id: int | None = Field(default=None, foreign_key="branch.id")
+    kind: str = Field(max_length=40)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(default="pending", max_length=20)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    locked_until: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+    last_status_code: int | None = None
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
+    sent_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
+
+
+class Company(SQLModel, table=True):
+    """A company the team has named or merged (``qmail.companies``).
+
+    Without a row a company is what an address's domain says (``core.companies``): its
+    key and name are that registrable domain.  A row keeps the team's choices: ``domain``
+    is its key (its page is ``/companies/<domain>``), ``name`` how it is shown, and each
+    ``CompanyDomain`` row maps one more registrable domain to it (a merge).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    domain: str = Field(max_length=255, unique=True)
+    name: str = Field(default="", max_length=200)
+
+
+class CompanyDomain(SQLModel, table=True):
+    """A registrable domain and the company it belongs to (its own row's too)."""
+
+    domain: str = Field(primary_key=True, max_length=255)
+    company_id: int = Field(foreign_key="company.id", index=True)

@@ -1,10 +1,13 @@
 """Running qmail's roles: the SMTP ingest server, the web app and the worker.
 
 ``qmail serve`` runs all three in one event loop (the embedded default); ``qmail smtp``,
-``qmail web`` and ``qmail worker`` run one each, for scale-out against PostgreSQL.  The
+``qmail web`` and ``qmail worker`` run one each, for scale-out against PostgreSQL.  The web
+app may also run in several processes on the same port (``web.processes``): the first one
+(with the other roles) starts the rest, each a web app only, and stops them when it stops.  The
 SMTP server only keeps mail; the worker files it (``pipeline.process_pending``), queues
-the daily digests (``outbound.digest``) and delivers the outbox, so mail kept by
-``qmail smtp`` waits for a ``qmail worker``.
+the daily digests (``outbound.digest``), delivers the outbox and POSTs events to the
+team's webhooks (``outbound.webhook_fanout``, ``outbound.webhook_delivery``), so mail kept
+by ``qmail smtp`` waits for a ``qmail worker``.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import random
 import signal
+import socket
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -21,11 +26,12 @@ from functools import partial
 
 import uvicorn
 
-from qmail.context import Context
+from qmail.config import Settings
+from qmail.context import Context, opened_context
 from qmail.inbound import pipeline
 from qmail.inbound.ingest import IngestHandler, start_smtp_server
 from qmail.inbound.spool import Spool
-from qmail.outbound import delivery, digest
+from qmail.outbound import delivery, digest, webhook_delivery, webhook_fanout
 
 log = logging.getLogger(__name__)
 ROLES = ("smtp", "web", "worker")
@@ -114,6 +120,29 @@ async def deliverer(context: Context, interval: float = 1.0) -> None:
             await asyncio.sleep(interval)
 
 
+async def webhooks(
+    context: Context, interval: float = 1.0, stop: asyncio.Event | None = None
+) -> None:
+    """Fans new events out to the team's webhooks and POSTs what is due, every ``interval``
+    seconds (at once again after a full batch).  ``stop`` ends it between rounds."""
+    stop = stop or asyncio.Event()
+    gaps = webhook_fanout.Gaps()
+    rng = random.Random()
+    while not stop.is_set():
+        counts = delivery.Counts()
+        try:
+            await asyncio.to_thread(
+                webhook_fanout.fan_out_all, context.engine, context.settings, gaps
+            )
+            allowed = context.settings.webhooks.allowed_hosts
+            counts = await webhook_delivery.send_pending(context.engine, allowed, rng=rng)
+        except Exception:
+            log.exception("webhook delivery failed; trying again in %ss", interval)
+        if counts.total < webhook_delivery.BATCH:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+
 async def digester(
     context: Context, interval: float = 60.0, stop: asyncio.Event | None = None
 ) -> None:
@@ -132,16 +161,19 @@ async def digester(
 async def worker(
     context: Context, wake: asyncio.Event | None = None, interval: float = 1.0
 ) -> None:
-    """The background worker: files kept mail, queues daily digests, delivers the outbox."""
+    """The background worker: files kept mail, queues daily digests, delivers the outbox
+    and the webhooks."""
     await asyncio.gather(
         filer(context, wake or asyncio.Event(), interval),
         digester(context),
         deliverer(context, interval),
+        webhooks(context, interval),
     )
 
 
-async def serve(context: Context, roles: Iterable[str]) -> None:
-    """Run the given roles until SIGINT/SIGTERM."""
+async def serve(context: Context, roles: Iterable[str], starts_helpers: bool = True) -> None:
+    """Run the given roles until SIGINT/SIGTERM; with the web role, also the other web
+    processes of ``web.processes`` (unless this is one of them: ``starts_helpers``)."""
     roles = set(roles)
     settings = context.settings
     stop = asyncio.Event()
@@ -155,9 +187,14 @@ async def serve(context: Context, roles: Iterable[str]) -> None:
     if "smtp" in roles:
         smtp_server = await start_smtp_server(settings, ingest_handler(context, spool))
     web_server = None
+    helpers: list[multiprocessing.process.BaseProcess] = []
     if "web" in roles:
+        from qmail.web.activity_feed import HideFeedTokens
         from qmail.web.app import create_app
 
+        access = logging.getLogger("uvicorn.access")
+        if not any(isinstance(found, HideFeedTokens) for found in access.filters):
+            access.addFilter(HideFeedTokens())
         config = uvicorn.Config(
             create_app(settings, context.engine),
             host=settings.web.host,
@@ -168,8 +205,16 @@ async def serve(context: Context, roles: Iterable[str]) -> None:
         # uvicorn captures SIGINT/SIGTERM while it serves, then re-raises them to the
         # handlers installed above, so one signal stops every role.
         web_server = uvicorn.Server(config)
-        tasks.append(asyncio.create_task(web_server.serve()))
-        log.info("web app on http://%s:%s", settings.web.host, settings.web.port)
+        listening = web_socket(settings)
+        tasks.append(asyncio.create_task(web_server.serve(sockets=[listening])))
+        if starts_helpers:
+            helpers = start_web_helpers(settings)
+        log.info(
+            "web app on http://%s:%s (%d processes)",
+            settings.web.host,
+            settings.web.port,
+            settings.web.processes,
+        )
     worker_task = asyncio.create_task(worker(context, wake)) if "worker" in roles else None
     await stop.wait()
     log.info("shutting down")
@@ -179,7 +224,61 @@ async def serve(context: Context, roles: Iterable[str]) -> None:
         await spool.close()
     if web_server is not None:
         web_server.should_exit = True
+    stop_web_helpers(helpers)
     if worker_task is not None:
         worker_task.cancel()
         tasks.append(worker_task)
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def web_socket(settings: Settings) -> socket.socket:
+    """The web app's listening socket.
+
+    With several web processes each binds its own socket to the same port with
+    ``SO_REUSEPORT``, and the kernel spreads new connections over them.  The protocol is
+    given (``IPPROTO_TCP``): asyncio sets ``TCP_NODELAY`` on a connection only when its
+    socket says TCP, and without it each keep-alive answer waits 40 ms for a delayed ACK
+    (as with ``uvicorn --workers``, whose sockets say protocol 0).
+    """
+    host, port = settings.web.host, settings.web.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if settings.web.processes > 1:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        listening.bind((host, port))
+    except OSError:
+        listening.close()
+        raise
+    listening.setblocking(False)
+    return listening
+
+
+def start_web_helpers(settings: Settings) -> list[multiprocessing.process.BaseProcess]:
+    """The other ``web.processes - 1`` web processes (fresh interpreters: ``spawn``)."""
+    spawning = multiprocessing.get_context("spawn")
+    helpers: list[multiprocessing.process.BaseProcess] = [
+        spawning.Process(target=run_web_helper, args=(settings,), name=f"qmail-web-{n}")
+        for n in range(1, settings.web.processes)
+    ]
+    for helper in helpers:
+        helper.start()
+    return helpers
+
+
+def run_web_helper(settings: Settings) -> None:
+    """One more web process: the web role only, on the same port; the first process has
+    migrated the database and made the signing key."""
+    configure_logging()
+    with opened_context(settings, create=False) as context:
+        asyncio.run(serve(context, ["web"], starts_helpers=False))
+
+
+def stop_web_helpers(helpers: list[multiprocessing.process.BaseProcess]) -> None:
+    for helper in helpers:
+        helper.terminate()  # SIGTERM: it stops as the first process does
+    for helper in helpers:
+        helper.join(timeout=30)
+        if helper.is_alive():
+            helper.kill()

@@ -14,12 +14,14 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
 
 from qmail.auth.signed import LinkTokens, ReplyTokens
 from qmail.config import Settings, load
@@ -82,15 +84,8 @@ def database_url(tmp_path: Path) -> Iterator[str]:
     if not TEST_DATABASE_URL:
         yield f"sqlite:///{tmp_path}/qmail.db"
         return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(TEST_DATABASE_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in TEST_DATABASE_URL else "?"
-    yield f"{TEST_DATABASE_URL}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with scratch_schema(TEST_DATABASE_URL) as url:
+        yield url
 
 
 @pytest.fixture
@@ -118,12 +113,65 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+Statement = tuple[str, Any]
+
+
+@pytest.fixture(scope="session")
+def migration_statements() -> list[Statement]:
+    """What Alembic sends PostgreSQL to build the schema, recorded once per run in a scratch
+    schema, to be sent again into each test's own schema: the same schema for a tenth of the
+    cost (``test_store.py`` checks that the two are the same)."""
+    return recorded_migration(TEST_DATABASE_URL)
+
+
+def recorded_migration(url: str) -> list[Statement]:
+    """Migrate a scratch schema of the PostgreSQL database at ``url``, recording every
+    statement (with its parameters) that reaches the database."""
+    statements: list[Statement] = []
+    with scratch_schema(url) as schema_url:
+        engine = create_db_engine(load(env={"QMAIL_DATABASE__URL": schema_url}))
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def record(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+            statements.append((statement, dict(parameters) if parameters else None))
+
+        migrate(engine)
+        engine.dispose()
+    return statements
+
+
+def replay(engine: Engine, statements: list[Statement]) -> None:
+    """Send recorded statements to ``engine``'s database, in one transaction."""
+    with engine.begin() as connection:
+        for statement, parameters in statements:
+            connection.exec_driver_sql(statement, parameters)
+
+
+@contextmanager
+def scratch_schema(url: str) -> Iterator[str]:
+    """A new empty schema in the PostgreSQL database at ``url``, dropped afterwards; yields
+    the URL that makes it the connection's search path."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 @pytest.fixture
 def store(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Context]:
     """A migrated database and what the pipeline needs around it."""
     engine = create_db_engine(settings)
     target = engine.url.database if engine.dialect.name == "sqlite" else None
-    if target and not Path(target).exists():
+    if engine.dialect.name == "postgresql":
+        replay(engine, request.getfixturevalue("migration_statements"))
+    elif target and not Path(target).exists():
         shutil.copyfile(request.getfixturevalue("migrated_sqlite"), target)
     else:
         migrate(engine)

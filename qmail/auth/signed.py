@@ -1,4 +1,5 @@
-"""Signed tokens: reply addresses, magic sign-in links and unsubscribe links.
+"""Signed tokens: reply addresses, magic sign-in links, unsubscribe and feed links, and the
+confirmation links of the public contact form.
 
 The only module that uses itsdangerous.  Each purpose has its own salt, so a token made
 for one purpose never verifies for another.
@@ -142,11 +143,13 @@ class LinkTokens:
 
     LOGIN_PREFIX = "ml_"
     UNSUBSCRIBE_PREFIX = "un_"
+    FEED_PREFIX = "fd_"
 
     def __init__(self, secret_key: str, login_ttl: int) -> None:
         self.login_ttl = login_ttl
         self._login = _TimedSerializer(secret_key, salt="qmail.login")
         self._unsubscribe = _Serializer(secret_key, salt="qmail.unsubscribe")
+        self._feed = _Serializer(secret_key, salt="qmail.feed")
 
     def make_login(self, person_id: int, next_path: str = "/") -> str:
         payload = [person_id, secrets.token_urlsafe(16), next_path]
@@ -181,6 +184,71 @@ class LinkTokens:
         except BadSignature:
             return None
         return _pair(value)
+
+    def make_feed(self, person_id: int, nonce: str) -> str:
+        """The token of a person's Atom feed link: it names them and their current nonce
+        (``Person.feed_nonce``, compared by ``qmail.auth.feeds``), and does not expire."""
+        return self.FEED_PREFIX + self._feed.dumps([person_id, nonce])
+
+    def read_feed(self, token: str) -> tuple[int, str] | None:
+        """(person id, nonce) of a genuine feed token, else ``None``."""
+        if not token.startswith(self.FEED_PREFIX) or len(token) > 300:
+            return None
+        try:
+            value = self._feed.loads(token[len(self.FEED_PREFIX) :])
+        except BadSignature:
+            return None
+        if not (isinstance(value, list) and len(value) == 2):
+            return None
+        person_id, nonce = value
+        if not (_is_int(person_id) and isinstance(nonce, str)):
+            return None
+        if not 0 < len(nonce) <= _MAX_NONCE_LENGTH:
+            return None
+        return person_id, nonce
+
+
+@dataclass(frozen=True)
+class IntakeConfirmation:
+    """What a genuine, unexpired confirmation link says: which submission, by its nonce."""
+
+    submission_id: int
+    nonce: str
+
+
+class IntakeTokens:
+    """Confirmation links for messages left on the public contact form (``/intake``).
+
+    The payload names the submission and its random nonce; the link expires after
+    ``intake.confirm_ttl``.  Single use is the database's business: confirming sets the
+    submission's ``confirmed_at`` once.
+    """
+
+    PREFIX = "in_"
+
+    def __init__(self, secret_key: str, ttl: int) -> None:
+        self.ttl = ttl
+        self._serializer = _TimedSerializer(secret_key, salt="qmail.intake")
+
+    def make(self, submission_id: int, nonce: str) -> str:
+        return self.PREFIX + self._serializer.dumps([submission_id, nonce])
+
+    def read(self, token: str) -> IntakeConfirmation | None:
+        """What a valid, unexpired link says, else ``None``."""
+        if not token.startswith(self.PREFIX) or len(token) > 200:
+            return None
+        try:
+            value = self._serializer.loads(token[len(self.PREFIX) :], max_age=self.ttl)
+        except BadSignature:  # includes SignatureExpired
+            return None
+        if not (isinstance(value, list) and len(value) == 2):
+            return None
+        submission_id, nonce = value
+        if not (_is_int(submission_id) and isinstance(nonce, str)):
+            return None
+        if not 0 < len(nonce) <= _MAX_NONCE_LENGTH:
+            return None
+        return IntakeConfirmation(submission_id, nonce)
 
 
 def magic_link_url(base_url: str, token: str) -> str:

@@ -116,6 +116,27 @@ class LoginLink:
 
 
 @dataclass(frozen=True)
+class IntakeRequest:
+    """Asks whoever left a message on the contact form to confirm their address.
+
+    Sent to an address nobody has proved yet, so it says nothing of the visitor's own
+    beyond the start of their subject (``subject_start``): the contact form is not a way
+    to send one's words to somebody else.
+    """
+
+    recipient: Address
+    confirm_link: str
+    subject_start: str
+    ttl_minutes: int
+    domain: str
+    team_name: str
+    message_id: str
+    loop_marker: str
+    from_address: str
+    date: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Refused:
     """One address that was not added to a hidden branch, and why."""
 
@@ -276,6 +297,27 @@ def compose_login_link(link: LoginLink, env: Environment) -> EmailMessage:
     return message
 
 
+def compose_intake_request(request: IntakeRequest, env: Environment) -> EmailMessage:
+    """The mail asking to confirm an address left on the contact form; it takes no replies."""
+    message = _begin(
+        request,
+        sender=mailbox(request.team_name, request.from_address),
+        reply_to=None,
+        subject=f"Please confirm your message to {one_line(request.team_name)}",
+        auto_submitted="auto-generated",
+    )
+    _render(
+        message,
+        env,
+        "intake_request",
+        confirm_link=request.confirm_link,
+        subject_start=one_line(request.subject_start),
+        valid_for=duration(request.ttl_minutes),
+        team_name=one_line(request.team_name),
+    )
+    return message
+
+
 def compose_refusal(r: Refusal, env: Environment) -> EmailMessage:
     """The answer to a team member whose mail to a hidden branch was not all carried out.
 
@@ -340,7 +382,7 @@ def duration(minutes: int) -> str:
 
 
 def _begin(
-    item: Notification | Acknowledgement | LoginLink | Refusal,
+    item: Notification | Acknowledgement | LoginLink | IntakeRequest | Refusal,
     *,
     sender: Mailbox,
     reply_to: str | None,

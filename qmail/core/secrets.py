@@ -1,12 +1,13 @@
 """Scrub our own secrets out of inbound mail before anything of it is stored.
 
 Every mail qmail sends carries secrets made for its one recipient: their ``reply+TOKEN``
-address, a magic sign-in link, an unsubscribe link.  When that person answers, their mail
-program quotes the notification, so the secrets come back inside the reply; stored in the
-thread, they would let other participants (a client) sign in as a team member.  This
-module replaces every token of ours with a neutral placeholder, in any form a mail
-program leaves it: plain, ``mailto:``, HTML ``href``, wrapped across ``>``-quoted or
-indented lines, split by quoted-printable soft line breaks, inside forwarded messages.
+address, a magic sign-in link, an unsubscribe link, the contact form's confirmation link.
+When that person answers or forwards it, their mail program quotes the mail, so the
+secrets come back inside; stored in the thread, they would let other participants (a
+client) sign in as a team member.  This module replaces every token of ours with a
+neutral placeholder, in any form a mail program leaves it: plain, ``mailto:``, HTML
+``href``, wrapped across ``>``-quoted or indented lines, split by quoted-printable soft
+line breaks, inside forwarded messages.
 
 It finds tokens by shape, never by signature: it needs no key, stays pure, and also
 removes tokens we did not sign (harmless).  It must never change a byte of text that
@@ -31,6 +32,7 @@ PLACEHOLDERS = {
     "reply": "[reply address]",
     "magic": "[sign-in link]",
     "unsubscribe": "[unsubscribe link]",
+    "intake": "[confirmation link]",
     "api": "[token]",
 }
 
@@ -64,6 +66,7 @@ _SECRET = re.compile(
     rf"""
       (?:{_URL}/auth/magic/)?(?P<magic>ml_\.?{_PAYLOAD}\.{_B64}{{1,12}}+\.{_signature(27)})
     | (?:{_URL}/unsubscribe/)?(?P<unsubscribe>un_{_PAYLOAD}\.{_signature(27)})
+    | (?:{_URL}/intake/confirm/)?(?P<intake>in_\.?{_PAYLOAD}\.{_B64}{{1,12}}+\.{_signature(27)})
     | (?P<api>qm_{_signature(43)})
     | (?i:mailto:)?(?P<reply>(?i:reply{_PLUS}[0-9]{{1,12}}-[0-9]{{1,12}}-[bp]-[a-z2-7]{{26}}))
     """,
@@ -82,11 +85,11 @@ _TAIL = {"reply": re.compile("[A-Za-z0-9]{0,64}"), "other": re.compile(f"{_B64}{
 def _cores(joints: str) -> tuple[str, str]:
     """Patterns for what every token has, its letters perhaps broken by ``joints``.
 
-    ``ml_``, ``un_`` or ``qm_`` (an ``_`` in the text), or ``reply`` in any case: a
-    text without either holds no token, and is not read any further.
+    ``ml_``, ``un_``, ``in_`` or ``qm_`` (an ``_`` in the text), or ``reply`` in any
+    case: a text without either holds no token, and is not read any further.
     """
     letters = ("[Rr]", "[Ee]", "[Pp]", "[Ll]", "[Yy]")
-    return f"(?:m{joints}l|u{joints}n|q{joints}m){joints}_", joints.join(letters)
+    return f"(?:m{joints}l|[ui]{joints}n|q{joints}m){joints}_", joints.join(letters)
 
 
 _JOINTS = f"(?:{_JOINT_PATTERN})*"

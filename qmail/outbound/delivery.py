@@ -45,7 +45,7 @@ from typing import Any, Protocol, TypeVar
 import aiosmtplib
 from sqlalchemy import or_, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from qmail.config import OutboundSettings, Settings
 from qmail.db import session_scope
@@ -53,6 +53,7 @@ from qmail.models import Outbox, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Leased = TypeVar("Leased", bound=SQLModel)
 
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=1)
@@ -235,30 +236,46 @@ def transport_for(settings: Settings) -> Transport:
 
 def claim_due(session: Session, now: datetime, lease: timedelta, limit: int) -> list[Outbox]:
     """Lease up to ``limit`` due pending rows to this worker, oldest first; commits the claim."""
+    return claim_leased(session, Outbox, now, lease, limit)
+
+
+def claim_leased(
+    session: Session,
+    table: type[Leased],
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    *where: Any,
+) -> list[Leased]:
+    """Lease up to ``limit`` due ``pending`` rows of ``table`` (``Outbox``, or any table with
+    its ``state``, ``next_attempt_at`` and ``locked_until`` columns) that also meet
+    ``where``, oldest first; commits the claim, so no other worker takes them meanwhile."""
     due = (
-        col(Outbox.state) == "pending",
-        col(Outbox.next_attempt_at) <= now,
-        or_(col(Outbox.locked_until).is_(None), col(Outbox.locked_until) < now),
+        col(table.state) == "pending",  # type: ignore[attr-defined]
+        col(table.next_attempt_at) <= now,  # type: ignore[attr-defined]
+        or_(col(table.locked_until).is_(None), col(table.locked_until) < now),  # type: ignore[attr-defined]
     )
     candidates = session.exec(
-        select(Outbox.id)
-        .where(*due)
-        .order_by(col(Outbox.id))
+        select(table.id)  # type: ignore[attr-defined]
+        .where(*due, *where)
+        .order_by(col(table.id))  # type: ignore[attr-defined]
         .limit(limit)
         .with_for_update(skip_locked=True)  # PostgreSQL; SQLite's write lock serializes
     ).all()
     claimed = []
     connection = session.connection()
-    for outbox_id in candidates:
+    for row_id in candidates:
         taken = connection.execute(
-            update(Outbox).where(col(Outbox.id) == outbox_id, *due).values(locked_until=now + lease)
+            update(table)
+            .where(col(table.id) == row_id, *due)  # type: ignore[attr-defined]
+            .values(locked_until=now + lease)
         )
         if taken.rowcount == 1:
-            claimed.append(outbox_id)
+            claimed.append(row_id)
     session.commit()
     if not claimed:
         return []
-    query = select(Outbox).where(col(Outbox.id).in_(claimed)).order_by(col(Outbox.id))
+    query = select(table).where(col(table.id).in_(claimed)).order_by(col(table.id))  # type: ignore[attr-defined]
     return list(session.exec(query).all())
 
 

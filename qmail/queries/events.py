@@ -1,9 +1,10 @@
 """What happened, as readers may see it: a task's history and the activity stream.
 
 Events on a branch the reader may not see are never loaded, so a hidden branch cannot leak
-through the activity stream or a task's history.  Both read newest first along an index
-(``event(created_at, id)``, ``event(task_id, created_at, id)``); the activity stream pages
-on with a cursor after the last event shown.
+through the activity stream, its Atom feed or a task's history.  Both read newest first
+along an index (``event(created_at, id)``, ``event(task_id, created_at, id)``); the
+activity stream is narrowed by ``queries.activity_filters`` and pages on with a cursor
+after the last event shown.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from sqlmodel import Session, col, select
 
 from qmail import models
 from qmail.access import Reader, branch_visible, task_visible
+from qmail.core.glance import excerpt
+from qmail.queries.activity_filters import ActivityFilters
 from qmail.queries.paging import before, key_cursor, read_key_cursor
 
 ACTIVITY_SIZE = 100
@@ -68,6 +71,7 @@ class EventLine:
     hidden: bool
     message_id: int | None  # for ``message`` events: the anchor on the task page
     event_id: int = 0
+    email: str = ""  # who did it, when a person did
 
 
 def describe(kind: str, detail: str) -> str:
@@ -78,31 +82,35 @@ def describe(kind: str, detail: str) -> str:
     return f"{phrase} {detail}"
 
 
-def _events_statement(person: Reader) -> Any:
+def _events_statement(person: Reader, filters: ActivityFilters | None = None) -> Any:
     """SELECT the events ``person`` may see, with their task, author and branch.
 
     An event on a branch counts only if the branch is visible to ``person``; an event
-    without a branch belongs to the task and is visible with it.
+    without a branch belongs to the task and is visible with it.  The author is an alias,
+    so that the filters' own ``Person`` subqueries are not correlated with it.
     """
     branch = aliased(models.Branch)
+    author = aliased(models.Person)
     statement = (
         select(  # type: ignore[call-overload]  # sqlmodel types select() up to 4 columns
             models.Event,
             col(models.Task.number),
             col(models.Task.title),
-            col(models.Person.name),
-            col(models.Person.email),
+            col(author.name),
+            col(author.email),
             col(branch.hidden),
         )
         .join(models.Task, col(models.Task.id) == models.Event.task_id)
         .outerjoin(branch, col(branch.id) == models.Event.branch_id)
-        .outerjoin(models.Person, col(models.Person.id) == models.Event.person_id)
+        .outerjoin(author, col(author.id) == models.Event.person_id)
         .where(task_visible(person))
         .where(or_(col(models.Event.branch_id).is_(None), branch_visible(person, branch)))
         .order_by(col(models.Event.created_at).desc(), col(models.Event.id).desc())
     )
     if not person.is_team:
         statement = statement.where(col(models.Event.kind).not_in(_TEAM_ONLY_KINDS))
+    if filters is not None:
+        statement = statement.where(*filters.conditions(person, branch))
     return statement
 
 
@@ -125,6 +133,7 @@ def _line(
         hidden=bool(hidden),
         message_id=message_id,
         event_id=event.id or 0,
+        email=email or "",
     )
 
 
@@ -143,16 +152,38 @@ def task_history(
 
 
 def activity(
-    session: Session, person: Reader, cursor: str | None = None
+    session: Session,
+    person: Reader,
+    cursor: str | None = None,
+    filters: ActivityFilters | None = None,
+    limit: int = ACTIVITY_SIZE,
 ) -> tuple[list[EventLine], str | None]:
-    """The latest events on every task and branch ``person`` may see, newest first, from
-    after ``cursor``; and the cursor of the next page (``None`` on the last one)."""
-    statement = _events_statement(person)
+    """The latest events on every task and branch ``person`` may see that match
+    ``filters``, newest first, from after ``cursor``; and the cursor of the next page
+    (``None`` on the last one)."""
+    statement = _events_statement(person, filters)
     if cursor is not None:
         after = read_key_cursor(cursor)
         statement = statement.where(before(models.Event.created_at, models.Event.id, after))
-    lines = [_line(*row) for row in session.exec(statement.limit(ACTIVITY_SIZE + 1))]
-    if len(lines) <= ACTIVITY_SIZE:
+    lines = [_line(*row) for row in session.exec(statement.limit(limit + 1))]
+    if len(lines) <= limit:
         return lines, None
-    lines = lines[:ACTIVITY_SIZE]
+    lines = lines[:limit]
     return lines, key_cursor(lines[-1].created_at, lines[-1].event_id)
+
+
+FEED_EXCERPT = 600
+
+
+def message_excerpts(session: Session, person: Reader, lines: list[EventLine]) -> dict[int, str]:
+    """The start of the message of each ``message`` line, by message id: only messages of
+    branches ``person`` may read (the feed shows them; the page links to them)."""
+    ids = [line.message_id for line in lines if line.message_id is not None]
+    if not ids:
+        return {}
+    rows = session.exec(
+        select(models.Message.id, models.Message.text)
+        .join(models.Branch, col(models.Branch.id) == models.Message.branch_id)
+        .where(col(models.Message.id).in_(ids), branch_visible(person))
+    ).all()
+    return {message_id: excerpt(text, FEED_EXCERPT) for message_id, text in rows if message_id}

@@ -7,8 +7,10 @@ one order, which is also what a saved view stores.
 
 Authorization stays in the query: a participant or a company counts only through a branch
 the reader may see (``access.branch_visible``), so a filter can never tell a client who
-is in a hidden branch.  Tags are the team's: a client's ``tag`` is refused (400), as the
-API refuses it, so it can never be used to probe which of their tasks carry which tag.
+is in a hidden branch.  A company is the whole company of the domain given, sub-domains
+and the domains the team merged into it included (``qmail.companies``).  Tags are the
+team's: a client's ``tag`` is refused (400), as the API refuses it, so it can never be
+used to probe which of their tasks carry which tag.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlmodel import col, select
 
 from qmail import models
 from qmail.access import Reader, branch_visible
+from qmail.companies import at_company
 from qmail.core.route import normalize_tag
 from qmail.errors import BadRequest
 
@@ -42,7 +45,7 @@ class Filters:
     status: str = ""
     assignee: str = ""  # MINE, UNASSIGNED or a team member's address
     participant: str = ""  # an address: tasks they take part in (visibly)
-    company: str = ""  # a domain: tasks someone at it takes part in (visibly)
+    company: str = ""  # a domain: tasks someone at its company takes part in (visibly)
 
     @classmethod
     def read(cls, params: Mapping[str, str], person: Reader) -> Filters:
@@ -110,9 +113,9 @@ class Filters:
         if self.assignee:
             found.append(_assigned(self.assignee, person))
         if self.participant:
-            found.append(_taking_part(col(models.Person.email) == self.participant, person))
+            found.append(taking_part(col(models.Person.email) == self.participant, person))
         if self.company:
-            found.append(_taking_part(col(models.Person.domain) == self.company, person))
+            found.append(taking_part(at_company(self.company), person))
         return found
 
 
@@ -142,7 +145,7 @@ def _assigned(assignee: str, person: Reader) -> ColumnElement[bool]:
     return column == named.scalar_subquery()
 
 
-def _taking_part(who: Any, person: Reader) -> ColumnElement[bool]:
+def taking_part(who: Any, person: Reader) -> ColumnElement[bool]:
     """Tasks where someone matching ``who`` is a member of a branch ``person`` may see."""
     # aliases, so that branch_visible's own BranchMember subquery is not correlated with them
     branch, member = aliased(models.Branch), aliased(models.BranchMember)

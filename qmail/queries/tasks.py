@@ -18,6 +18,7 @@ from qmail import models
 from qmail.access import Reader, branch_visible, task_visible
 from qmail.core.search import search_terms
 from qmail.errors import BadRequest, NotFound
+from qmail.queries.filters import status_is
 from qmail.queries.paging import (
     COUNT_LIMIT,
     before,
@@ -131,35 +132,50 @@ def search_tasks(
     conditions = [task_visible(person), *where]
     if tag and not person.is_team:
         raise BadRequest("tags are the team's own: filter by status or words instead")
-    if tag:
-        tagged = (
-            select(models.TaskTag.task_id)
-            .join(models.Tag, col(models.Tag.id) == models.TaskTag.tag_id)
-            .where(models.Tag.name == tag.strip().casefold())
-        )
-        conditions.append(col(models.Task.id).in_(tagged))
-    if status:
-        conditions.append(col(models.Task.status) == status)
+    tag_id = _tag_id(tag) if tag else None
+    if status:  # a short list (a client's tasks, a tag's) is read, not the status index
+        conditions.append(status_is(status, listed=tag_id is not None or not person.is_team))
     if q and q.strip():
+        if tag_id is not None:
+            tagged = select(col(models.TaskTag.task_id)).where(models.TaskTag.tag_id == tag_id)
+            conditions.append(col(models.Task.id).in_(tagged))
         return _ranked(session, person, conditions, search_terms(q), limit, offset, cursor)
-    listed = select(models.Task).where(*conditions)
+    listed, when, row_id = _listed(conditions, tag_id)
     total, exact = 0, False
     if count_limit:
-        counted = select(col(models.Task.id)).where(*conditions)
+        counted = listed.with_only_columns(col(models.Task.id))
         total, exact = count_upto(session, counted, count_limit)
     if cursor is not None:
-        after = read_key_cursor(cursor)
-        listed = listed.where(before(models.Task.updated_at, models.Task.id, after))
+        listed = listed.where(before(when, row_id, read_key_cursor(cursor)))
     tasks = session.exec(
-        listed.order_by(col(models.Task.updated_at).desc(), col(models.Task.id).desc())
-        .limit(limit + 1)
-        .offset(offset)
+        listed.order_by(when.desc(), row_id.desc()).limit(limit + 1).offset(offset)
     ).all()
     following = None
     if len(tasks) > limit:
         tasks = tasks[:limit]
         following = key_cursor(tasks[-1].updated_at, tasks[-1].id or 0)
     return TaskList(_summaries(session, person, list(tasks)), total, following, exact)
+
+
+def _tag_id(tag: str) -> Any:
+    """The id of the tag named so, as a subquery (NULL, so no task, for an unknown name)."""
+    name = tag.strip().casefold()
+    return select(col(models.Tag.id)).where(models.Tag.name == name).scalar_subquery()
+
+
+def _listed(conditions: list[Any], tag_id: Any) -> tuple[Any, Any, Any]:
+    """SELECT the tasks of ``conditions`` (under the tag ``tag_id``, if any), and the two
+    columns they are ordered and paged by: the task's ``(updated_at, id)``, or under a tag
+    the copies in ``tasktag`` (the same values), so the tag's tasks are one range of the
+    index ``tasktag(tag_id, updated_at, task_id)``, newest first, not all read and sorted.
+    """
+    listed = select(models.Task).where(*conditions)
+    if tag_id is None:
+        return listed, col(models.Task.updated_at), col(models.Task.id)
+    tagged = listed.join(models.TaskTag, col(models.TaskTag.task_id) == models.Task.id).where(
+        models.TaskTag.tag_id == tag_id
+    )
+    return tagged, col(models.TaskTag.updated_at), col(models.TaskTag.task_id)
 
 
 def _ranked(

@@ -22,6 +22,7 @@ from qmail.core.secrets import scrub_secrets
 from qmail.outbound import notifications
 from qmail.outbound.outbox import new_message_id
 from qmail.people import LOOK_UP, Team, get_person, is_ours
+from qmail.threads import acquaintances
 from qmail.threads.branches import add_copied, team_branch
 from qmail.threads.commands import apply_commands
 from qmail.threads.tasks import WRITE_EVENT, add_member, create_task, record_event, touch
@@ -258,6 +259,7 @@ def post_message(
     message = models.Message(id=message_id, **values)
     for attachment in mail.attachments if mail else files:
         add_attachment(session, message_id, attachment)
+    acquaintances.note_message(session, message_id)  # the address book's figures
     record_event(session, task, "message", author, now, branch.id, str(message_id))
     touch(task, branch, now)
     return message

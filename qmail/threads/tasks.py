@@ -17,6 +17,7 @@ from qmail.config import Settings
 from qmail.core.mail import Address, NewTask
 from qmail.db import Prepared, insert_or_skip, prepared_insert_or_skip
 from qmail.people import Team, get_person
+from qmail.threads import acquaintances
 
 # Core statements built once: executed with their values as parameters, they are
 # compiled once and found in SQLAlchemy's cache without building a statement per row.
@@ -103,19 +104,43 @@ _NEXT_IN_COUNTER = Prepared(
 
 
 def add_member(session: Session, branch_id: int, person_id: int, now: datetime) -> bool:
-    """Make the person a member of the branch; ``False`` if they were one already."""
+    """Make the person a member of the branch; ``False`` if they were one already.
+
+    A newcomer to a branch with messages now shares them with its members: the address
+    book's figures follow (``acquaintances.note_member``).
+    """
+    # RETURNING tells whether a row was written: psycopg's rowcount here is -1
     added = prepared_insert_or_skip(
-        session, models.BranchMember, ("branch_id", "person_id"), ("added_at",)
+        session, models.BranchMember, ("branch_id", "person_id"), ("added_at",), "person_id"
     ).run(session, {"branch_id": branch_id, "person_id": person_id, "added_at": now})
-    count = added.rowcount
+    written = added.fetchone()
     added.close()
-    return bool(count)
+    if written is None:
+        return False
+    acquaintances.note_member(session, branch_id, person_id)
+    return True
+
+
+def remove_member(session: Session, branch_id: int, person_id: int) -> None:
+    """Take the person out of the branch; what they shared with its other members is
+    counted again without it (``acquaintances.recount``)."""
+    session.connection().execute(
+        delete(models.BranchMember).where(
+            col(models.BranchMember.branch_id) == branch_id,
+            col(models.BranchMember.person_id) == person_id,
+        )
+    )
+    others = session.exec(
+        select(models.BranchMember.person_id).where(models.BranchMember.branch_id == branch_id)
+    ).all()
+    acquaintances.recount(session, person_id, others)
 
 
 def add_new_members(
     session: Session, branch_id: int, people: list[int | None], now: datetime
 ) -> None:
-    """``add_member`` for the people (ids) of a branch just created, in one statement."""
+    """``add_member`` for the people (ids) of a branch just created, in one statement (it
+    has no messages yet, so the address book has nothing to add)."""
     ids = dict.fromkeys(person_id for person_id in people if person_id is not None)
     _ADD_MEMBERS.run_many(
         session,

@@ -22,25 +22,32 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from sqlalchemy.engine import Engine
 
-from qmail.auth.signed import LinkTokens, ReplyTokens
+from qmail.auth.signed import IntakeTokens, LinkTokens, ReplyTokens
 from qmail.config import Settings, secret_key
 from qmail.context import Context
 from qmail.errors import BadRequest, Forbidden, NotFound
 from qmail.people import Team
 from qmail.resources import static_dir, templates_dir
+from qmail.web.activity_feed import ActivityFeed
 from qmail.web.api import AttachmentApi, HealthApi, TaskApi
 from qmail.web.api_docs import openapi_config
 from qmail.web.api_guards import api_router
 from qmail.web.auth import AuthController
+from qmail.web.companies_page import CompaniesPage
 from qmail.web.contacts import ContactApi
 from qmail.web.deps import Unauthenticated, provide_current_user, provide_db_session
 from qmail.web.inbox import InboxPage
+from qmail.web.intake_page import IntakePage, IntakePreflight
+from qmail.web.map_page import PeopleMapPage
 from qmail.web.new_task_page import NewTaskPage
 from qmail.web.pages import ReaderPages
 from qmail.web.settings_page import SettingsPage
+from qmail.web.settings_tokens import SettingsTokens
 from qmail.web.task_edits import TaskEdits
 from qmail.web.task_page import TaskPage, replies_controller
 from qmail.web.unsubscribe import UnsubscribeController
+from qmail.web.webhooks_api import WebhookApi
+from qmail.web.webhooks_page import WebhooksPage
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +72,19 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
                     replies_controller(settings.smtp.max_message_size),
                     TaskEdits,
                     ReaderPages,
+                    ActivityFeed,
+                    CompaniesPage,
+                    PeopleMapPage,
                     UnsubscribeController,
                     SettingsPage,
+                    SettingsTokens,
+                    IntakePreflight,  # before IntakePage: see its docstring
+                    IntakePage,
+                    WebhooksPage,
                     create_static_files_router(path="/static", directories=[static_dir()]),
                 ],
             ),
-            api_router(csrf, [HealthApi, TaskApi, AttachmentApi, ContactApi]),
+            api_router(csrf, [HealthApi, TaskApi, AttachmentApi, ContactApi, WebhookApi]),
         ],
         template_config=TemplateConfig(
             instance=JinjaTemplateEngine.from_environment(page_environment())
@@ -88,6 +102,7 @@ def create_app(settings: Settings, engine: Engine) -> Litestar:
                 "engine": engine,
                 "links": links,
                 "team": Team.of(settings),
+                "intake_tokens": IntakeTokens(key, settings.intake.confirm_ttl),
                 # what posting from the web needs to notify by mail, as ingest does
                 "context": Context(engine, settings, ReplyTokens(key), links),
             }
@@ -118,6 +133,10 @@ def csrf_config(settings: Settings, key: str) -> CSRFConfig:
             # RFC 8058: mail programs POST one-click unsubscribes with no cookie or token;
             # the signed link itself is the authorization there.
             "^/unsubscribe/",
+            # The public contact form's endpoint: posted by the widget on other sites,
+            # which hold no token of ours; no session or cookie is involved.  The
+            # confirmation page's form keeps its token.
+            "^/intake$",
         ],
     )
 

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from qmail import models
 from qmail.access import Reader, reader_of
 from qmail.auth import sessions
-from qmail.auth.api_tokens import person_for_api_token
+from qmail.auth.api_tokens import find_api_token, mark_used
 from qmail.errors import QmailError
 from qmail.people import Team
 
@@ -56,17 +56,19 @@ def provide_current_user(request: Request, session: NamedDependency[Session]) ->
     Whether they are on the team is worked out now, from the configuration and their
     role, so a role change takes effect on their next request.  Runs in a worker thread
     (``sync_to_thread=True``): it queries the database, and every few minutes records a
-    session's ``last_seen_at`` (committed at once, before the handler has written anything).
+    session's ``last_seen_at`` or a token's ``last_used_at`` (committed at once, before
+    the handler has written anything).
     """
     team: Team = request.app.state.team
     token = bearer_token(request)
     if token is not None:
         # judged by the token alone: a fallback to the cookie would make a request that
         # skipped the API's CSRF check (api_guards) a cookie-authenticated one
-        person = person_for_api_token(session, token)
-        if person is None:
+        found = find_api_token(session, token)
+        if found is None:
             raise Unauthenticated("authentication required")
-        return reader_of(person, team)
+        mark_used(session, found[0], datetime.now(UTC))
+        return reader_of(found[1], team)
     person = person_for_session_cookie(request, session)
     if person is not None:
         return reader_of(person, team)

@@ -11,6 +11,7 @@ error handler.  Saving and deleting a view are forms with Litestar's CSRF token.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any
@@ -48,10 +49,11 @@ class InboxPage(Controller):
         """The signed-in person's tasks, filtered as the query string says, newest first
         (best match first with ``q``)."""
         filters = Filters.read(request.query_params, person)
-        where = filters.conditions(person)
+        # the tag apart: search_tasks then reads the tag's tasks in order (tasktag's index)
+        where = replace(filters, tag="").conditions(person)
         found = search_tasks(
-            session, person, None, None, filters.q, INBOX_SIZE, cursor=cursor, where=where,
-            count_limit=0,
+            session, person, filters.tag or None, None, filters.q, INBOX_SIZE, cursor=cursor,
+            where=where, count_limit=0,
         )  # fmt: skip
         views, count = views_of(session, person, filters)
         context = {

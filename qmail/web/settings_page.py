@@ -1,5 +1,5 @@
-"""The signed-in person's settings, ``/settings``: their mail and the browsers they are
-signed in on.
+"""The signed-in person's settings, ``/settings``: their mail, the browsers they are
+signed in on, and (``settings_tokens.py``) their API tokens and activity feed link.
 
 An edge only: sessions are read and ended by ``qmail.auth.sessions``, the mail choice is
 ``qmail.outbound.preferences``'s.  A person only ever sees and changes their own: their
@@ -22,7 +22,8 @@ from sqlmodel import Session, col, select
 
 from qmail import models
 from qmail.access import Reader, task_visible
-from qmail.auth import sessions
+from qmail.auth import api_tokens, sessions
+from qmail.auth.feeds import feed_token, feed_url
 from qmail.errors import NotFound
 from qmail.outbound import preferences
 from qmail.threads.tasks import record_event
@@ -38,22 +39,9 @@ class SettingsPage(Controller):
         session: NamedDependency[Session],
         person: NamedDependency[Reader],
     ) -> Template:
-        """The person's mail choice, the tasks they unsubscribed from, and their active
-        sessions (this browser's marked), each with its button."""
-        assert person.id is not None
-        current = current_web_session(request, session)
-        rows = sessions.sessions_of(session, person.id, datetime.now(UTC), active_only=True)
-        return Template(
-            "settings.html",
-            context={
-                "person": person,
-                "notifications": person.person.notifications,
-                "choices": preferences.choices_for(person.is_team),
-                "muted": _muted_tasks(session, person),
-                "sessions": rows,
-                "current_id": current.id if current is not None else None,
-            },
-        )
+        """The person's mail choice, the tasks they unsubscribed from, their active
+        sessions (this browser's marked), API tokens and feed link, each with its button."""
+        return Template("settings.html", context=settings_context(request, session, person))
 
     @post("/settings/notifications", sync_to_thread=True)
     def notifications(
@@ -106,6 +94,29 @@ class SettingsPage(Controller):
             response.delete_cookie(SESSION_COOKIE, path="/")
             return response
         return Redirect("/settings", status_code=303)
+
+
+def settings_context(
+    request: Request[Any, Any, Any], session: Session, person: Reader, **extra: Any
+) -> dict[str, Any]:
+    """What ``settings.html`` shows ``person`` (``extra``: a token just made, shown once)."""
+    assert person.id is not None
+    current = current_web_session(request, session)
+    rows = sessions.sessions_of(session, person.id, datetime.now(UTC), active_only=True)
+    state = request.app.state
+    token = feed_token(state.links, person.person)
+    return {
+        "person": person,
+        "notifications": person.person.notifications,
+        "choices": preferences.choices_for(person.is_team),
+        "muted": _muted_tasks(session, person),
+        "sessions": rows,
+        "current_id": current.id if current is not None else None,
+        "api_tokens": api_tokens.tokens_of(session, person.id),
+        "new_token": None,
+        "feed": feed_url(state.settings.web.base_url, token) if token else None,
+        **extra,
+    }
 
 
 def _muted_tasks(session: Session, person: Reader) -> list[models.Task]:

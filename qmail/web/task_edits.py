@@ -32,7 +32,7 @@ from qmail.queries.tasks import tags_of, visible_task
 from qmail.threads import posting
 from qmail.threads.branches import add_copied, open_hidden_branch
 from qmail.threads.commands import apply_commands
-from qmail.threads.tasks import main_branch, record_event
+from qmail.threads.tasks import main_branch, record_event, remove_member
 from qmail.web.forms import Form, form_id, form_ids, form_value, message_text
 from qmail.web.task_page import require_team, see_task
 
@@ -196,7 +196,8 @@ class TaskEdits(Controller):
         removed = session.get(models.Person, person_id) if member else None
         if member is None or removed is None:
             raise NotFound("no such participant")
-        session.delete(member)
+        assert branch.id is not None and removed.id is not None
+        remove_member(session, branch.id, removed.id)
         now = datetime.now(UTC)
         record_event(
             session, task, "participant_removed", person.person, now, branch.id, removed.email

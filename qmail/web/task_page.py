@@ -34,6 +34,7 @@ from qmail.core.compose import human_size
 from qmail.core.headers import one_line
 from qmail.core.linkify import linkify
 from qmail.core.mail import Attachment
+from qmail.db import commit_unsynced
 from qmail.errors import BadRequest, Forbidden
 from qmail.queries.events import task_history
 from qmail.queries.inbox import mark_read
@@ -81,8 +82,9 @@ class TaskPage(Controller):
         detail = read_task(session, person, number)
         seen = [message.id for branch in detail.branches for message in branch.messages]
         # up to the newest message the reader may see: the inbox then shows the task read
-        if seen and mark_read(session, person, detail.id, max(seen), datetime.now(UTC)):
-            session.commit()
+        if seen:
+            with commit_unsynced(session):  # a read mark a power cut loses is harmless
+                mark_read(session, person, detail.id, max(seen), datetime.now(UTC))
         task = session.get(models.Task, detail.id)
         assert task is not None
         assignee = session.get(models.Person, task.assignee_id) if task.assignee_id else None

@@ -2,7 +2,7 @@
 
 Each page a person uses is looked at as a person would: at a laptop's width and at a
 phone's (390 px), signed in as they would be (by magic link), with a screenshot kept
-under ``build/browser/<test>/`` for a human to look at, and two checks a human would
+under ``build/browser/<database>/<test>/`` for a human to look at, and two checks a human would
 otherwise make by eye: nothing scrolls sideways, and axe-core (the accessibility engine,
 from the ``axe-playwright-python`` package) finds no serious or critical violation.
 
@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.conftest import TEST_DATABASE_URL
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -87,8 +89,10 @@ def signed_in_page(browser: Browser, magic_link: str, viewport: dict[str, int]) 
 
 
 def shots_dir(request: pytest.FixtureRequest) -> Path:
-    """``build/browser/<test name>/``, emptied for this run."""
-    folder = SHOTS / re.sub(r"[^\w.-]+", "_", request.node.name)
+    """``build/browser/<database>/<test name>/``, emptied for this run (the SQLite and
+    PostgreSQL passes may run side by side)."""
+    database = "postgresql" if TEST_DATABASE_URL else "sqlite"
+    folder = SHOTS / database / re.sub(r"[^\w.-]+", "_", request.node.name)
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.png"):
         old.unlink()

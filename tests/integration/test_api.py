@@ -373,6 +373,8 @@ def statements(store: Context) -> Iterator[list[str]]:
 def test_task_is_read_in_a_fixed_number_of_queries(
     web_app: InProcessWeb, world: World, statements: list[str]
 ) -> None:
+    get_json(web_app, world.tokens["alice"], "/api/tasks")  # the token's first use is noted
+    statements.clear()
     get_json(web_app, world.tokens["alice"], "/api/tasks/1")
     # token, task, branches, members, messages, attachments, tags: not one per message
     assert len(statements) <= 7, statements

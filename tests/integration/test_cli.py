@@ -394,3 +394,54 @@ def test_help_names_no_file_that_is_not_there():
     for text in texts:
         if "qmail.toml" in text:
             assert "if present" in text or "when there is one" in text, text
+
+
+def listeners(port: int) -> int:
+    """How many sockets listen on this loopback TCP port (``/proc/net/tcp``: state 0A)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    local = f"0100007F:{port:04X}"
+    return sum(1 for row in rows if row.split()[1] == local and row.split()[3] == "0A")
+
+
+def started_pids(output: Path) -> set[str]:
+    """The processes uvicorn says it started a web server in."""
+    return set(re.findall(r"Started server process \[(\d+)\]", output.read_text()))
+
+
+def test_serve_runs_the_web_app_in_several_processes_on_one_port(settings, tmp_path):
+    smtp_port, web_port = free_port(), free_port()
+    config = write_config(
+        settings,
+        tmp_path / "qmail.toml",
+        smtp={"port": smtp_port},
+        web={"port": web_port},
+        mail={"domain": "localhost", "team_domains": ["localhost"]},
+    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "qmail", "serve", "--processes", "3", "--config", config],
+            cwd=tmp_path,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    children: list[str] = []
+    try:
+        # each process listens on the port (SO_REUSEPORT)
+        wait_until(lambda: listeners(web_port) == 3 and len(started_pids(log)) == 3, timeout=120)
+        children = sorted(started_pids(log) - {str(process.pid)})
+        assert len(children) == 2
+        for _ in range(30):  # each a new connection, which the kernel gives to one of them
+            assert httpx.get(f"http://127.0.0.1:{web_port}/api/health").status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, log.read_text()
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "helpers stopped"
+    assert listeners(web_port) == 0
+    assert "(3 processes)" in log.read_text()
+
+
+def test_processes_must_be_a_sensible_number(settings, tmp_path, capsys):
+    config = write_config(settings, tmp_path / "qmail.toml")
+    assert cli.main(["web", "--processes", "0", "--config", config]) == 1
+    assert capsys.readouterr().err == "qmail: error: --processes must be between 1 and 64, not 0\n"

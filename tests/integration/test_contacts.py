@@ -181,6 +181,7 @@ def test_each_person_has_exactly_the_book_of_their_discussions(
             "tasks_in_common": tasks,
             "first_seen": date_of(first),
             "last_seen": date_of(last),
+            "company_domain": company,
         }
         for other, company, tasks, first, last in BOOKS[email]
     ]

@@ -3,7 +3,7 @@
 A team member (Alice) finds a task by a word from one of its messages through the inbox's
 search box, filters by a tag chip and by an assignee link, clears a filter, and walks the
 rows with j/k, opens one with o, and reaches the reply box with r.  Each state is
-screenshotted under ``build/browser/<test>/`` and checked by ``browser.look_at`` (no
+screenshotted under ``build/browser/<database>/<test>/`` and checked by ``browser.look_at`` (no
 sideways scrolling, no serious axe-core violation).  The world is ``test_inbox``'s.
 """
 

@@ -269,8 +269,12 @@ def test_contacts_are_grouped_by_company_with_no_company_last(world, web_server,
     smtp_server.send(client_mail(webmail, "Question from home"), INTAKE, sender=webmail)
     with signed_in(world, web_server, ALICE) as alice:
         page = alice.get("/contacts").text
-        groups = ("acme.test", "example.com", "No company")
-        positions = [page.index(f"<h2>{group}</h2>") for group in groups]
+        groups = (
+            '<h2><a href="/companies/acme.test">acme.test</a></h2>',
+            '<h2><a href="/companies/example.com">example.com</a></h2>',
+            "<h2>No company</h2>",
+        )
+        positions = [page.index(group) for group in groups]
         assert positions == sorted(positions)
         assert webmail in page and f'href="/contacts/{CAROL.replace("@", "%40")}"' in page
         carol_page = alice.get(f"/contacts/{CAROL}")

@@ -11,7 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[2]
+pytestmark = pytest.mark.same_on_any_database
 
 
 def test_building_the_wheel_gives_no_setuptools_warnings(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -15,12 +16,14 @@ from sqlmodel import Session, SQLModel, select
 from qmail import models, people
 from qmail.access import Reader
 from qmail.auth.signed import LinkTokens, ReplyTokens
+from qmail.config import DatabaseSettings
 from qmail.core.mail import Address, ReplyTarget
 from qmail.core.search import search_terms
 from qmail.db import alembic_config, create_db_engine, include_name, migrate, session_scope
 from qmail.inbound import store as qstore
 from qmail.queries.search import find_tasks
 from qmail.threads.tasks import next_task_number
+from tests.conftest import TEST_DATABASE_URL, scratch_schema
 
 NOW = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
 
@@ -225,3 +228,34 @@ def test_upgrading_indexes_the_messages_and_titles_already_stored_for_search(set
             assert [(match.task_id, match.message_id) for match in matches] == found
         assert person.domain == "x.test"
     engine.dispose()
+
+
+def test_the_suites_replayed_schema_is_the_one_alembic_builds(store, settings):
+    """The PostgreSQL tests get their schema by replaying what Alembic sent once
+    (``tests/conftest.py``): it must be the schema Alembic itself builds."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite copies a file (CI runs it in the PG pass)")
+    with scratch_schema(TEST_DATABASE_URL) as url:
+        migrated = create_db_engine(dataclasses.replace(settings, database=DatabaseSettings(url)))
+        migrate(migrated)
+        assert catalog(store.engine) == catalog(migrated)
+        migrated.dispose()
+
+
+def catalog(engine):
+    """Tables, columns, indexes, constraints, sequences and the revision of a schema."""
+    queries = [
+        "SELECT table_name, column_name, data_type, is_nullable, column_default,"
+        " generation_expression FROM information_schema.columns"
+        " WHERE table_schema = current_schema() ORDER BY 1, 2",
+        "SELECT tablename, indexname, replace(indexdef, current_schema() || '.', '')"
+        " FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1, 2",
+        "SELECT conname, contype, pg_get_constraintdef(c.oid) FROM pg_constraint c"
+        " JOIN pg_namespace n ON n.oid = c.connamespace"
+        " WHERE n.nspname = current_schema() ORDER BY 1",
+        "SELECT sequence_name, start_value FROM information_schema.sequences"
+        " WHERE sequence_schema = current_schema() ORDER BY 1",
+        "SELECT version_num FROM alembic_version",
+    ]
+    with engine.connect() as connection:
+        return [connection.execute(text(query)).all() for query in queries]

@@ -172,3 +172,10 @@ def test_secret_key_is_generated_once_and_kept(tmp_path):
     assert len(first) > 40
     assert secret_key(settings) == first
     assert (tmp_path / "var" / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_webhooks_allowed_hosts_take_host_names_only():
+    settings = load(env={"QMAIL_WEBHOOKS__ALLOWED_HOSTS": "Hooks.Slack.com,.example.com"})
+    assert settings.webhooks.allowed_hosts == ("hooks.slack.com", ".example.com")
+    with pytest.raises(ConfigError, match=r"webhooks\.allowed_hosts: 'https://x\.test/' is not"):
+        load(env={"QMAIL_WEBHOOKS__ALLOWED_HOSTS": "https://x.test/"})

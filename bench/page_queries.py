@@ -1,0 +1,97 @@
+"""The page queries alone, in process: CPU time per call on a ``bench/scale.py`` database.
+
+Times the queries behind the address book, a contact's page and a tag's task list as a
+team member (alice) and as the busy client ``bench/scale.py`` picks, with
+``time.process_time`` (the median of ``--repeat`` calls after one warm-up): on a machine
+shared with other work, CPU time says what a query costs where the clock says how busy
+the machine was.  Only public query functions are called, so an older checkout runs it
+too (``PYTHONPATH=/path/to/checkout``).  Prints figures; asserts nothing.
+
+    .venv/bin/python bench/page_queries.py sqlite:////tmp/qmail-scale/1000000.db
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+from qmail import models
+from qmail.access import Reader
+from qmail.config import load
+from qmail.db import create_db_engine
+from qmail.queries.contacts import address_book, contact, shared_tasks
+from qmail.queries.filters import Filters
+from qmail.queries.tasks import search_tasks
+from qmail.queries.views import views_of
+
+BUSY_CLIENT = (
+    "SELECT person_id FROM branchmember WHERE person_id > 5 GROUP BY person_id"
+    " HAVING count(*) <= 200 ORDER BY count(*) DESC LIMIT 1"
+)
+
+
+def timed(engine: Any, name: str, call: Callable[[Session], object], repeat: int) -> None:
+    with Session(engine) as session:
+        call(session)
+        spent = []
+        for _ in range(repeat):
+            started = time.process_time()
+            call(session)
+            spent.append(1000 * (time.process_time() - started))
+    print(f"| {name} | {statistics.median(spent):.2f} ms |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("url", help="the database, e.g. sqlite:////tmp/qmail-scale/1000000.db")
+    parser.add_argument("--repeat", type=int, default=40)
+    args = parser.parse_args()
+    env = {"QMAIL_DATABASE__URL": args.url, "QMAIL_MAIL__TEAM_DOMAINS": "team.test"}
+    engine = create_db_engine(load(env=env))
+    with Session(engine) as session:
+        alice = session.get(models.Person, 1)
+        client = session.get(models.Person, session.execute(text(BUSY_CLIENT)).scalar_one())
+        assert alice is not None and client is not None
+        session.expunge_all()
+    team, outsider = Reader(alice, True), Reader(client, False)
+    bob = "bob@team.test"
+
+    def contact_page(reader: Reader) -> Callable[[Session], object]:
+        def call(session: Session) -> object:
+            found = contact(session, reader, bob)
+            assert found is not None
+            return shared_tasks(session, reader, found)
+
+        return call
+
+    for who, reader in (("team", team), ("client", outsider)):
+        book: dict[str, Callable[[Session], object]] = {
+            "a teammate as a contact": partial(contact, person=reader, email=bob),
+            "a teammate's contact page": contact_page(reader),
+            "address book, first page": partial(address_book, person=reader),
+        }
+        for name, call in book.items():
+            timed(engine, f"{who}: {name}", call, args.repeat)
+    tag_pages: dict[str, Callable[[Session], object]] = {
+        "team: a tag's first 50 tasks, no count": lambda s: search_tasks(
+            s, team, "tag5", None, None, 50, count_limit=0
+        ),
+        "team: API ?tag=, with total": lambda s: search_tasks(s, team, "tag5", None, None, 50),
+        "team: API ?tag=&status=open": lambda s: search_tasks(s, team, "tag5", "open", None, 50),
+        "team: the inbox's views under a tag": lambda s: views_of(s, team, Filters(tag="tag5")),
+        "team: API list, no filter": lambda s: search_tasks(s, team, None, None, None, 50),
+    }
+    for name, call in tag_pages.items():
+        timed(engine, name, call, args.repeat)
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
