@@ -97,8 +97,9 @@ def task_visible(person: Reader | None) -> ColumnElement[bool]:
     )
 
 
-def branch_readers(branch: models.Branch, team: Team) -> ColumnElement[bool]:
-    """A condition on ``Person``: the members of ``branch`` who may read it.
+def branch_readers(branch_id: Any, hidden: bool, team: Team) -> ColumnElement[bool]:
+    """A condition on ``Person``: the members of branch ``branch_id`` (an id, or a bound
+    parameter for one) who may read it; ``hidden``: the branch is hidden.
 
     These are the people told about its messages by mail.  A hidden branch is read only
     by its team members: should an outsider ever become a member by mistake (or a member
@@ -107,9 +108,9 @@ def branch_readers(branch: models.Branch, team: Team) -> ColumnElement[bool]:
     """
     member = col(models.Person.id).in_(
         select(col(models.BranchMember.person_id)).where(
-            col(models.BranchMember.branch_id) == branch.id
+            col(models.BranchMember.branch_id) == branch_id
         )
     )
-    if branch.hidden:
+    if hidden:
         return and_(member, team.condition())
     return member

@@ -132,6 +132,135 @@ def _insert_or_skip(dialect: str, model: Any, keys: tuple[str, ...]) -> Any:
     return insert.on_conflict_do_nothing(index_elements=list(keys))
 
 
+class Prepared:
+    """A Core statement compiled once for each database and run on the driver's cursor.
+
+    For the statements filing runs for every mail: SQLAlchemy's own work for each
+    execution (about 80 µs on the workplace machine, four times the driver's) is skipped.
+    The values are converted as SQLAlchemy converts them (each bound parameter's type's
+    processor, e.g. dates on SQLite), and ``IN`` lists (of numbers or text) are expanded
+    as SQLAlchemy expands them; but rows come back as the driver gives them, so only
+    statements whose columns are numbers, text or bytes may be prepared (a boolean is 0
+    or 1 on SQLite).  An insert names the ``columns`` its rows give, all of them (a
+    missing value is an error, not a default).  Runs in the session's
+    transaction, on its connection; SQLAlchemy's events do not see it.
+    """
+
+    def __init__(self, statement: Any, columns: tuple[str, ...] = ()) -> None:
+        self.statement = statement
+        self.columns = columns
+        self._compiled: dict[str, _Compiled] = {}
+
+    def run(self, session: Session, values: dict[str, Any] | None = None) -> Any:
+        """Execute with ``values``; the driver's cursor, to fetch from."""
+        connection = session.connection()
+        sql, parameters = self._for(connection.dialect).bind(values or {})
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(sql, parameters)
+        return cursor
+
+    def run_many(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        """Execute once for each of ``rows`` (an ``executemany``; no ``IN`` lists)."""
+        connection = session.connection()
+        compiled = self._for(connection.dialect)
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.executemany(compiled.sql, [compiled.bind(row)[1] for row in rows])
+        cursor.close()
+
+    def _for(self, dialect: Any) -> _Compiled:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(
+                dialect=dialect, column_keys=list(self.columns) or None
+            )
+            found = self._compiled[dialect.name] = _Compiled(compiled, dialect)
+        return found
+
+
+class _Compiled:
+    """A statement compiled for one database, with its parameters' processors."""
+
+    def __init__(self, compiled: Any, dialect: Any) -> None:
+        self.compiled = compiled
+        self.sql = str(compiled)
+        self.order = tuple(compiled.positiontup) if compiled.positional else None
+        # What ``construct_params`` would do, worked out once: the values the statement
+        # holds, the names the caller's values go to, and how each value is converted.
+        self.fixed: dict[str, Any] = {}
+        self.given: list[tuple[str, str]] = []
+        self.processors: dict[str, Any] = {}
+        expanding = []
+        for bind, name in compiled.bind_names.items():
+            if bind.expanding:
+                expanding.append(bind)
+                continue
+            if bind.required:
+                self.given.append((name, bind.key))
+            else:
+                self.fixed[name] = bind.effective_value
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                self.processors[name] = processor
+        self.expands = any(bind.required for bind in expanding)
+        if expanding and not self.expands:  # lists the statement holds: expanded once
+            state = compiled.construct_expanded_state({key: None for _, key in self.given})
+            given = {name for name, _ in self.given}
+            self.sql = state.statement
+            self.order = None if state.positiontup is None else tuple(state.positiontup)
+            for name, value in state.parameters.items():
+                if name not in given and name not in self.fixed:
+                    processor = state.processors.get(name)
+                    self.fixed[name] = processor(value) if processor else value
+
+    def bind(self, values: dict[str, Any]) -> tuple[str, Any]:
+        """The SQL and the driver's parameters for ``values``."""
+        if self.expands:  # the statement's text depends on the lengths of its lists
+            state = self.compiled.construct_expanded_state(values)
+            parameters = dict(state.parameters)
+            for name, processor in {**self.processors, **state.processors}.items():
+                if name in parameters:
+                    parameters[name] = processor(parameters[name])
+            if state.positiontup is None:
+                return state.statement, parameters
+            return state.statement, tuple(parameters[name] for name in state.positiontup)
+        parameters = dict(self.fixed)
+        for name, key in self.given:
+            parameters[name] = values[key]  # (a missing value: KeyError)
+        for name, processor in self.processors.items():
+            parameters[name] = processor(parameters[name])
+        if self.order is None:
+            return self.sql, parameters
+        return self.sql, tuple(parameters[name] for name in self.order)
+
+
+def prepared_insert_or_skip(
+    session: Session,
+    model: Any,
+    keys: tuple[str, ...],
+    others: tuple[str, ...],
+    returning: str | None = None,
+) -> Prepared:
+    """``insert_or_skip`` as a ``Prepared`` statement: every row gives the ``keys`` and
+    the ``others`` columns; ``returning``: a column the written row returns (no row: none
+    was written)."""
+    dialect = session.get_bind().dialect.name
+    return _prepared_insert_or_skip(dialect, model, keys, others, returning)
+
+
+@functools.cache
+def _prepared_insert_or_skip(
+    dialect: str,
+    model: Any,
+    keys: tuple[str, ...],
+    others: tuple[str, ...],
+    returning: str | None,
+) -> Prepared:
+    statement = _insert_or_skip(dialect, model, keys)
+    if returning is not None:
+        statement = statement.returning(model.__table__.c[returning])
+    return Prepared(statement, keys + others)
+
+
 @contextmanager
 def commit_unsynced(session: Session) -> Iterator[None]:
     """Write in the block, then commit without waiting for the disk: for what a power cut

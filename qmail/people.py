@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, false, or_
+from sqlalchemy import ColumnElement, and_, bindparam, false, or_
 from sqlmodel import Session, col, select
 
 from qmail import models
@@ -29,6 +29,19 @@ from qmail.core.mail import Address
 TEAM = "team"
 EXTERNAL = "external"
 ROLES = (TEAM, EXTERNAL)
+
+
+class Someone(Protocol):
+    """What is read of a person to mail them: a ``Person`` row, or its columns read in Core."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def role(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -45,7 +58,7 @@ class Team:
         """Whether the configuration alone puts ``email`` on the team."""
         return split_address(email)[1] in self.domains
 
-    def includes(self, person: models.Person) -> bool:
+    def includes(self, person: Someone) -> bool:
         """Whether ``person`` is a team member: their explicit role, else the configuration."""
         if person.role is not None:
             return person.role == TEAM
@@ -62,10 +75,15 @@ class Team:
         return or_(role == TEAM, and_(role.is_(None), configured))
 
 
+LOOK_UP: Any = object()  # (a person not looked up by the caller: see ``get_person``)
+
+
 def find_person(session: Session, email: str) -> models.Person | None:
     """The person with this address, if qmail has met them."""
-    email = email.strip().lower()
-    return session.exec(select(models.Person).where(models.Person.email == email)).first()
+    return session.exec(_BY_EMAIL, params={"email": email.strip().lower()}).first()
+
+
+_BY_EMAIL = select(models.Person).where(models.Person.email == bindparam("email"))
 
 
 def on_team(session: Session, team: Team, email: str) -> bool:
@@ -76,17 +94,19 @@ def on_team(session: Session, team: Team, email: str) -> bool:
 
 
 def get_person(
-    session: Session, address: Address, now: datetime, found: models.Person | None = None
+    session: Session, address: Address, now: datetime, found: models.Person | None = LOOK_UP
 ) -> models.Person:
     """The person with this address, created on first sight; a missing name is filled in.
 
     Callers decide whether meeting this address may create a person (see the module's
     docstring); the new person follows the configuration (no explicit role).  ``found``:
-    the row ``find_person`` gave for this address in this transaction (not read again).
+    what ``find_person`` gave for this address in this transaction (not read again;
+    ``None``: nobody), or ``LOOK_UP``.
     """
     email = address.email.lower()
-    same = found is not None and found.email == email.strip()
-    person = found if same else find_person(session, email)
+    if found is LOOK_UP or (found is not None and found.email != email.strip()):
+        found = find_person(session, email)
+    person = found
     if person is None:
         person = models.Person(email=email, name=address.name, created_at=now)
         session.add(person)

@@ -25,6 +25,7 @@ from typing import Any
 
 from itsdangerous import (
     BadSignature,
+    HMACAlgorithm,
     Signer,
     TimestampSigner,
     URLSafeSerializer,
@@ -39,6 +40,14 @@ _KINDS = {"b": False, "p": True}  # b: the branch itself, p: privately to the te
 _MAX_NONCE_LENGTH = 64
 
 
+class _OneShotHMAC(HMACAlgorithm):
+    """``HMACAlgorithm`` through ``hmac.digest``, OpenSSL's one-shot HMAC: the same
+    signature without building an ``hmac.HMAC`` object for each."""
+
+    def get_signature(self, key: bytes, value: bytes) -> bytes:
+        return hmac.digest(key, value, self.digest_method)
+
+
 class _KeyOnce(Signer):
     """A ``Signer`` that derives its key from the secret and the salt once.
 
@@ -49,6 +58,8 @@ class _KeyOnce(Signer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._derived: dict[bytes, bytes] = {}
+        if type(self.algorithm) is HMACAlgorithm:
+            self.algorithm = _OneShotHMAC(self.algorithm.digest_method)
 
     def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
         secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)

@@ -200,7 +200,7 @@ def notification_head(n: Notification) -> EmailMessage:
     """The notification's headers: the same for the team and for everybody else."""
     message = _begin(
         n,
-        sender=mailbox(f"{_display(n.author)} (via {n.team_name})", n.reply_address),
+        sender=mailbox(sender_name(n), n.reply_address),
         reply_to=n.reply_address,
         subject=task_subject(n.number, n.title),
         auto_submitted="auto-generated",
@@ -208,6 +208,11 @@ def notification_head(n: Notification) -> EmailMessage:
     set_thread(message, n.in_reply_to, n.references, n.domain)
     set_list_headers(message, n.team_name, n.number, n.domain, n.unsubscribe_url)
     return message
+
+
+def sender_name(n: Notification) -> str:
+    """The display name of a notification's ``From``: its author, via the team."""
+    return one_line(f"{_display(n.author)} (via {n.team_name})")
 
 
 def notification_bodies(n: Notification, env: Environment) -> tuple[str, str]:
@@ -243,6 +248,11 @@ def compose_acknowledgement(a: Acknowledgement, env: Environment) -> EmailMessag
 
 def acknowledgement_parts(a: Acknowledgement, env: Environment) -> tuple[EmailMessage, str, str]:
     """The acknowledgement's headers (a message without a body), its text and its HTML."""
+    return (acknowledgement_head(a), *acknowledgement_bodies(a, env))
+
+
+def acknowledgement_head(a: Acknowledgement) -> EmailMessage:
+    """The acknowledgement's headers."""
     message = _begin(
         a,
         sender=mailbox(a.team_name, a.reply_address),
@@ -251,6 +261,11 @@ def acknowledgement_parts(a: Acknowledgement, env: Environment) -> tuple[EmailMe
         auto_submitted="auto-replied",
     )
     set_thread(message, a.in_reply_to, (), a.domain)
+    return message
+
+
+def acknowledgement_bodies(a: Acknowledgement, env: Environment) -> tuple[str, str]:
+    """The acknowledgement's text and HTML."""
     context = {
         "number": a.number,
         "title": one_line(a.title),
@@ -259,7 +274,7 @@ def acknowledgement_parts(a: Acknowledgement, env: Environment) -> tuple[EmailMe
     }
     text = env.get_template("ack.txt").render(**context)
     html = env.get_template("ack.html").render(**context)
-    return message, text, html
+    return text, html
 
 
 def compose_login_link(link: LoginLink, env: Environment) -> EmailMessage:

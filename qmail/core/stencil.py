@@ -16,14 +16,27 @@ wraps the same bytes in ``multipart/mixed`` after its two bodies.
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import html
 import re
 from dataclasses import dataclass
 from email.message import EmailMessage, MIMEPart
+from email.utils import format_datetime
+from typing import Any
 
-from qmail.core.compose import plain_text
-from qmail.core.headers import POLICY, UTF8_POLICY, mailbox, one_line
+from qmail.core.compose import Acknowledgement, Notification, plain_text, sender_name
+from qmail.core.headers import (
+    LOOP_HEADER,
+    POLICY,
+    UTF8_POLICY,
+    fold_words,
+    mailbox,
+    msg_id,
+    one_line,
+    phrase,
+    task_subject,
+)
 from qmail.core.mail import Address
 
 _HOST = "placeholder.invalid"
@@ -62,6 +75,12 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9'-]+(?: [A-Za-z0-9'-]+)*)?")
 MAX_LINE = 998  # RFC 5322: longer lines must be encoded
+WIDTH = 78  # RFC 5322: lines should be folded to this many characters
+# Printable ASCII the standard library writes as it is: a display name it only puts in
+# quotes, a text (``Subject``) it leaves alone when it fits on its line.  No quote or
+# backslash (it escapes them), no "=?" (read as the start of an RFC 2047 encoded word).
+_QUOTABLE = re.compile(r"(?!.*=\?)[ !#-\[\]-~]+")
+_WORDS = re.compile(r"(?!.*=\?)[!-~]+(?: [!-~]+)*")
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")  # RFC 6838 type and subtype names
 
 
@@ -129,6 +148,128 @@ def header_block(head: EmailMessage) -> bytes:
         for name, value in head.items()
         if name.lower() not in _PERSONAL_NAMES
     )
+
+
+def notification_block(n: Notification) -> bytes | None:
+    """``header_block(compose.notification_head(n))``, written directly.
+
+    A plain ASCII value that fits its line is written as the standard library would write
+    it, without its parsing and folding (which cost a notification more than everything
+    else in composing it); a name or subject that needs encoding, quoting or folding goes
+    through the standard library, once per value (the same author and task come back).
+    ``None`` for what only the standard library writes (an internationalised recipient,
+    a team name that is not ASCII): the caller composes through it then.
+    """
+    message_id = msg_id(n.message_id, n.domain, strict=True)
+    verbatim = {
+        LOOP_HEADER: one_line(n.loop_marker),
+        "List-Id": f"{phrase(f'{n.team_name} task {n.number}')} <task-{n.number}.{n.domain}>",
+        "List-Unsubscribe": f"<{one_line(n.unsubscribe_url)}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    plain = (
+        _PLAIN_ADDRESS.fullmatch(n.reply_address)
+        and n.recipient.email.isascii()
+        and len(message_id) <= WIDTH - len("Message-ID: ")
+        and all(value.isascii() for value in verbatim.values())
+    )
+    if not plain:
+        return None
+    lines = [
+        _from(sender_name(n), n.reply_address),
+        f"Reply-To: {n.reply_address}\r\n".encode("ascii"),
+        _subject(task_subject(n.number, n.title)),
+        f"Message-ID: {message_id}\r\n".encode("ascii"),
+        f"Date: {format_datetime(n.date)}\r\n".encode("ascii") if n.date is not None else b"",
+        b"Auto-Submitted: auto-generated\r\n",
+        b"X-Auto-Response-Suppress: All\r\n",
+        *(
+            fold_words(field, one_line(value), WIDTH, "\r\n").encode("ascii")
+            for field, value in verbatim.items()
+        ),
+    ]
+    return b"".join(lines)
+
+
+def acknowledgement_block(a: Acknowledgement) -> bytes | None:
+    """``header_block(compose.acknowledgement_head(a))``, written directly.
+
+    As ``notification_block`` writes a notification's; ``None`` for what only the standard
+    library writes (an internationalised recipient, a loop marker that is not ASCII).
+    """
+    loop_marker = one_line(a.loop_marker)
+    if not (a.recipient.email.isascii() and loop_marker.isascii()):
+        return None
+    lines = [
+        _mailbox_field("From", one_line(a.team_name), a.reply_address),
+        _mailbox_field("Reply-To", "", a.reply_address),
+        _subject(task_subject(a.number, a.title)),
+        _fold_if_long("Message-ID", msg_id(a.message_id, a.domain, strict=True)),
+        f"Date: {format_datetime(a.date)}\r\n".encode("ascii") if a.date is not None else b"",
+        b"Auto-Submitted: auto-replied\r\n",
+        b"X-Auto-Response-Suppress: All\r\n",
+        fold_words(LOOP_HEADER, loop_marker, WIDTH, "\r\n").encode("ascii"),
+    ]
+    return b"".join(lines)
+
+
+def _mailbox_field(field: str, name: str, email: str) -> bytes:
+    """A field of one name (or none) and one address, as the standard library writes it.
+
+    Written here for a plain name and address that fit on the line, else by the library.
+    """
+    if _PLAIN_ADDRESS.fullmatch(email) and _PLAIN_NAME.fullmatch(name):
+        line = f"{field}: {name} <{email}>" if name else f"{field}: {email}"
+        if len(line) <= WIDTH:
+            return f"{line}\r\n".encode("ascii")
+    return _fold(field, mailbox(name, email))
+
+
+def _fold_if_long(field: str, value: str) -> bytes:
+    line = f"{field}: {value}"
+    if value.isascii() and len(line) <= WIDTH:
+        return f"{line}\r\n".encode("ascii")
+    return _fold(field, value)
+
+
+def _from(name: str, address: str) -> bytes:
+    """``From``: a quoted name and an address, folded as the standard library folds them.
+
+    On one line when they fit; else on the next line when they fit there; else the
+    address on a line of its own.  Any other name goes through the standard library.
+    """
+    if not (_QUOTABLE.fullmatch(name) and len(f'From: "{name}"') < WIDTH):
+        return _folded_from(name, address)
+    mailbox = f'"{name}" <{address}>'
+    if len(f"From: {mailbox}") <= WIDTH:
+        line = f"From: {mailbox}\r\n"
+    elif len(f" {mailbox}") <= WIDTH:
+        line = f"From:\r\n {mailbox}\r\n"
+    else:
+        line = f'From: "{name}"\r\n <{address}>\r\n'
+    return line.encode("ascii")
+
+
+def _subject(subject: str) -> bytes:
+    """``Subject``: as it is when plain and short, else through the standard library."""
+    if _WORDS.fullmatch(subject) and len(f"Subject: {subject}") <= WIDTH:
+        return f"Subject: {subject}\r\n".encode("ascii")
+    return _folded("Subject", subject)
+
+
+@functools.lru_cache(maxsize=1024)
+def _folded_from(name: str, address: str) -> bytes:
+    return _fold("From", mailbox(name, address))
+
+
+@functools.lru_cache(maxsize=1024)
+def _folded(field: str, value: str) -> bytes:
+    return _fold(field, value)
+
+
+def _fold(field: str, value: Any) -> bytes:
+    """What ``EmailMessage`` and ``header_block`` make of the field: parsed, then folded."""
+    return POLICY.fold_binary(field, POLICY.header_store_parse(field, value)[1])
 
 
 def encode_files(boundary: bytes, files: tuple[File, ...]) -> bytes:
@@ -227,6 +368,11 @@ def _to(recipient: Address) -> bytes:
         line = f"To: {name} <{email}>" if name else f"To: {email}"
         if len(line) <= 78:
             return f"{line}\r\n".encode("ascii")
+    return _folded_to(name, email)
+
+
+@functools.lru_cache(maxsize=4096)  # (the same people are told again and again)
+def _folded_to(name: str, email: str) -> bytes:
     address = mailbox(name, email)
     policy = POLICY if address.addr_spec.isascii() else UTF8_POLICY
     return policy.fold_binary("To", policy.header_store_parse("To", address)[1])

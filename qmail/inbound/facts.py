@@ -8,18 +8,18 @@ for the branches and their members), because every mail asks them.  Functions ta
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import String, cast, func, literal, null, union_all
+from sqlalchemy import String, bindparam, cast, func, literal, null, union_all
 from sqlmodel import Session, col, select
 
 from qmail import models
 from qmail.config import Settings
 from qmail.core.mail import BranchFacts, Known, Mail, Recipient, ReplyTarget
-from qmail.people import Team, find_person
+from qmail.db import Prepared
+from qmail.people import LOOK_UP, Team, find_person
 from qmail.threads.branches import find_team_branch
-
-LOOK_UP: Any = object()  # ``known_for``'s sender: not looked up by the caller
 
 _RECEIVED, _SENT, _NAMED = 0, 1, 2
 
@@ -71,8 +71,30 @@ def _thread_rows(
     References name (mail we received, then the notifications we sent, one Message-ID per
     recipient), and the main branch of the task a ``[#N]`` subject names."""
     ids = [i for i in (mail.in_reply_to, *mail.references) if i]
+    if not ids and number is None:
+        return [], {}
+    statement = _thread_statement(bool(ids), number is not None)
+    rows = sorted(_rows(session, statement, ids=ids, number=number), key=lambda row: row[0])
+    # (received, then sent: for a Message-ID in both, the notification's branch wins)
+    answered = [(m, b) for kind, m, b in rows if kind != _NAMED and b]
+    named = [b for kind, _, b in rows if kind == _NAMED and b is not None]
+    return answered, ({number: named[0]} if named and number is not None else {})
+
+
+def _rows(session: Session, statement: Prepared, **values: Any) -> list[Any]:
+    cursor = statement.run(session, values)
+    rows = cursor.fetchall()
+    cursor.close()
+    return list(rows)
+
+
+@functools.cache
+def _thread_statement(answers: bool, names: bool) -> Prepared:
+    """``_thread_rows``' statement, built once for each of its shapes: with the
+    Message-IDs ``:ids`` the mail answers, with the task ``:number`` its subject names."""
     parts: list[Any] = []
-    if ids:
+    if answers:
+        ids: Any = bindparam("ids", expanding=True)
         parts.append(
             select(literal(_RECEIVED), models.Message.message_id, models.Message.branch_id).where(
                 col(models.Message.message_id).in_(ids)
@@ -83,19 +105,13 @@ def _thread_rows(
                 col(models.Outbox.message_id).in_(ids), col(models.Outbox.branch_id).is_not(None)
             )
         )
-    if number is not None:  # the task's main branch: its first branch that is not hidden
+    if names:  # the task's main branch: its first branch that is not hidden
         parts.append(
             select(literal(_NAMED), cast(null(), String), func.min(models.Branch.id))
             .join(models.Task, col(models.Task.id) == models.Branch.task_id)
-            .where(models.Task.number == number, col(models.Branch.hidden).is_(False))
+            .where(models.Task.number == bindparam("number"), col(models.Branch.hidden).is_(False))
         )
-    if not parts:
-        return [], {}
-    rows = sorted(session.connection().execute(union_all(*parts)), key=lambda row: row[0])
-    # (received, then sent: for a Message-ID in both, the notification's branch wins)
-    answered = [(m, b) for kind, m, b in rows if kind != _NAMED and b]
-    named = [b for kind, _, b in rows if kind == _NAMED and b is not None]
-    return answered, ({number: named[0]} if named and number is not None else {})
+    return Prepared(union_all(*parts))
 
 
 def _team_branches(
@@ -122,13 +138,27 @@ def _people(session: Session, targets: list[ReplyTarget]) -> dict[int, str]:
     return people
 
 
+# Built once, run on the driver's cursor (``db.Prepared``): every mail asks them.
+_SENT_TEXTS = Prepared(
+    select(models.Outbox.text).where(
+        col(models.Outbox.message_id).in_(bindparam("ids", expanding=True))
+    )
+)
+_BRANCH_FACTS = Prepared(
+    select(models.Branch.id, models.Branch.task_id, models.Branch.hidden, models.Person.email)
+    .select_from(models.Branch)
+    .outerjoin(models.BranchMember, col(models.BranchMember.branch_id) == models.Branch.id)
+    .outerjoin(models.Person, col(models.Person.id) == models.BranchMember.person_id)
+    .where(col(models.Branch.id).in_(bindparam("ids", expanding=True)))
+)
+
+
 def sent_texts(session: Session, mail: Mail) -> list[str]:
     """The bodies of our notifications this mail answers (each went to one person only)."""
     ids = [i for i in (mail.in_reply_to, *mail.references) if i]
     if not ids:
         return []
-    statement = select(models.Outbox.text).where(col(models.Outbox.message_id).in_(ids))
-    return list(session.connection().execute(statement).scalars())
+    return [text for (text,) in _rows(session, _SENT_TEXTS, ids=ids)]
 
 
 def own_addresses(settings: Settings) -> tuple[str, ...]:
@@ -141,17 +171,11 @@ def branch_facts(session: Session, branch_ids: set[int]) -> dict[int, BranchFact
     """What routing needs to know of each of these branches, in one statement."""
     if not branch_ids:
         return {}
-    rows = session.connection().execute(
-        select(models.Branch.id, models.Branch.task_id, models.Branch.hidden, models.Person.email)
-        .select_from(models.Branch)
-        .outerjoin(models.BranchMember, col(models.BranchMember.branch_id) == models.Branch.id)
-        .outerjoin(models.Person, col(models.Person.id) == models.BranchMember.person_id)
-        .where(col(models.Branch.id).in_(branch_ids))
-    )
+    rows = _rows(session, _BRANCH_FACTS, ids=list(branch_ids))
     branches: dict[int, tuple[int, bool]] = {}
     members: dict[int, set[str]] = {}
     for branch_id, task_id, hidden, email in rows:
-        branches[branch_id] = (task_id, hidden)
+        branches[branch_id] = (task_id, bool(hidden))  # (SQLite gives 0 or 1)
         emails = members.setdefault(branch_id, set())
         if email is not None:
             emails.add(email)

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from qmail import models
+from qmail import db, models
 from qmail.core.mail import (
     Envelope,
     Hold,
@@ -143,10 +143,15 @@ def claim_pending(session: Session, limit: int, among: Sequence[int] | None = No
 
 
 # Built once (executed with parameters, compiled once): every filed mail runs them.
-_READ_RAW = select(
-    models.RawMail.message_id, models.RawMail.raw, models.RawMail.mail_from, models.RawMail.rcpt_tos
-).where(col(models.RawMail.id) == bindparam("raw_mail_id"))
-_SET_STATE = (
+_READ_RAW = db.Prepared(
+    select(
+        models.RawMail.message_id,
+        models.RawMail.raw,
+        models.RawMail.mail_from,
+        models.RawMail.rcpt_tos,
+    ).where(col(models.RawMail.id) == bindparam("raw_mail_id"))
+)
+_SET_STATE = db.Prepared(
     update(models.RawMail)
     .where(col(models.RawMail.id) == bindparam("raw_mail_id"))
     .values(state=bindparam("new_state"))
@@ -166,19 +171,25 @@ class Raw:
 
 def read_raw(session: Session, raw_mail_id: int) -> Raw:
     """The kept mail, read in Core: filing changes only its state (``set_state``)."""
-    row = session.connection().execute(_READ_RAW, {"raw_mail_id": raw_mail_id}).one()
-    return Raw(raw_mail_id, *row)
+    cursor = _READ_RAW.run(session, {"raw_mail_id": raw_mail_id})
+    (row,) = cursor.fetchall()
+    cursor.close()
+    message_id, raw, mail_from, rcpt_tos = row
+    return Raw(raw_mail_id, message_id, bytes(raw), mail_from, rcpt_tos)
 
 
 def set_state(session: Session, raw_mail_id: int, state: str) -> None:
-    session.connection().execute(_SET_STATE, {"raw_mail_id": raw_mail_id, "new_state": state})
+    _SET_STATE.run(session, {"raw_mail_id": raw_mail_id, "new_state": state}).close()
+
+
+_QUARANTINE = insert(models.Quarantine)  # (built once, executed with the row's values)
 
 
 def quarantine(session: Session, raw_mail_id: int, reason: str, now: datetime) -> None:
     """Keep a mail that failed to process, with the reason, for ``qmail quarantine retry``."""
     set_state(session, raw_mail_id, "quarantined")
     session.connection().execute(
-        insert(models.Quarantine).values(raw_mail_id=raw_mail_id, reason=reason, created_at=now)
+        _QUARANTINE, {"raw_mail_id": raw_mail_id, "reason": reason, "created_at": now}
     )
 
 
@@ -191,9 +202,8 @@ def hold(session: Session, raw_mail_id: int, held: Hold, now: datetime) -> None:
     set_state(session, raw_mail_id, "held")
     connection = session.connection()
     connection.execute(
-        insert(models.Quarantine).values(
-            raw_mail_id=raw_mail_id, reason=f"held: {held.reason}", created_at=now
-        )
+        _QUARANTINE,
+        {"raw_mail_id": raw_mail_id, "reason": f"held: {held.reason}", "created_at": now},
     )
     branch = session.get(models.Branch, held.branch_id) if held.branch_id is not None else None
     if branch is not None:

@@ -18,9 +18,11 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any, NamedTuple
 
 from jinja2 import Environment
-from sqlalchemy import ColumnElement, and_, func, insert, or_
+from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_
 from sqlmodel import Session, col, select
 
 from qmail import models
@@ -35,7 +37,8 @@ from qmail.core.compose import (
     Notification,
     Refusal,
     Refused,
-    acknowledgement_parts,
+    acknowledgement_bodies,
+    acknowledgement_head,
     compose_refusal,
     mail_environment,
     notification_bodies,
@@ -43,14 +46,31 @@ from qmail.core.compose import (
 )
 from qmail.core.headers import msg_id
 from qmail.core.mail import Address, ReplyTarget
-from qmail.core.stencil import PLACEHOLDERS, File, Personal, Stencil, fill, make_stencil
-from qmail.outbound.outbox import enqueue_composed, new_message_id, not_composed, outbox_row
+from qmail.core.stencil import (
+    PLACEHOLDERS,
+    File,
+    Personal,
+    Stencil,
+    acknowledgement_block,
+    fill,
+    make_stencil,
+    notification_block,
+)
+from qmail.db import Prepared
+from qmail.outbound.outbox import (
+    OUTBOX_COLUMNS,
+    enqueue_composed,
+    new_message_id,
+    not_composed,
+    outbox_row,
+)
 from qmail.outbound.preferences import ALL, DIGEST
-from qmail.people import Team
+from qmail.people import Someone, Team
 from qmail.resources import templates_dir
 
 CONTEXT_LINES = 10
-WRITE_OUTBOX = insert(models.Outbox)  # built once, executed with each row's values
+# Built once, executed with each row's values on the driver's cursor (``db.Prepared``).
+WRITE_OUTBOX = Prepared(insert(models.Outbox), OUTBOX_COLUMNS)
 THREAD_DEPTH = 10  # earlier notifications named in References
 # A message's files travel with its notifications up to this total (decoded; base64 makes
 # it about 14 MB, which relays and mailboxes take); beyond, the mail names them only and
@@ -82,7 +102,7 @@ class Outgoing:
         token = self.context.tokens.make(ReplyTarget(branch_id, person_id, private))
         return reply_address(token, self.settings.mail.domain)
 
-    def magic_link(self, person: models.Person, task: models.Task) -> str:
+    def magic_link(self, person: Someone, task: models.Task) -> str:
         """The "Open in qmail" link: signs ``person`` in and lands on the task."""
         assert person.id is not None
         token = self.context.links.make_login(person.id, f"/tasks/{task.number}")
@@ -112,16 +132,17 @@ def notify_message(
     task = session.get(models.Task, message.task_id)
     author = session.get(models.Person, message.author_id)
     assert branch is not None and task is not None and author is not None
-    muted = select(models.Mute.person_id).where(models.Mute.task_id == task.id)
-    recipients = session.exec(
-        select(models.Person)
-        .where(
-            told_of(branch, out.team),
-            models.Person.id != author.id,
-            col(models.Person.id).not_in(muted),
+    session.flush()  # (read in Core: a name or choice changed in this transaction counts)
+    recipients = [
+        _Recipient(*row)
+        for row in _rows(
+            session,
+            _recipients(branch.hidden, out.team),
+            branch_id=branch.id,
+            author_id=author.id,
+            task_id=task.id,
         )
-        .order_by(col(models.Person.id))
-    ).all()
+    ]
     if not recipients:
         return 0
     facts = _task_facts(session, task, branch, message, opens)
@@ -147,18 +168,43 @@ def notify_message(
                 not_composed(error, personal.message_id, person.email),
             )
         rows.append(row)
-    session.connection().execute(WRITE_OUTBOX, rows)
+    WRITE_OUTBOX.run_many(session, rows)
     return len(recipients)
 
 
-def told_of(branch: models.Branch, team: Team) -> ColumnElement[bool]:
-    """A condition on ``Person``: who is mailed about a message in ``branch``, by choice.
+class _Recipient(NamedTuple):
+    id: int
+    email: str
+    name: str
+    role: str | None
+
+
+@functools.lru_cache(maxsize=16)
+def _recipients(hidden: bool, team: Team) -> Prepared:
+    """Who is told of a message by ``:author_id`` in branch ``:branch_id`` of task
+    ``:task_id``: ``told_of``, but the author and those who muted the task.  Built once
+    for public and for hidden branches (and each team), executed with the ids."""
+    muted = select(models.Mute.person_id).where(models.Mute.task_id == bindparam("task_id"))
+    return Prepared(
+        select(models.Person.id, models.Person.email, models.Person.name, models.Person.role)
+        .where(
+            told_of(bindparam("branch_id"), hidden, team),
+            models.Person.id != bindparam("author_id"),
+            col(models.Person.id).not_in(muted),
+        )
+        .order_by(col(models.Person.id))
+    )
+
+
+def told_of(branch_id: Any, hidden: bool, team: Team) -> ColumnElement[bool]:
+    """A condition on ``Person``: who is mailed about a message in branch ``branch_id``
+    (an id or a bound parameter; ``hidden``: the branch is hidden), by choice.
 
     The branch's readers, and on a public branch also the team members who chose all
     mail; never those who chose the daily digest (``qmail.outbound.preferences``).
     """
-    readers = branch_readers(branch, team)
-    if not branch.hidden:
+    readers = branch_readers(branch_id, hidden, team)
+    if not hidden:
         readers = or_(readers, and_(col(models.Person.notifications) == ALL, team.condition()))
     return and_(readers, col(models.Person.notifications) != DIGEST)
 
@@ -194,6 +240,73 @@ class _Facts:
         return tuple(File(*row) for row in rows)
 
 
+def _rows(session: Session, statement: Prepared, **values: Any) -> list[Any]:
+    cursor = statement.run(session, values)
+    rows = cursor.fetchall()
+    cursor.close()
+    return list(rows)
+
+
+# The reads of every notification, built once and executed with their values on the
+# driver's cursor (``db.Prepared``: their columns are numbers and text).
+_TAGS = Prepared(
+    select(models.Tag.name)
+    .join(models.TaskTag, col(models.TaskTag.tag_id) == models.Tag.id)
+    .where(models.TaskTag.task_id == bindparam("task_id"))
+    .order_by(col(models.Tag.name))
+)
+_FILES_NOTED = Prepared(
+    select(models.Attachment.filename, models.Attachment.content_type, models.Attachment.size)
+    .where(
+        models.Attachment.message_id == bindparam("message_id"),
+        col(models.Attachment.inline).is_(False),
+    )
+    .order_by(col(models.Attachment.id))
+)
+_PREVIOUS_TEXT = Prepared(  # the message before, in the same branch
+    select(models.Message.text)
+    .where(
+        models.Message.branch_id == bindparam("branch_id"),
+        col(models.Message.id) < bindparam("message_id"),
+    )
+    .order_by(col(models.Message.id).desc())
+    .limit(1)
+)
+_OPENING_ID = Prepared(
+    select(models.Message.message_id)
+    .where(models.Message.task_id == bindparam("task_id"))
+    .order_by(col(models.Message.id))
+    .limit(1)
+)
+_RECENT = (  # the notifications of a task to some people, numbered newest first for each
+    select(
+        col(models.Outbox.person_id).label("person_id"),
+        col(models.Outbox.message_id).label("message_id"),
+        col(models.Outbox.id).label("id"),
+        func.row_number()
+        .over(partition_by=col(models.Outbox.person_id), order_by=col(models.Outbox.id).desc())
+        .label("recency"),
+    )
+    .where(
+        models.Outbox.task_id == bindparam("task_id"),
+        col(models.Outbox.person_id).in_(bindparam("person_ids", expanding=True)),
+    )
+    .subquery()
+)
+_EARLIER_IDS = Prepared(
+    select(_RECENT.c.person_id, _RECENT.c.message_id)
+    .where(_RECENT.c.recency <= THREAD_DEPTH)
+    .order_by(_RECENT.c.id)
+)
+_ACKNOWLEDGED = Prepared(  # an acknowledgement since ``:since``
+    select(models.Outbox.id).where(
+        models.Outbox.kind == "ack",
+        models.Outbox.recipient == bindparam("recipient"),
+        col(models.Outbox.created_at) > bindparam("since"),
+    )
+)
+
+
 def _task_facts(
     session: Session,
     task: models.Task,
@@ -207,37 +320,15 @@ def _task_facts(
     itself: only its tags and files are read.
     """
     # In Core: everything read here was written in Core (no unit of work to flush first).
-    read = session.connection().execute
-    tags = (
-        read(
-            select(models.Tag.name)
-            .join(models.TaskTag, col(models.TaskTag.tag_id) == models.Tag.id)
-            .where(models.TaskTag.task_id == task.id)
-            .order_by(col(models.Tag.name))
-        )
-        .scalars()
-        .all()
-    )
-    attachments = read(
-        select(models.Attachment.filename, models.Attachment.content_type, models.Attachment.size)
-        .where(models.Attachment.message_id == message.id, col(models.Attachment.inline).is_(False))
-        .order_by(col(models.Attachment.id))
-    ).all()
+    tags = [name for (name,) in _rows(session, _TAGS, task_id=task.id)]
+    attachments = _rows(session, _FILES_NOTED, message_id=message.id)
     previous: str | None = None
     opening: str | None = message.message_id
     if not opens:
-        previous = read(
-            select(models.Message.text)
-            .where(models.Message.branch_id == branch.id, col(models.Message.id) < message.id)
-            .order_by(col(models.Message.id).desc())
-            .limit(1)
-        ).scalar()
-        opening = read(
-            select(models.Message.message_id)
-            .where(models.Message.task_id == task.id)
-            .order_by(col(models.Message.id))
-            .limit(1)
-        ).scalar()
+        found = _rows(session, _PREVIOUS_TEXT, branch_id=branch.id, message_id=message.id)
+        previous = found[0][0] if found else None
+        first = _rows(session, _OPENING_ID, task_id=task.id)
+        opening = first[0][0] if first else None
     return _Facts(
         task,
         branch,
@@ -259,10 +350,14 @@ def _stencil(
     files: tuple[File, ...],
 ) -> Stencil:
     """The stencil for the team or for everybody else; the header block of one ``made``
-    already serves the other (only the bodies differ), and both carry the same ``files``."""
+    already serves the other (only the bodies differ), and both carry the same ``files``.
+    The block is written directly when its values are plain (``stencil.notification_block``)."""
     notification = _notification(facts, author, on_team, out.settings, now)
     text, html = notification_bodies(notification, out.env)
-    head = next(iter(made.values())).fields if made else notification_head(notification)
+    if made:
+        head: EmailMessage | bytes = next(iter(made.values())).fields
+    else:
+        head = notification_block(notification) or notification_head(notification)
     return make_stencil(head, text, html, files)
 
 
@@ -299,7 +394,7 @@ def _notification(
 
 
 def _personal(
-    out: Outgoing, facts: _Facts, person: models.Person, on_team: bool, earlier: list[str]
+    out: Outgoing, facts: _Facts, person: Someone, on_team: bool, earlier: list[str]
 ) -> Personal:
     """One recipient's own values: signed addresses and links, ids, their thread so far."""
     task, branch = facts.task, facts.branch
@@ -323,23 +418,7 @@ def _earlier_ids(
     session: Session, task: models.Task, person_ids: list[int]
 ) -> dict[int, list[str]]:
     """Message-IDs of the last notifications each person got about this task, oldest first."""
-    recent = (
-        select(
-            col(models.Outbox.person_id).label("person_id"),
-            col(models.Outbox.message_id).label("message_id"),
-            col(models.Outbox.id).label("id"),
-            func.row_number()
-            .over(partition_by=col(models.Outbox.person_id), order_by=col(models.Outbox.id).desc())
-            .label("recency"),
-        )
-        .where(models.Outbox.task_id == task.id, col(models.Outbox.person_id).in_(person_ids))
-        .subquery()
-    )
-    rows = session.connection().execute(
-        select(recent.c.person_id, recent.c.message_id)
-        .where(recent.c.recency <= THREAD_DEPTH)
-        .order_by(recent.c.id)
-    )
+    rows = _rows(session, _EARLIER_IDS, task_id=task.id, person_ids=person_ids)
     earlier: dict[int, list[str]] = {}
     for person_id, message_id in rows:
         earlier.setdefault(person_id, []).append(message_id)
@@ -358,18 +437,7 @@ def acknowledge(session: Session, out: Outgoing, message: models.Message, now: d
     assert author is not None and task is not None and author.id is not None
     if out.team.includes(author) or not out.settings.mail.acknowledge:
         return
-    recent = (
-        session.connection()
-        .execute(
-            select(models.Outbox.id).where(
-                models.Outbox.kind == "ack",
-                models.Outbox.recipient == author.email,
-                col(models.Outbox.created_at) > now - timedelta(days=1),
-            )
-        )
-        .first()
-    )
-    if recent is not None:
+    if _rows(session, _ACKNOWLEDGED, recipient=author.email, since=now - timedelta(days=1)):
         return
     domain = out.settings.mail.domain
     ack = Acknowledgement(
@@ -398,13 +466,15 @@ def acknowledge(session: Session, out: Outgoing, message: models.Message, now: d
     ids = (task.id, message.branch_id, message.id)
     row = outbox_row("ack", author, ack.message_id, now, *ids)
     try:
-        row["raw"], row["text"] = fill(make_stencil(*acknowledgement_parts(ack, out.env)), personal)
+        text, html = acknowledgement_bodies(ack, out.env)
+        head = acknowledgement_block(ack) or acknowledgement_head(ack)
+        row["raw"], row["text"] = fill(make_stencil(head, text, html), personal)
     except Exception as error:  # composing is pure: this one mail cannot be built
         row["state"], row["last_error"] = (
             "failed",
             not_composed(error, ack.message_id, author.email),
         )
-    session.connection().execute(WRITE_OUTBOX, row)
+    WRITE_OUTBOX.run_many(session, [row])
 
 
 def after_post(

@@ -25,6 +25,7 @@ from sqlmodel import Session
 from qmail import models
 from qmail.core.compose import body_text
 from qmail.core.headers import wire_bytes
+from qmail.people import Someone
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +96,29 @@ def _serialized(message: EmailMessage, now: datetime) -> tuple[str, bytes, str]:
     return message_id, wire_bytes(message), body_text(message)
 
 
+OUTBOX_COLUMNS = (  # what ``outbox_row`` gives
+    "kind",
+    "task_id",
+    "branch_id",
+    "about_message_id",
+    "person_id",
+    "recipient",
+    "message_id",
+    "raw",
+    "text",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "locked_until",
+    "last_error",
+    "created_at",
+    "sent_at",
+)
+
+
 def outbox_row(
     kind: str,
-    recipient: models.Person,
+    recipient: Someone,
     message_id: str,
     now: datetime,
     task_id: int | None = None,

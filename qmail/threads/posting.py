@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from qmail import db, models
 from qmail.config import Settings
@@ -21,13 +21,29 @@ from qmail.core.mail import Address, Attachment, Content, Ignore, Mail, NewTask,
 from qmail.core.secrets import scrub_secrets
 from qmail.outbound import notifications
 from qmail.outbound.outbox import new_message_id
-from qmail.people import Team, get_person, is_ours
+from qmail.people import LOOK_UP, Team, get_person, is_ours
 from qmail.threads import acquaintances
 from qmail.threads.branches import add_copied, team_branch
 from qmail.threads.commands import apply_commands
 from qmail.threads.tasks import WRITE_EVENT, add_member, create_task, record_event, touch
 
 WRITE_MESSAGE = insert(models.Message)  # (built once: see ``tasks.WRITE_EVENT``)
+MESSAGE_COLUMNS = (
+    "task_id",
+    "branch_id",
+    "author_id",
+    "text",
+    "quoted",
+    "full_text",
+    "subject",
+    "message_id",
+    "in_reply_to",
+    "references",
+    "source",
+    "raw_mail_id",
+    "sent_at",
+)
+_POST = db.Prepared(WRITE_MESSAGE.returning(col(models.Message.id)), MESSAGE_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -38,7 +54,8 @@ class Incoming:
     mail: Mail
     content: Content
     raw_mail_id: int | None
-    sender: models.Person | None = None  # the sender's row, when routing looked it up
+    # The sender's row as routing found it (``None``: nobody), or ``people.LOOK_UP``.
+    sender: models.Person | None = LOOK_UP
 
 
 @dataclass(frozen=True)
@@ -94,6 +111,7 @@ def apply_route(
             mail=mail,
             content=content,
             raw_mail_id=incoming.raw_mail_id,
+            member=True,  # (``_thread_for`` made the author one)
         )
     touch(task, branch, now)
     rows = (task, branch, author)
@@ -167,8 +185,10 @@ def _thread_for(
     now: datetime,
 ) -> tuple[models.Task, models.Branch, models.Person]:
     """The task, branch and author (the sender) a route names; a new task is created here."""
-    sender = incoming.mail.sender or Address(f"unknown@{settings.mail.domain}")
-    author = get_person(session, sender, now, incoming.sender)
+    if incoming.mail.sender is None:
+        author = get_person(session, Address(f"unknown@{settings.mail.domain}"), now)
+    else:  # (routing looked the sender up: a new address is not looked up again)
+        author = get_person(session, incoming.mail.sender, now, incoming.sender)
     if isinstance(route, NewTask):
         task, branch = create_task(session, route, author, settings, now)
         return task, branch, author
@@ -201,6 +221,7 @@ def post_message(
     content: Content | None = None,
     raw_mail_id: int | None = None,
     files: tuple[Attachment, ...] = (),
+    member: bool = False,
 ) -> models.Message:
     """The one way a message is written, from mail, a page or the API, as ``author``.
 
@@ -209,11 +230,12 @@ def post_message(
     follows.  A sign-in link or reply address in the text is replaced, whatever its way
     in: it was made for one person.  ``mail`` (with its trimmed ``content``) gives what
     only mail has: the quoted part, threading headers, attachments; ``files`` are those
-    of a message from the web.
+    of a message from the web.  ``member``: the caller made the author a member already.
     """
     assert task.id is not None and branch.id is not None and author.id is not None
     text = scrub_secrets(text)
-    add_member(session, branch.id, author.id, now)
+    if not member:
+        add_member(session, branch.id, author.id, now)
     values: dict[str, Any] = {
         "task_id": task.id,
         "branch_id": branch.id,
@@ -229,10 +251,11 @@ def post_message(
         "raw_mail_id": raw_mail_id,
         "sent_at": (mail.date or now) if mail else now,
     }
-    # In Core, and the object built from what was written: nothing reads it back.
-    written = session.connection().execute(WRITE_MESSAGE, values)
-    assert written.inserted_primary_key is not None
-    (message_id,) = written.inserted_primary_key
+    # On the driver's cursor, and the object built from what was written: nothing reads
+    # it back.
+    written = _POST.run(session, values)
+    (message_id,) = written.fetchone()
+    written.close()
     message = models.Message(id=message_id, **values)
     for attachment in mail.attachments if mail else files:
         add_attachment(session, message_id, attachment)

@@ -6,6 +6,7 @@ so a task's history and a person's activity can be shown.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from sqlalchemy import delete, insert, text, update
@@ -14,13 +15,16 @@ from sqlmodel import Session, col, select
 from qmail import models
 from qmail.config import Settings
 from qmail.core.mail import Address, NewTask
-from qmail.db import insert_or_skip
+from qmail.db import Prepared, insert_or_skip, prepared_insert_or_skip
 from qmail.people import Team, get_person
 from qmail.threads import acquaintances
 
 # Core statements built once: executed with their values as parameters, they are
 # compiled once and found in SQLAlchemy's cache without building a statement per row.
 WRITE_EVENT = insert(models.Event)
+EVENT_COLUMNS = ("task_id", "branch_id", "person_id", "kind", "detail", "raw_mail_id", "created_at")
+# On the driver's cursor (``db.Prepared``): the statements filing runs for every mail.
+_RECORD_EVENT = Prepared(WRITE_EVENT, EVENT_COLUMNS)
 
 
 def record_event(
@@ -39,8 +43,8 @@ def record_event(
     records it, so it needs no object in the session (the task, branch and person
     it names are in the database already).
     """
-    session.connection().execute(
-        WRITE_EVENT,
+    _RECORD_EVENT.run(
+        session,
         {
             "task_id": task.id if task else None,
             "branch_id": branch_id,
@@ -50,7 +54,7 @@ def record_event(
             "raw_mail_id": raw_mail_id,
             "created_at": now or models.utcnow(),
         },
-    )
+    ).close()
 
 
 def touch(task: models.Task, branch: models.Branch, now: datetime) -> None:
@@ -82,14 +86,21 @@ def next_task_number(session: Session) -> int:
     transaction leaves a gap).  SQLite, with one writer, bumps the ``counter`` row.
     """
     if session.get_bind().dialect.name == "postgresql":
-        return int(session.execute(text("SELECT nextval('task_number')")).scalar_one())
-    result = session.execute(
-        update(models.Counter)
-        .where(col(models.Counter.name) == "task")
-        .values(value=models.Counter.value + 1)
-        .returning(col(models.Counter.value))
-    )
-    return int(result.scalar_one())
+        cursor = _NEXT_IN_SEQUENCE.run(session)
+    else:
+        cursor = _NEXT_IN_COUNTER.run(session)
+    (number,) = cursor.fetchone()
+    cursor.close()
+    return int(number)
+
+
+_NEXT_IN_SEQUENCE = Prepared(text("SELECT nextval('task_number')"))
+_NEXT_IN_COUNTER = Prepared(
+    update(models.Counter)
+    .where(col(models.Counter.name) == "task")
+    .values(value=models.Counter.value + 1)
+    .returning(col(models.Counter.value))
+)
 
 
 def add_member(session: Session, branch_id: int, person_id: int, now: datetime) -> bool:
@@ -99,13 +110,12 @@ def add_member(session: Session, branch_id: int, person_id: int, now: datetime) 
     book's figures follow (``acquaintances.note_member``).
     """
     # RETURNING tells whether a row was written: psycopg's rowcount here is -1
-    added = session.connection().execute(
-        insert_or_skip(session, models.BranchMember, "branch_id", "person_id").returning(
-            col(models.BranchMember.person_id)
-        ),
-        {"branch_id": branch_id, "person_id": person_id, "added_at": now},
-    )
-    if added.first() is None:
+    added = prepared_insert_or_skip(
+        session, models.BranchMember, ("branch_id", "person_id"), ("added_at",), "person_id"
+    ).run(session, {"branch_id": branch_id, "person_id": person_id, "added_at": now})
+    written = added.fetchone()
+    added.close()
+    if written is None:
         return False
     acquaintances.note_member(session, branch_id, person_id)
     return True
@@ -127,15 +137,18 @@ def remove_member(session: Session, branch_id: int, person_id: int) -> None:
 
 
 def add_new_members(
-    session: Session, branch_id: int, people: list[models.Person], now: datetime
+    session: Session, branch_id: int, people: list[int | None], now: datetime
 ) -> None:
-    """``add_member`` for the people of a branch just created, in one statement (it has
-    no messages yet, so the address book has nothing to add)."""
-    ids = dict.fromkeys(person.id for person in people if person.id is not None)
-    session.connection().execute(
-        insert(models.BranchMember),
+    """``add_member`` for the people (ids) of a branch just created, in one statement (it
+    has no messages yet, so the address book has nothing to add)."""
+    ids = dict.fromkeys(person_id for person_id in people if person_id is not None)
+    _ADD_MEMBERS.run_many(
+        session,
         [{"branch_id": branch_id, "person_id": person_id, "added_at": now} for person_id in ids],
     )
+
+
+_ADD_MEMBERS = Prepared(insert(models.BranchMember), ("branch_id", "person_id", "added_at"))
 
 
 def tag_task(session: Session, task_id: int, names: tuple[str, ...]) -> None:
@@ -171,17 +184,25 @@ def create_task(
     session.flush()
     assert branch.id is not None
     tag_task(session, task.id, route.tags)
-    add_new_members(session, branch.id, [author, *triage_team(session, settings, now)], now)
+    add_new_members(session, branch.id, [author.id, *triage_team(session, settings, now)], now)
     record_event(session, task, "task_created", author, now, branch.id, task.title)
     return task, branch
 
 
-def triage_team(session: Session, settings: Settings, now: datetime) -> list[models.Person]:
-    """``mail.triage``, or when it is empty every team member qmail knows."""
+def triage_team(session: Session, settings: Settings, now: datetime) -> list[int | None]:
+    """The ids of ``mail.triage``, or when it is empty of every team member qmail knows."""
     if settings.mail.triage:
-        return [get_person(session, Address(email), now) for email in settings.mail.triage]
-    team = Team.of(settings)
-    return list(session.exec(select(models.Person).where(team.condition())).all())
+        return [get_person(session, Address(email), now).id for email in settings.mail.triage]
+    session.flush()  # (a role just given counts; read in Core, on the driver's cursor)
+    cursor = _team_statement(Team.of(settings)).run(session)
+    ids = [person_id for (person_id,) in cursor.fetchall()]
+    cursor.close()
+    return ids
+
+
+@functools.lru_cache(maxsize=16)
+def _team_statement(team: Team) -> Prepared:
+    return Prepared(select(models.Person.id).where(team.condition()))
 
 
 def members(session: Session, branch_id: int | None) -> list[models.Person]:

@@ -112,7 +112,7 @@ def test_an_acknowledgement_that_cannot_be_composed_fails_alone(smtp_server, tea
     def unwritable(ack, env):
         raise ValueError(f"cannot write {ack.recipient.email}")
 
-    monkeypatch.setattr(notifications, "acknowledgement_parts", unwritable)
+    monkeypatch.setattr(notifications, "acknowledgement_bodies", unwritable)
     store = smtp_server.store
     smtp_server.send(eml_bytes(FIRST), INTAKE, sender="carol@acme.test")
     assert [raw_mail.state for raw_mail in filed(store)] == ["done"]

@@ -6,23 +6,36 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
+import string
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jinja2 import Environment
 
 from qmail.core.compose import (
     Notification,
+    acknowledgement_head,
     body_text,
     compose_notification,
     mail_environment,
     notification_bodies,
+    notification_head,
     notification_parts,
 )
 from qmail.core.mail import Address
-from qmail.core.stencil import PLACEHOLDERS, Personal, fill, make_stencil
-from tests.unit.test_compose import NOTIFICATION, TEMPLATES
+from qmail.core.stencil import (
+    PLACEHOLDERS,
+    Personal,
+    acknowledgement_block,
+    fill,
+    header_block,
+    make_stencil,
+    notification_block,
+)
+from tests.unit.test_compose import ACK, NOTIFICATION, TEMPLATES
 
 DATE = datetime(2024, 6, 3, 9, 30, tzinfo=UTC)
 
@@ -177,3 +190,66 @@ def test_the_team_and_everybody_else_share_one_header_block(env: Environment) ->
     shared = make_stencil(made.fields, *notification_bodies(client, env))
     assert shared == make_stencil(*notification_parts(client, env))
     assert shared.text != made.text
+
+
+TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=90) | st.text(
+    string.ascii_letters + " " * 12 + string.punctuation.replace('"', "").replace("\\", ""),
+    max_size=120,
+)
+ANY_TEXT = TEXT | st.text(max_size=40)
+
+
+@given(
+    name=ANY_TEXT,
+    team=ANY_TEXT,
+    title=TEXT | st.lists(st.sampled_from(["ab", "x" * 40, " ", "=?", "é", '"'])).map("".join),
+    number=st.integers(1, 10**9),
+)
+@settings(max_examples=400, deadline=None)
+def test_a_header_block_written_directly_is_the_one_the_stdlib_writes(
+    name: str, team: str, title: str, number: int
+) -> None:
+    n = with_placeholders(
+        dataclasses.replace(
+            NOTIFICATION,
+            author=Address("anna@client.test", name),
+            team_name=team,
+            title=title,
+            number=number,
+            date=DATE,
+        )
+    )
+    direct = notification_block(n)
+    assert direct == header_block(notification_head(n)) or (direct is None and not team.isascii())
+
+
+@pytest.mark.parametrize("changes", RECIPIENTS.values(), ids=RECIPIENTS.keys())
+def test_a_header_block_written_directly_is_the_stdlibs_for_every_recipient(
+    changes: dict[str, object],
+) -> None:
+    n = with_placeholders(dataclasses.replace(NOTIFICATION, **changes))
+    assert notification_block(n) == header_block(notification_head(n))
+    long = dataclasses.replace(n, title="word " * 20, author=Address("a@x.test", "Ann " * 20))
+    assert notification_block(long) == header_block(notification_head(long))
+    quoted = dataclasses.replace(n, author=Address("a@x.test", 'Anna "Ann" Lee, Acme'))
+    assert notification_block(quoted) == header_block(notification_head(quoted))
+
+
+ACK_VARIANTS = {
+    "plain": {},
+    "a team name that needs quotes": {"team_name": "Acme (support), Inc."},
+    "a team name that is not ASCII": {"team_name": "Служба поддержки"},
+    "a long team name": {"team_name": "The Very Long Name Of A Support Team " * 2},
+    "a title that is not ASCII": {"title": "Счёт не пришёл"},
+    "a long title": {"title": "word " * 30},
+    "a long reply address": {"reply_address": f"reply+{'1' * 12}-{'2' * 12}-b-{'a' * 26}@x.test"},
+    "an odd Message-ID": {"message_id": "a b@c@d"},
+}
+
+
+@pytest.mark.parametrize("changes", ACK_VARIANTS.values(), ids=ACK_VARIANTS.keys())
+def test_an_acknowledgements_header_block_written_directly_is_the_stdlibs(
+    changes: dict[str, object],
+) -> None:
+    ack = dataclasses.replace(ACK, date=DATE, **changes)
+    assert acknowledgement_block(ack) == header_block(acknowledgement_head(ack))

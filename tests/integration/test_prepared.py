@@ -1,0 +1,87 @@
+"""Statements run on the driver's cursor (``db.Prepared``, filing's hottest) write and
+read what SQLAlchemy itself would, on SQLite and PostgreSQL: dates stored in the same form
+(sorted and compared as SQLAlchemy's), ``IN`` lists of any length, a missing value refused."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.exc import InvalidRequestError
+from sqlmodel import col
+
+from qmail import models
+from qmail.context import Context
+from qmail.db import Prepared, session_scope
+from qmail.threads.tasks import EVENT_COLUMNS, WRITE_EVENT
+
+WHEN = datetime(2026, 12, 1, 14, 3, 4, 56789, tzinfo=UTC)
+
+
+def event(kind: str, detail: str, when: datetime) -> dict[str, object]:
+    return {
+        "task_id": None,
+        "branch_id": None,
+        "person_id": None,
+        "kind": kind,
+        "detail": detail,
+        "raw_mail_id": None,
+        "created_at": when,
+    }
+
+
+def test_rows_written_past_sqlalchemy_read_back_as_its_own(store: Context) -> None:
+    prepared = Prepared(WRITE_EVENT, EVENT_COLUMNS)
+    with session_scope(store.engine) as session:
+        session.connection().execute(insert(models.Event), event("core", "50% 'off'", WHEN))
+        prepared.run(session, event("prepared", "50% 'off'", WHEN)).close()
+        prepared.run_many(
+            session, [event("many", "x", WHEN + timedelta(seconds=s)) for s in (1, 2)]
+        )
+    with session_scope(store.engine) as session:
+        rows = session.connection().execute(
+            select(models.Event.kind, models.Event.detail, models.Event.created_at).order_by(
+                col(models.Event.created_at), col(models.Event.id)
+            )
+        )
+        assert [tuple(row) for row in rows] == [
+            ("core", "50% 'off'", WHEN),
+            ("prepared", "50% 'off'", WHEN),
+            ("many", "x", WHEN + timedelta(seconds=1)),
+            ("many", "x", WHEN + timedelta(seconds=2)),
+        ]
+        since = Prepared(
+            select(models.Event.kind)
+            .where(col(models.Event.created_at) >= bindparam("since"))
+            .order_by(col(models.Event.id))
+        )
+        assert since.run(session, {"since": WHEN}).fetchall() == [
+            ("core",),
+            ("prepared",),
+            ("many",),
+            ("many",),
+        ]
+        assert since.run(session, {"since": WHEN + timedelta(microseconds=1)}).fetchall() == [
+            ("many",),
+            ("many",),
+        ]
+
+
+def test_a_list_of_any_length_is_expanded_and_a_missing_value_refused(store: Context) -> None:
+    with session_scope(store.engine) as session:
+        Prepared(WRITE_EVENT, EVENT_COLUMNS).run_many(
+            session, [event(kind, "", WHEN) for kind in ("a", "b", "c")]
+        )
+        kinds = Prepared(
+            select(models.Event.kind)
+            .where(col(models.Event.kind).in_(bindparam("kinds", expanding=True)))
+            .order_by(col(models.Event.kind))
+        )
+        found = {
+            size: [kind for (kind,) in kinds.run(session, {"kinds": ["c", "a", "z"][:size]})]
+            for size in (0, 1, 3)
+        }
+        assert found == {0: [], 1: ["c"], 3: ["a", "c"]}
+        with pytest.raises(InvalidRequestError):
+            kinds.run(session, {})
