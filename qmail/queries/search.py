@@ -17,6 +17,7 @@ one costs; ``Found.exact`` says when the list was cut there.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,14 +35,15 @@ from qmail.core.search import (
     fts5_query,
     highlight,
     mark_words,
-    score,
+    scorer,
     search_terms,
     tsquery,
 )
 
-CANDIDATES = 500
+CANDIDATES = 200
 MANY = 100_000  # matches an outsider's search may read whole from the index (see _Plan)
 LOOKUP_COST = 100  # looking one row up costs about as much as reading this many matches
+PROBE = 1_000  # a word with no more matches than this is rare: they are read whole
 OWN_BATCH = 200  # their own rows looked up in the index at once
 TITLE_WEIGHT = 2.0  # a word of the title says more about a task than one of its messages
 SNIPPET_WORDS = 24
@@ -102,7 +104,7 @@ class _Plan:
     are read whole (at most ``MANY``) and the two lists intersected, or their own are
     looked up in the index a batch at a time until enough are found (for a word in more
     than ``MANY``, the newest ``OWN_BATCH`` suffice).  The matches are scored here, from their text
-    (``core.search.score``): FTS5's ``bm25`` would first count every message holding each
+    (``core.search.scorer``): FTS5's ``bm25`` would first count every message holding each
     word, a cost that grows with the database (and, asked about one row at a time, it
     counts again each time).  PostgreSQL's planner makes these choices itself, and its
     ``ts_rank`` needs no counting.
@@ -119,7 +121,8 @@ class _Plan:
         self.cut = self.cut or len(rows) >= CANDIDATES
         if not self.sqlite:
             return [(*row[:text_column], float(row[text_column])) for row in rows]
-        return [(*row[:text_column], score(row[text_column], self.terms)) for row in rows]
+        score = scorer(self.terms)
+        return [(*row[:text_column], score(row[text_column])) for row in rows]
 
     def messages(self) -> list[tuple[int, int, float]]:
         """(message id, task id, score) of the newest visible messages that match."""
@@ -182,26 +185,54 @@ class _Plan:
 
     def _own_matches(self, fts: str, own: Any) -> list[int]:
         """Of the ids ``own`` selects (the reader's messages or tasks), the newest that
-        match in the full-text table ``fts``, ``CANDIDATES`` at most."""
+        match in the full-text table ``fts``, ``CANDIDATES`` at most.
+
+        The newest ``PROBE`` matches are read first: a word with no more than that is rare,
+        and these are all of its matches.  Otherwise how many there are is estimated from
+        how far back the ``PROBE``-th one lies, and whichever costs less is done: every
+        match is read inside SQLite and only the reader's kept (about ``LOOKUP_COST``
+        matches cost what one lookup does), or their own are looked up in the index,
+        newest first, ``OWN_BATCH`` at a time, until enough are found (for a word in more
+        than ``MANY``, the first batch that holds any suffices).  Each lookup is one ``rowid = ?``
+        seek in the word's list: SQLite runs ``rowid IN (...)`` next to ``MATCH`` as one
+        seek per id (``EXPLAIN QUERY PLAN``: ``INDEX 0:=M1``).
+        """
         ids = sorted(self.session.execute(own).scalars(), reverse=True)
-        # plain SQL on the driver's own connection: this may read 100,000 ids
+        if not ids:
+            return []
+        # plain SQL on the driver's own connection: this may read thousands of ids
         raw = self.session.connection().connection.driver_connection
         assert raw is not None
         query = fts5_query(self.terms)
         matching = f"SELECT rowid FROM {fts} WHERE {fts} MATCH ?"
-        bounded = f"SELECT count(*) FROM ({matching} LIMIT ?)"
-        matches = raw.execute(bounded, (query, MANY + 1)).fetchone()[0]
-        if matches <= MANY and matches <= LOOKUP_COST * len(ids):
-            every = {row[0] for row in raw.execute(matching, (query,))}
+        newest = [
+            row[0]
+            for row in raw.execute(f"{matching} ORDER BY rowid DESC LIMIT ?", (query, PROBE + 1))
+        ]
+        if len(newest) <= PROBE:  # a rare word: these are all of its matches
+            every = set(newest)
             return [found for found in ids if found in every][:CANDIDATES]
-        found: list[int] = []
+        span = max(newest[0] - newest[-1], 1)
+        estimate = PROBE * newest[0] // span  # matches, if they are spread evenly
+        if estimate <= MANY and estimate < LOOKUP_COST * len(ids):
+            # "+rowid": an expression, so SQLite reads the word's list through once and
+            # checks each match against the reader's ids (not one seek per id)
+            rows = raw.execute(
+                f"{matching} AND +rowid IN (SELECT value FROM json_each(?))"
+                " ORDER BY rowid DESC LIMIT ?",
+                (query, json.dumps(ids), CANDIDATES + 1),
+            )
+            found = [row[0] for row in rows]
+            self.cut = self.cut or len(found) > CANDIDATES
+            return found[:CANDIDATES]
+        found = []
         for start in range(0, len(ids), OWN_BATCH):
             batch = ids[start : start + OWN_BATCH]
             marks = ", ".join("?" for _ in batch)
             rows = raw.execute(f"{matching} AND rowid IN ({marks})", (query, *batch))
             found.extend(sorted((row[0] for row in rows), reverse=True))
-            if len(found) >= CANDIDATES or (matches > MANY and len(found) >= OWN_BATCH):
-                self.cut = True  # enough, or a word this common: the newest suffice
+            if len(found) >= CANDIDATES or (estimate > MANY and found):
+                self.cut = True  # enough, or a word this common: the newest found suffice
                 break
         return found[:CANDIDATES]
 
