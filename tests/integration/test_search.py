@@ -282,7 +282,7 @@ def test_a_word_common_in_hidden_branches_finds_a_clients_own_message_and_nothin
     assert numbers(web_app, tokens["carol"], "/api/tasks?q=walrus") == [11]
     html = page(web_app, tokens["carol"], "/search?q=WALRUS")
     assert hits(html) == [11]
-    assert "The <mark>walrus</mark> invoice is late" in html
+    assert "<mark>walrus</mark> invoice is late" in html
     assert "secret" not in html and "margin" not in html
     assert numbers(web_app, tokens["bob"], "/api/tasks?q=walrus") == [11]
     assert sorted(numbers(web_app, tokens["alice"], "/api/tasks?q=walrus")) == [11, 12]
