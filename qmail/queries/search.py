@@ -192,7 +192,7 @@ class _Plan:
         how far back the ``PROBE``-th one lies, and whichever costs less is done: every
         match is read inside SQLite and only the reader's kept (about ``LOOKUP_COST``
         matches cost what one lookup does), or their own are looked up in the index,
-        newest first, ``OWN_BATCH`` at a time, until enough are found (for a word in more
+        newest first, ``OWN_BATCH`` at a time, until ``CANDIDATES`` are found (for a word in more
         than ``MANY``, the first batch that holds any suffices).  Each lookup is one ``rowid = ?``
         seek in the word's list: SQLite runs ``rowid IN (...)`` next to ``MATCH`` as one
         seek per id (``EXPLAIN QUERY PLAN``: ``INDEX 0:=M1``).
@@ -214,7 +214,10 @@ class _Plan:
             return [found for found in ids if found in every][:CANDIDATES]
         span = max(newest[0] - newest[-1], 1)
         estimate = PROBE * newest[0] // span  # matches, if they are spread evenly
-        if estimate <= MANY and estimate < LOOKUP_COST * len(ids):
+        # lookups stop at CANDIDATES found: as many as that takes, if the reader's own
+        # hold the word as often as the rest do
+        lookups = min(len(ids), CANDIDATES * span // max(PROBE, 1) + OWN_BATCH)
+        if estimate <= MANY and estimate < LOOKUP_COST * lookups:
             # "+rowid": an expression, so SQLite reads the word's list through once and
             # checks each match against the reader's ids (not one seek per id)
             rows = raw.execute(
