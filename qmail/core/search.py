@@ -50,6 +50,27 @@ def fts5_query(terms: tuple[str, ...]) -> str:
     return " AND ".join(f'"{term}"' for term in terms)
 
 
+def fts5_text_query(terms: tuple[str, ...]) -> str:
+    """An FTS5 query requiring every term in the ``text`` column of ``message_fts``.
+
+    Its other column holds each message's branch id: a number typed as a word never
+    finds a branch.
+
+    >>> fts5_text_query(("invoice", "42"))
+    'text : ("invoice" AND "42")'
+    """
+    return f"text : ({fts5_query(terms)})"
+
+
+def fts5_any(ids: list[int]) -> str:
+    """An FTS5 query for any of these numbers (branch ids, as ``message_fts`` holds them).
+
+    >>> fts5_any([12, 7])
+    '"12" OR "7"'
+    """
+    return " OR ".join(f'"{int(number)}"' for number in ids)
+
+
 def tsquery(terms: tuple[str, ...]) -> str:
     """A PostgreSQL ``to_tsquery`` text requiring every term.
 

@@ -32,7 +32,9 @@ from qmail.access import Reader, branch_visible, task_visible
 from qmail.core.search import (
     MARK_END,
     MARK_START,
+    fts5_any,
     fts5_query,
+    fts5_text_query,
     highlight,
     mark_words,
     scorer,
@@ -43,6 +45,7 @@ from qmail.core.search import (
 CANDIDATES = 200
 MANY = 100_000  # matches an outsider's search may read whole from the index (see _Plan)
 LOOKUP_COST = 100  # looking one row up costs about as much as reading this many matches
+BRANCH_TOKENS = 2_000  # a client's search names at most this many branches to the index
 PROBE = 1_000  # a word with no more matches than this is rare: they are read whole
 OWN_BATCH = 200  # their own rows looked up in the index at once
 TITLE_WEIGHT = 2.0  # a word of the title says more about a task than one of its messages
@@ -113,7 +116,8 @@ class _Plan:
     def __init__(self, session: Session, person: Reader, terms: tuple[str, ...]) -> None:
         self.session, self.person, self.terms = session, person, terms
         self.sqlite = session.get_bind().dialect.name == "sqlite"
-        self.query = _fts_query(terms, self.sqlite)
+        self.query = _fts_query(terms, self.sqlite)  # titles (and PostgreSQL's messages)
+        self.message_query = _fts_query(terms, self.sqlite, message_text=True)
         self.cut = False  # whether a list of candidates was full
 
     def _run(self, statement: Any, text_column: int) -> list[Any]:
@@ -142,18 +146,40 @@ class _Plan:
                 .select_from(_MESSAGE_FTS)
                 .join(message, col(message.id) == _FTS_MESSAGE_ROWID)
                 .join(branch, col(branch.id) == message.branch_id)
-                .where(_FTS_MESSAGE.op("MATCH")(self.query), visible)
+                .where(_FTS_MESSAGE.op("MATCH")(self.message_query), visible)
                 .order_by(_FTS_MESSAGE_ROWID.desc())
             )
         else:
-            own = select(col(message.id)).join(branch, col(branch.id) == message.branch_id)
-            found = self._own_matches("message_fts", own.where(visible))
-            statement = (
+            branches = list(self.session.execute(select(col(branch.id)).where(visible)).scalars())
+            if len(branches) <= BRANCH_TOKENS:
+                found = self._in_branches(branches)
+            else:  # a query that long would cost more than the lookups
+                own = select(col(message.id)).join(branch, col(branch.id) == message.branch_id)
+                found = self._own_matches("message_fts", own.where(visible), text_only=True)
+            statement = (  # the found ids, checked once more against what they may read
                 select(col(message.id), col(message.task_id), col(message.text))
-                .where(col(message.id).in_(found))
+                .join(branch, col(branch.id) == message.branch_id)
+                .where(col(message.id).in_(found), visible)
                 .order_by(col(message.id).desc())
             )
         return self._run(statement, 2)
+
+    def _in_branches(self, branches: list[int]) -> list[int]:
+        """The newest messages of these branches that match, ``CANDIDATES`` at most: the
+        words in the ``text`` column and one of the branches in ``branch_id`` (migration
+        0016), so that FTS5 intersects the word's list with the branches' own."""
+        if not branches:
+            return []
+        raw = self.session.connection().connection.driver_connection
+        assert raw is not None
+        query = f"{fts5_text_query(self.terms)} AND branch_id : ({fts5_any(branches)})"
+        rows = raw.execute(
+            "SELECT rowid FROM message_fts WHERE message_fts MATCH ? ORDER BY rowid DESC LIMIT ?",
+            (query, CANDIDATES + 1),
+        )
+        found = [row[0] for row in rows]
+        self.cut = self.cut or len(found) > CANDIDATES
+        return found[:CANDIDATES]
 
     def titles(self) -> list[tuple[int, float]]:
         """(task id, score) of the newest visible tasks whose title matches."""
@@ -183,7 +209,7 @@ class _Plan:
             )
         return self._run(statement, 1)
 
-    def _own_matches(self, fts: str, own: Any) -> list[int]:
+    def _own_matches(self, fts: str, own: Any, text_only: bool = False) -> list[int]:
         """Of the ids ``own`` selects (the reader's messages or tasks), the newest that
         match in the full-text table ``fts``, ``CANDIDATES`` at most.
 
@@ -203,7 +229,7 @@ class _Plan:
         # plain SQL on the driver's own connection: this may read thousands of ids
         raw = self.session.connection().connection.driver_connection
         assert raw is not None
-        query = fts5_query(self.terms)
+        query = fts5_text_query(self.terms) if text_only else fts5_query(self.terms)
         matching = f"SELECT rowid FROM {fts} WHERE {fts} MATCH ?"
         newest = [
             row[0]
@@ -240,9 +266,9 @@ class _Plan:
         return found[:CANDIDATES]
 
 
-def _fts_query(terms: tuple[str, ...], sqlite: bool) -> Any:
+def _fts_query(terms: tuple[str, ...], sqlite: bool, message_text: bool = False) -> Any:
     if sqlite:
-        return bindparam("fts_query", fts5_query(terms))
+        return bindparam("fts_query", (fts5_text_query if message_text else fts5_query)(terms))
     return func.to_tsquery("simple", bindparam("fts_query", tsquery(terms)))
 
 
@@ -251,7 +277,7 @@ def snippets(session: Session, terms: tuple[str, ...], message_ids: list[int]) -
     if not message_ids or not terms:
         return {}
     sqlite = session.get_bind().dialect.name == "sqlite"
-    query = _fts_query(terms, sqlite)
+    query = _fts_query(terms, sqlite, message_text=True)
     if sqlite:
         snippet = func.snippet(_FTS_MESSAGE, 0, MARK_START, MARK_END, "…", SNIPPET_WORDS)
         statement = (

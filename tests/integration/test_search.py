@@ -69,17 +69,20 @@ def hits(html: str) -> list[int]:
 
 
 PLANS = {
-    "rare": {},
-    "scan": {"PROBE": 0},
-    "lookups": {"PROBE": 0, "LOOKUP_COST": 0, "OWN_BATCH": 2},
+    "branches": {},
+    "rare": {"BRANCH_TOKENS": 0},
+    "scan": {"BRANCH_TOKENS": 0, "PROBE": 0},
+    "lookups": {"BRANCH_TOKENS": 0, "PROBE": 0, "LOOKUP_COST": 0, "OWN_BATCH": 2},
 }
 
 
 @pytest.fixture(params=list(PLANS))
 def plan(request, monkeypatch) -> str:
-    """Every way an outsider's search may go on SQLite (``queries.search._Plan``): a
-    rare word's few matches read whole, every match read inside SQLite and theirs kept,
-    or their own messages looked up in the index a batch at a time."""
+    """Every way an outsider's search may go on SQLite (``queries.search._Plan``): the
+    index asked for the words in their branches; or (their tasks' titles, and the
+    messages of someone in more than ``BRANCH_TOKENS`` branches) a rare word's few
+    matches read whole, every match read inside SQLite and theirs kept, or their own
+    looked up in the index a batch at a time."""
     for name, value in PLANS[request.param].items():
         monkeypatch.setattr(search, name, value)
     return str(request.param)
@@ -236,6 +239,7 @@ def test_a_word_in_most_messages_is_looked_for_among_the_newest_only(
 ):
     if store.engine.dialect.name != "sqlite":
         pytest.skip("SQLite's plan only: PostgreSQL's planner chooses (CI runs the SQLite pass)")
+    monkeypatch.setattr(search, "BRANCH_TOKENS", 0)  # her own messages looked up...
     monkeypatch.setattr(search, "PROBE", 0)  # no word is rare...
     monkeypatch.setattr(search, "MANY", -1)  # ...and every one is in most messages
     monkeypatch.setattr(search, "OWN_BATCH", 2)
@@ -249,10 +253,13 @@ def test_a_word_in_most_messages_is_looked_for_among_the_newest_only(
 @pytest.mark.parametrize(
     "limits",
     [
-        pytest.param({}, id="rare"),
-        pytest.param({"PROBE": 5}, id="scan"),
-        pytest.param({"PROBE": 5, "LOOKUP_COST": 0, "OWN_BATCH": 2}, id="lookups"),
-        pytest.param({"PROBE": 5, "MANY": 10, "OWN_BATCH": 2}, id="common"),
+        pytest.param({}, id="branches"),
+        pytest.param({"BRANCH_TOKENS": 0}, id="rare"),
+        pytest.param({"BRANCH_TOKENS": 0, "PROBE": 5}, id="scan"),
+        pytest.param(
+            {"BRANCH_TOKENS": 0, "PROBE": 5, "LOOKUP_COST": 0, "OWN_BATCH": 2}, id="lookups"
+        ),
+        pytest.param({"BRANCH_TOKENS": 0, "PROBE": 5, "MANY": 10, "OWN_BATCH": 2}, id="common"),
     ],
 )
 def test_a_word_common_in_hidden_branches_finds_a_clients_own_message_and_nothing_else(
@@ -286,3 +293,7 @@ def test_a_word_common_in_hidden_branches_finds_a_clients_own_message_and_nothin
     assert "secret" not in html and "margin" not in html
     assert numbers(web_app, tokens["bob"], "/api/tasks?q=walrus") == [11]
     assert sorted(numbers(web_app, tokens["alice"], "/api/tasks?q=walrus")) == [11, 12]
+    # the index also holds each message's branch id (SQLite): a number typed is a word
+    assert 10 < main.id < 20 and 10 < secret.id < 20, "no text of this world holds these"
+    for branch_id in (main.id, secret.id):
+        assert numbers(web_app, tokens["alice"], f"/api/tasks?q={branch_id}") == []
