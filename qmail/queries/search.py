@@ -1,18 +1,20 @@
 """Full-text search over message texts and task titles, ranked, with highlighted snippets.
 
-The indexes are the database's own (migration 0008): SQLite's FTS5 tables ``message_fts``
-and ``task_fts``, kept in step by triggers; PostgreSQL's generated ``search`` columns
-(``tsvector``, GIN-indexed).  The words of a query come from ``core.search``.
+The indexes are the database's own (migrations 0008 and 0016): SQLite's FTS5 tables
+``message_fts`` (a message's text, and its branch id as a token) and ``task_fts``, kept
+in step by triggers; PostgreSQL's generated ``search`` columns (``tsvector``,
+GIN-indexed).  The words of a query come from ``core.search``.
 
 Permissions are those of every other read: a message counts only when ``branch_visible``
 says its branch may be read, a title only when ``task_visible`` says its task may, so a
 hidden branch never lends a word, a snippet or a hit to an outsider.  Two plans, as in
 ``qmail.access`` (``_Plan`` chooses): the matches are read from the index newest first and
-checked one by one (for the team, who may read nearly everything, and for rare words), or
-the reader's own messages are read and each is looked up in the index (an outsider
-searching for a common word).  Either way at most ``CANDIDATES`` matching messages are
-ranked (the newest ones), so a word found in half of a million messages costs what a rare
-one costs; ``Found.exact`` says when the list was cut there.
+checked one by one (for the team, who may read nearly everything), or the index is asked
+for the words in the reader's own branches (an outsider; on SQLite the branch ids they
+may read go into the FTS5 query, and what it finds is checked once more).  Either way at
+most ``CANDIDATES`` matching messages are ranked (the newest ones), so a word found in
+half of a million messages costs what a rare one costs; ``Found.exact`` says when the
+list was cut there.
 """
 
 from __future__ import annotations
@@ -102,11 +104,10 @@ class _Plan:
     """How to find the matches on this database for this reader (see the module docstring).
 
     On SQLite, for the team (who may read nearly everything) the index drives, newest
-    match first, each checked.  For anyone else, their own messages (or tasks) are listed
-    from the indexes, newest first, and then, whichever costs less: the index's matches
-    are read whole (at most ``MANY``) and the two lists intersected, or their own are
-    looked up in the index a batch at a time until enough are found (for a word in more
-    than ``MANY``, the newest ``OWN_BATCH`` suffice).  The matches are scored here, from their text
+    match first, each checked.  For anyone else, the index is asked for the words in
+    their branches (``_in_branches``); their tasks' titles, and the messages of someone
+    in more than ``BRANCH_TOKENS`` branches, are matched against their own ids
+    (``_own_matches``).  The matches are scored here, from their text
     (``core.search.scorer``): FTS5's ``bm25`` would first count every message holding each
     word, a cost that grows with the database (and, asked about one row at a time, it
     counts again each time).  PostgreSQL's planner makes these choices itself, and its
