@@ -297,3 +297,31 @@ def test_a_word_common_in_hidden_branches_finds_a_clients_own_message_and_nothin
     assert 10 < main.id < 20 and 10 < secret.id < 20, "no text of this world holds these"
     for branch_id in (main.id, secret.id):
         assert numbers(web_app, tokens["alice"], f"/api/tasks?q={branch_id}") == []
+
+
+def test_search_follows_a_message_moved_between_a_hidden_and_a_main_branch(
+    web_app, tokens, store, plan
+):
+    """The index holds each message's branch (SQLite): a moved message is found where it
+    is now, by those who may read it there, and no longer where it was."""
+
+    def move(hidden: bool) -> None:
+        with session_scope(store.engine) as session:
+            message = session.exec(
+                select(models.Message).where(models.Message.text.startswith("Between us"))
+            ).one()
+            branch = session.exec(
+                select(models.Branch).where(
+                    models.Branch.task_id == message.task_id, models.Branch.hidden == hidden
+                )
+            ).one()
+            message.branch_id = branch.id
+
+    assert numbers(web_app, tokens["carol"], "/api/tasks?q=quokka") == []
+    move(hidden=False)
+    assert numbers(web_app, tokens["carol"], "/api/tasks?q=quokka") == [3]
+    assert numbers(web_app, tokens["bob"], "/api/tasks?q=quokka") == [3]
+    move(hidden=True)
+    assert numbers(web_app, tokens["carol"], "/api/tasks?q=quokka") == []
+    assert numbers(web_app, tokens["bob"], "/api/tasks?q=quokka") == []
+    assert numbers(web_app, tokens["alice"], "/api/tasks?q=quokka") == [3]
