@@ -13,24 +13,32 @@ too (``PYTHONPATH=/path/to/checkout``).  Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
 from sqlmodel import Session
 
+sys.path.append(str(Path(__file__).parents[1]))  # bench; PYTHONPATH may name another qmail
+
+from bench import scale_data
 from qmail import models
 from qmail.access import Reader
 from qmail.config import load
 from qmail.db import create_db_engine
 from qmail.queries.contacts import address_book, contact, shared_tasks
 from qmail.queries.filters import Filters
+from qmail.queries.search import search_page
 from qmail.queries.tasks import search_tasks
 from qmail.queries.views import views_of
 
+ONLY = [""]  # --only
 BUSY_CLIENT = (
     "SELECT person_id FROM branchmember WHERE person_id > 5 GROUP BY person_id"
     " HAVING count(*) <= 200 ORDER BY count(*) DESC LIMIT 1"
@@ -38,6 +46,8 @@ BUSY_CLIENT = (
 
 
 def timed(engine: Any, name: str, call: Callable[[Session], object], repeat: int) -> None:
+    if ONLY[0] not in name:
+        return
     with Session(engine) as session:
         call(session)
         spent = []
@@ -52,7 +62,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url", help="the database, e.g. sqlite:////tmp/qmail-scale/1000000.db")
     parser.add_argument("--repeat", type=int, default=40)
+    parser.add_argument("--only", default="", help="only the cases whose names contain this")
     args = parser.parse_args()
+    ONLY[0] = args.only
     env = {"QMAIL_DATABASE__URL": args.url, "QMAIL_MAIL__TEAM_DOMAINS": "team.test"}
     engine = create_db_engine(load(env=env))
     with Session(engine) as session:
@@ -90,6 +102,23 @@ def main() -> None:
     }
     for name, call in tag_pages.items():
         timed(engine, name, call, args.repeat)
+    words = scale_data.vocabulary(random.Random(10))  # as bench/scale.py searches
+    searches = {
+        "a word in 98% of messages": words[0],
+        "in 5%": words[60],
+        "in 0.2%": words[3000],
+        "in 0.02%": words[20000],
+        "two words": f"{words[60]} {words[400]}",
+        "a common and a rare word": f"{words[0]} {words[20000]}",
+    }
+    for who, reader in (("team", team), ("client", outsider)):
+        for name, q in searches.items():
+            timed(
+                engine,
+                f"{who}: search, {name}",
+                partial(search_page, person=reader, q=q, offset=0),
+                args.repeat,
+            )
     engine.dispose()
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from html import escape
 
 MARK_START = "\x02"  # ASCII STX and ETX: never part of a word, nor of HTML
@@ -47,6 +48,27 @@ def fts5_query(terms: tuple[str, ...]) -> str:
     '"invoice" AND "march" AND "42"'
     """
     return " AND ".join(f'"{term}"' for term in terms)
+
+
+def fts5_text_query(terms: tuple[str, ...]) -> str:
+    """An FTS5 query requiring every term in the ``text`` column of ``message_fts``.
+
+    Its other column holds each message's branch id: a number typed as a word never
+    finds a branch.
+
+    >>> fts5_text_query(("invoice", "42"))
+    'text : ("invoice" AND "42")'
+    """
+    return f"text : ({fts5_query(terms)})"
+
+
+def fts5_any(ids: list[int]) -> str:
+    """An FTS5 query for any of these numbers (branch ids, as ``message_fts`` holds them).
+
+    >>> fts5_any([12, 7])
+    '"12" OR "7"'
+    """
+    return " OR ".join(f'"{int(number)}"' for number in ids)
 
 
 def tsquery(terms: tuple[str, ...]) -> str:
@@ -79,28 +101,35 @@ def mark_words(text: str, terms: tuple[str, ...]) -> str:
     return _WORD.sub(mark, text) if wanted else text
 
 
-def score(text: str, terms: tuple[str, ...]) -> float:
-    """How well ``text`` matches ``terms``, for ranking a few texts the index has found.
+def scorer(terms: tuple[str, ...]) -> Callable[[str], float]:
+    """How well a text matches ``terms``, for ranking the few texts the index has found.
 
     BM25's saturating term frequency and length normalisation (a typical message is
     taken to be 50 words), without the rarity of each word: only the index knows it, and
     it costs a count of every message holding the word, which grows with the database.
-    The words are counted by a regular expression (in C): a word the index matched with
-    other accents counts for nothing here, and the text still stays among the results.
+    The words are counted by a regular expression (in C), compiled once for all the texts
+    of a search: a word the index matched with other accents counts for nothing here, and
+    the text still stays among the results.
 
-    >>> score("The invoice, the INVOICE", ("invoice",)) > score("an invoice", ("invoice",))
+    >>> score = scorer(("invoice",))
+    >>> score("The invoice, the INVOICE") > score("an invoice")
     True
-    >>> score("invoice", ("invoice",)) > score("invoice " + "word " * 200, ("invoice",))
+    >>> score("invoice") > score("invoice " + "word " * 200)
     True
-    >>> score("invoices_invoice", ("invoice",)) > 0 == score("invoices", ("invoice",))
+    >>> score("invoices_invoice") > 0 == score("invoices")
     True
     """
-    folded = text.casefold()
     alternatives = "|".join(re.escape(term) for term in terms)
-    found = re.findall(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", folded)
-    norm = 1.2 * (0.25 + 0.75 * len(folded.split()) / 50)
-    frequencies = (found.count(term) for term in terms)
-    return sum(frequency * 2.2 / (frequency + norm) for frequency in frequencies)
+    words = re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])")
+
+    def score(text: str) -> float:
+        folded = text.casefold()
+        found = words.findall(folded)
+        norm = 1.2 * (0.25 + 0.75 * len(folded.split()) / 50)
+        frequencies = (found.count(term) for term in terms)
+        return sum(frequency * 2.2 / (frequency + norm) for frequency in frequencies)
+
+    return score
 
 
 def highlight(snippet: str) -> str:

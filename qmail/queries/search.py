@@ -1,22 +1,25 @@
 """Full-text search over message texts and task titles, ranked, with highlighted snippets.
 
-The indexes are the database's own (migration 0008): SQLite's FTS5 tables ``message_fts``
-and ``task_fts``, kept in step by triggers; PostgreSQL's generated ``search`` columns
-(``tsvector``, GIN-indexed).  The words of a query come from ``core.search``.
+The indexes are the database's own (migrations 0008 and 0016): SQLite's FTS5 tables
+``message_fts`` (a message's text, and its branch id as a token) and ``task_fts``, kept
+in step by triggers; PostgreSQL's generated ``search`` columns (``tsvector``,
+GIN-indexed).  The words of a query come from ``core.search``.
 
 Permissions are those of every other read: a message counts only when ``branch_visible``
 says its branch may be read, a title only when ``task_visible`` says its task may, so a
 hidden branch never lends a word, a snippet or a hit to an outsider.  Two plans, as in
 ``qmail.access`` (``_Plan`` chooses): the matches are read from the index newest first and
-checked one by one (for the team, who may read nearly everything, and for rare words), or
-the reader's own messages are read and each is looked up in the index (an outsider
-searching for a common word).  Either way at most ``CANDIDATES`` matching messages are
-ranked (the newest ones), so a word found in half of a million messages costs what a rare
-one costs; ``Found.exact`` says when the list was cut there.
+checked one by one (for the team, who may read nearly everything), or the index is asked
+for the words in the reader's own branches (an outsider; on SQLite the branch ids they
+may read go into the FTS5 query, and what it finds is checked once more).  Either way at
+most ``CANDIDATES`` matching messages are ranked (the newest ones), so a word found in
+half of a million messages costs what a rare one costs; ``Found.exact`` says when the
+list was cut there.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,17 +34,21 @@ from qmail.access import Reader, branch_visible, task_visible
 from qmail.core.search import (
     MARK_END,
     MARK_START,
+    fts5_any,
     fts5_query,
+    fts5_text_query,
     highlight,
     mark_words,
-    score,
+    scorer,
     search_terms,
     tsquery,
 )
 
-CANDIDATES = 500
+CANDIDATES = 200
 MANY = 100_000  # matches an outsider's search may read whole from the index (see _Plan)
 LOOKUP_COST = 100  # looking one row up costs about as much as reading this many matches
+BRANCH_TOKENS = 2_000  # a client's search names at most this many branches to the index
+PROBE = 1_000  # a word with no more matches than this is rare: they are read whole
 OWN_BATCH = 200  # their own rows looked up in the index at once
 TITLE_WEIGHT = 2.0  # a word of the title says more about a task than one of its messages
 SNIPPET_WORDS = 24
@@ -97,12 +104,11 @@ class _Plan:
     """How to find the matches on this database for this reader (see the module docstring).
 
     On SQLite, for the team (who may read nearly everything) the index drives, newest
-    match first, each checked.  For anyone else, their own messages (or tasks) are listed
-    from the indexes, newest first, and then, whichever costs less: the index's matches
-    are read whole (at most ``MANY``) and the two lists intersected, or their own are
-    looked up in the index a batch at a time until enough are found (for a word in more
-    than ``MANY``, the newest ``OWN_BATCH`` suffice).  The matches are scored here, from their text
-    (``core.search.score``): FTS5's ``bm25`` would first count every message holding each
+    match first, each checked.  For anyone else, the index is asked for the words in
+    their branches (``_in_branches``); their tasks' titles, and the messages of someone
+    in more than ``BRANCH_TOKENS`` branches, are matched against their own ids
+    (``_own_matches``).  The matches are scored here, from their text
+    (``core.search.scorer``): FTS5's ``bm25`` would first count every message holding each
     word, a cost that grows with the database (and, asked about one row at a time, it
     counts again each time).  PostgreSQL's planner makes these choices itself, and its
     ``ts_rank`` needs no counting.
@@ -111,7 +117,8 @@ class _Plan:
     def __init__(self, session: Session, person: Reader, terms: tuple[str, ...]) -> None:
         self.session, self.person, self.terms = session, person, terms
         self.sqlite = session.get_bind().dialect.name == "sqlite"
-        self.query = _fts_query(terms, self.sqlite)
+        self.query = _fts_query(terms, self.sqlite)  # titles (and PostgreSQL's messages)
+        self.message_query = _fts_query(terms, self.sqlite, message_text=True)
         self.cut = False  # whether a list of candidates was full
 
     def _run(self, statement: Any, text_column: int) -> list[Any]:
@@ -119,7 +126,8 @@ class _Plan:
         self.cut = self.cut or len(rows) >= CANDIDATES
         if not self.sqlite:
             return [(*row[:text_column], float(row[text_column])) for row in rows]
-        return [(*row[:text_column], score(row[text_column], self.terms)) for row in rows]
+        score = scorer(self.terms)
+        return [(*row[:text_column], score(row[text_column])) for row in rows]
 
     def messages(self) -> list[tuple[int, int, float]]:
         """(message id, task id, score) of the newest visible messages that match."""
@@ -139,18 +147,40 @@ class _Plan:
                 .select_from(_MESSAGE_FTS)
                 .join(message, col(message.id) == _FTS_MESSAGE_ROWID)
                 .join(branch, col(branch.id) == message.branch_id)
-                .where(_FTS_MESSAGE.op("MATCH")(self.query), visible)
+                .where(_FTS_MESSAGE.op("MATCH")(self.message_query), visible)
                 .order_by(_FTS_MESSAGE_ROWID.desc())
             )
         else:
-            own = select(col(message.id)).join(branch, col(branch.id) == message.branch_id)
-            found = self._own_matches("message_fts", own.where(visible))
-            statement = (
+            branches = list(self.session.execute(select(col(branch.id)).where(visible)).scalars())
+            if len(branches) <= BRANCH_TOKENS:
+                found = self._in_branches(branches)
+            else:  # a query that long would cost more than the lookups
+                own = select(col(message.id)).join(branch, col(branch.id) == message.branch_id)
+                found = self._own_matches("message_fts", own.where(visible), text_only=True)
+            statement = (  # the found ids, checked once more against what they may read
                 select(col(message.id), col(message.task_id), col(message.text))
-                .where(col(message.id).in_(found))
+                .join(branch, col(branch.id) == message.branch_id)
+                .where(col(message.id).in_(found), visible)
                 .order_by(col(message.id).desc())
             )
         return self._run(statement, 2)
+
+    def _in_branches(self, branches: list[int]) -> list[int]:
+        """The newest messages of these branches that match, ``CANDIDATES`` at most: the
+        words in the ``text`` column and one of the branches in ``branch_id`` (migration
+        0016), so that FTS5 intersects the word's list with the branches' own."""
+        if not branches:
+            return []
+        raw = self.session.connection().connection.driver_connection
+        assert raw is not None
+        query = f"{fts5_text_query(self.terms)} AND branch_id : ({fts5_any(branches)})"
+        rows = raw.execute(
+            "SELECT rowid FROM message_fts WHERE message_fts MATCH ? ORDER BY rowid DESC LIMIT ?",
+            (query, CANDIDATES + 1),
+        )
+        found = [row[0] for row in rows]
+        self.cut = self.cut or len(found) > CANDIDATES
+        return found[:CANDIDATES]
 
     def titles(self) -> list[tuple[int, float]]:
         """(task id, score) of the newest visible tasks whose title matches."""
@@ -180,35 +210,66 @@ class _Plan:
             )
         return self._run(statement, 1)
 
-    def _own_matches(self, fts: str, own: Any) -> list[int]:
+    def _own_matches(self, fts: str, own: Any, text_only: bool = False) -> list[int]:
         """Of the ids ``own`` selects (the reader's messages or tasks), the newest that
-        match in the full-text table ``fts``, ``CANDIDATES`` at most."""
+        match in the full-text table ``fts``, ``CANDIDATES`` at most.
+
+        The newest ``PROBE`` matches are read first: a word with no more than that is rare,
+        and these are all of its matches.  Otherwise how many there are is estimated from
+        how far back the ``PROBE``-th one lies, and whichever costs less is done: every
+        match is read inside SQLite and only the reader's kept (about ``LOOKUP_COST``
+        matches cost what one lookup does), or their own are looked up in the index,
+        newest first, ``OWN_BATCH`` at a time, until ``CANDIDATES`` are found (for a word in more
+        than ``MANY``, the first batch that holds any suffices).  Each lookup is one ``rowid = ?``
+        seek in the word's list: SQLite runs ``rowid IN (...)`` next to ``MATCH`` as one
+        seek per id (``EXPLAIN QUERY PLAN``: ``INDEX 0:=M1``).
+        """
         ids = sorted(self.session.execute(own).scalars(), reverse=True)
-        # plain SQL on the driver's own connection: this may read 100,000 ids
+        if not ids:
+            return []
+        # plain SQL on the driver's own connection: this may read thousands of ids
         raw = self.session.connection().connection.driver_connection
         assert raw is not None
-        query = fts5_query(self.terms)
+        query = fts5_text_query(self.terms) if text_only else fts5_query(self.terms)
         matching = f"SELECT rowid FROM {fts} WHERE {fts} MATCH ?"
-        bounded = f"SELECT count(*) FROM ({matching} LIMIT ?)"
-        matches = raw.execute(bounded, (query, MANY + 1)).fetchone()[0]
-        if matches <= MANY and matches <= LOOKUP_COST * len(ids):
-            every = {row[0] for row in raw.execute(matching, (query,))}
+        newest = [
+            row[0]
+            for row in raw.execute(f"{matching} ORDER BY rowid DESC LIMIT ?", (query, PROBE + 1))
+        ]
+        if len(newest) <= PROBE:  # a rare word: these are all of its matches
+            every = set(newest)
             return [found for found in ids if found in every][:CANDIDATES]
-        found: list[int] = []
+        span = max(newest[0] - newest[-1], 1)
+        estimate = PROBE * newest[0] // span  # matches, if they are spread evenly
+        # lookups stop at CANDIDATES found: as many as that takes, if the reader's own
+        # hold the word as often as the rest do
+        lookups = min(len(ids), CANDIDATES * span // max(PROBE, 1) + OWN_BATCH)
+        if estimate <= MANY and estimate < LOOKUP_COST * lookups:
+            # "+rowid": an expression, so SQLite reads the word's list through once and
+            # checks each match against the reader's ids (not one seek per id)
+            rows = raw.execute(
+                f"{matching} AND +rowid IN (SELECT value FROM json_each(?))"
+                " ORDER BY rowid DESC LIMIT ?",
+                (query, json.dumps(ids), CANDIDATES + 1),
+            )
+            found = [row[0] for row in rows]
+            self.cut = self.cut or len(found) > CANDIDATES
+            return found[:CANDIDATES]
+        found = []
         for start in range(0, len(ids), OWN_BATCH):
             batch = ids[start : start + OWN_BATCH]
             marks = ", ".join("?" for _ in batch)
             rows = raw.execute(f"{matching} AND rowid IN ({marks})", (query, *batch))
             found.extend(sorted((row[0] for row in rows), reverse=True))
-            if len(found) >= CANDIDATES or (matches > MANY and len(found) >= OWN_BATCH):
-                self.cut = True  # enough, or a word this common: the newest suffice
+            if len(found) >= CANDIDATES or (estimate > MANY and found):
+                self.cut = True  # enough, or a word this common: the newest found suffice
                 break
         return found[:CANDIDATES]
 
 
-def _fts_query(terms: tuple[str, ...], sqlite: bool) -> Any:
+def _fts_query(terms: tuple[str, ...], sqlite: bool, message_text: bool = False) -> Any:
     if sqlite:
-        return bindparam("fts_query", fts5_query(terms))
+        return bindparam("fts_query", (fts5_text_query if message_text else fts5_query)(terms))
     return func.to_tsquery("simple", bindparam("fts_query", tsquery(terms)))
 
 
@@ -217,7 +278,7 @@ def snippets(session: Session, terms: tuple[str, ...], message_ids: list[int]) -
     if not message_ids or not terms:
         return {}
     sqlite = session.get_bind().dialect.name == "sqlite"
-    query = _fts_query(terms, sqlite)
+    query = _fts_query(terms, sqlite, message_text=True)
     if sqlite:
         snippet = func.snippet(_FTS_MESSAGE, 0, MARK_START, MARK_END, "…", SNIPPET_WORDS)
         statement = (

@@ -68,13 +68,23 @@ def hits(html: str) -> list[int]:
     return [int(n) for n in re.findall(r'<li class="hit">\s*<a href="/tasks/(\d+)', html)]
 
 
-@pytest.fixture(params=["whole", "batches"])
+PLANS = {
+    "branches": {},
+    "rare": {"BRANCH_TOKENS": 0},
+    "scan": {"BRANCH_TOKENS": 0, "PROBE": 0},
+    "lookups": {"BRANCH_TOKENS": 0, "PROBE": 0, "LOOKUP_COST": 0, "OWN_BATCH": 2},
+}
+
+
+@pytest.fixture(params=list(PLANS))
 def plan(request, monkeypatch) -> str:
-    """Both ways an outsider's search may go on SQLite (``queries.search._Plan``): the
-    index's matches read whole, or their own messages looked up in it a batch at a time."""
-    if request.param == "batches":
-        monkeypatch.setattr(search, "LOOKUP_COST", 0)
-        monkeypatch.setattr(search, "OWN_BATCH", 2)
+    """Every way an outsider's search may go on SQLite (``queries.search._Plan``): the
+    index asked for the words in their branches; or (their tasks' titles, and the
+    messages of someone in more than ``BRANCH_TOKENS`` branches) a rare word's few
+    matches read whole, every match read inside SQLite and theirs kept, or their own
+    looked up in the index a batch at a time."""
+    for name, value in PLANS[request.param].items():
+        monkeypatch.setattr(search, name, value)
     return str(request.param)
 
 
@@ -229,9 +239,89 @@ def test_a_word_in_most_messages_is_looked_for_among_the_newest_only(
 ):
     if store.engine.dialect.name != "sqlite":
         pytest.skip("SQLite's plan only: PostgreSQL's planner chooses (CI runs the SQLite pass)")
-    monkeypatch.setattr(search, "MANY", 0)  # every word counts as one in most messages
+    monkeypatch.setattr(search, "BRANCH_TOKENS", 0)  # her own messages looked up...
+    monkeypatch.setattr(search, "PROBE", 0)  # no word is rare...
+    monkeypatch.setattr(search, "MANY", -1)  # ...and every one is in most messages
     monkeypatch.setattr(search, "OWN_BATCH", 2)
     with web_app.client(tokens["carol"]) as client:
         answer = client.get("/api/tasks?q=zanzibar").json()
-    assert sorted(item["number"] for item in answer["items"]) == [1, 3, 4]
+    # her newest messages two at a time: fillers, fillers, fillers, then #4's and #3's
+    assert sorted(item["number"] for item in answer["items"]) == [3, 4]
     assert answer["total_exact"] is False
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        pytest.param({}, id="branches"),
+        pytest.param({"BRANCH_TOKENS": 0}, id="rare"),
+        pytest.param({"BRANCH_TOKENS": 0, "PROBE": 5}, id="scan"),
+        pytest.param(
+            {"BRANCH_TOKENS": 0, "PROBE": 5, "LOOKUP_COST": 0, "OWN_BATCH": 2}, id="lookups"
+        ),
+        pytest.param({"BRANCH_TOKENS": 0, "PROBE": 5, "MANY": 10, "OWN_BATCH": 2}, id="common"),
+    ],
+)
+def test_a_word_common_in_hidden_branches_finds_a_clients_own_message_and_nothing_else(
+    web_app, tokens, store, monkeypatch, limits
+):
+    """40 hidden messages hold "walrus"; Carol's one message with it is her oldest, behind
+    eight newer ones: each plan has to read past its first window (``PROBE`` matches, a
+    batch of ``OWN_BATCH``) to reach it, and may never keep a hidden one on the way."""
+    for name, value in limits.items():
+        monkeypatch.setattr(search, name, value)
+    with session_scope(store.engine) as session:
+        alice, carol = (
+            session.exec(select(models.Person).where(models.Person.email == email)).one()
+            for email in ("alice@example.com", "carol@acme.test")
+        )
+        task = _task(session, 11, "Quarterly report", "open", [], 11)
+        main = _branch(session, task, [carol, alice])
+        _message(session, main, carol, "The walrus invoice is late", 20)
+        for minutes in range(21, 29):
+            _message(session, main, carol, f"Any news? ({minutes})", minutes)
+        secret = _branch(session, task, [alice], parent=main)
+        other = _task(session, 12, "Supplier audit", "open", [], 12)
+        elsewhere = _branch(session, other, [alice], parent=_branch(session, other, [alice]))
+        for minutes in range(30, 70):
+            branch = secret if minutes % 2 else elsewhere
+            _message(session, branch, alice, f"Walrus walrus: secret margin {minutes}", minutes)
+    assert numbers(web_app, tokens["carol"], "/api/tasks?q=walrus") == [11]
+    html = page(web_app, tokens["carol"], "/search?q=WALRUS")
+    assert hits(html) == [11]
+    assert "<mark>walrus</mark> invoice is late" in html
+    assert "secret" not in html and "margin" not in html
+    assert numbers(web_app, tokens["bob"], "/api/tasks?q=walrus") == [11]
+    assert sorted(numbers(web_app, tokens["alice"], "/api/tasks?q=walrus")) == [11, 12]
+    # the index also holds each message's branch id (SQLite): a number typed is a word
+    assert 10 < main.id < 20 and 10 < secret.id < 20, "no text of this world holds these"
+    for branch_id in (main.id, secret.id):
+        assert numbers(web_app, tokens["alice"], f"/api/tasks?q={branch_id}") == []
+
+
+def test_search_follows_a_message_moved_between_a_hidden_and_a_main_branch(
+    web_app, tokens, store, plan
+):
+    """The index holds each message's branch (SQLite): a moved message is found where it
+    is now, by those who may read it there, and no longer where it was."""
+
+    def move(hidden: bool) -> None:
+        with session_scope(store.engine) as session:
+            message = session.exec(
+                select(models.Message).where(models.Message.text.startswith("Between us"))
+            ).one()
+            branch = session.exec(
+                select(models.Branch).where(
+                    models.Branch.task_id == message.task_id, models.Branch.hidden == hidden
+                )
+            ).one()
+            message.branch_id = branch.id
+
+    assert numbers(web_app, tokens["carol"], "/api/tasks?q=quokka") == []
+    move(hidden=False)
+    assert numbers(web_app, tokens["carol"], "/api/tasks?q=quokka") == [3]
+    assert numbers(web_app, tokens["bob"], "/api/tasks?q=quokka") == [3]
+    move(hidden=True)
+    assert numbers(web_app, tokens["carol"], "/api/tasks?q=quokka") == []
+    assert numbers(web_app, tokens["bob"], "/api/tasks?q=quokka") == []
+    assert numbers(web_app, tokens["alice"], "/api/tasks?q=quokka") == [3]
