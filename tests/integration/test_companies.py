@@ -92,7 +92,7 @@ def test_the_company_page_shows_people_tasks_last_contact_and_who_talks_with_it(
         assert (sub.status_code, sub.headers["location"]) == (301, ACME)
 
 
-def test_merging_and_renaming_is_followed_by_the_book_the_inbox_and_the_pages(
+def test_merging_and_renaming_is_followed_by_the_book_the_inbox_the_tape_and_the_pages(
     smtp_server,
     web_server,
     exchange,  # noqa: F811
@@ -100,6 +100,7 @@ def test_merging_and_renaming_is_followed_by_the_book_the_inbox_and_the_pages(
     store = smtp_server.store
     with signed_in(store, web_server, ALICE) as alice:
         assert inbox_numbers(alice, "?company=acme.test") == [1]
+        assert tape_numbers(alice, "?company=acme.test") == {1}
         merged = post_form(alice, f"{ACME}/merge", {"domain": "erin@globex.test"}, page=ACME)
         assert (merged.status_code, merged.headers["location"]) == (303, ACME)
         renamed = post_form(alice, f"{ACME}/name", {"name": "  ACME  Group "}, page=ACME)
@@ -115,6 +116,7 @@ def test_merging_and_renaming_is_followed_by_the_book_the_inbox_and_the_pages(
         assert (old.status_code, old.headers["location"]) == (301, ACME)
         for domain in ("acme.test", "globex.test", "eu.acme.test"):
             assert inbox_numbers(alice, f"?company={domain}") == [1, 2]
+            assert tape_numbers(alice, f"?company={domain}") == {1, 2}
         contacts = alice.get("/contacts").text
         assert '<h2><a href="/companies/acme.test">ACME Group</a></h2>' in contacts
         listed = section_free(alice.get("/companies"))
@@ -128,6 +130,13 @@ def test_merging_and_renaming_is_followed_by_the_book_the_inbox_and_the_pages(
         assert reset.status_code == 303
         assert "<h1>acme.test</h1>" in alice.get(ACME).text
     assert {entry["company"] for entry in book(web_server, exchange[ERIN])} == {"example.com"}
+
+
+def tape_numbers(client: httpx.Client, query: str) -> set[int]:
+    """The tasks whose events the activity tape shows for ``query``."""
+    page = client.get(f"/activity{query}", follow_redirects=True)  # to its own link
+    assert page.status_code == 200, page.text
+    return {int(n) for n in re.findall(r'class="task-link" href="/tasks/(\d+)"', page.text)}
 
 
 def section_free(page: httpx.Response) -> str:
