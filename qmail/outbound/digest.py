@@ -31,8 +31,8 @@ from qmail.context import Context
 from qmail.core.digest import Digest, DigestLine, DigestTask, compose_digest, first_line
 from qmail.core.mail import Address
 from qmail.db import session_scope
-from qmail.outbound.notifications import Outgoing
 from qmail.outbound.outbox import enqueue_composed, new_message_id
+from qmail.outbound.outgoing import Outgoing
 from qmail.outbound.preferences import DIGEST
 
 log = logging.getLogger(__name__)

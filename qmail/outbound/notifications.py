@@ -10,107 +10,58 @@ a notification goes only to the readers of the message's branch
 (``access.branch_readers``: its members, and on a hidden branch only its team
 members); quoted context comes from the same branch only.  Beyond those readers, team
 members who chose all mail hear of every public branch, and those who chose the daily
-digest get no mail per message (``told_of``).
+digest get no mail per message (``told_of``).  ``after_post`` also queues what the
+author is told back (``qmail.outbound.answers``).
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.message import EmailMessage
 from typing import Any, NamedTuple
 
-from jinja2 import Environment
-from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_
 from sqlmodel import Session, col, select
 
 from qmail import models
 from qmail.access import branch_readers
-from qmail.auth.signed import magic_link_url
 from qmail.config import Settings
 from qmail.context import Context
-from qmail.core.addresses import reply_address
 from qmail.core.compose import (
-    Acknowledgement,
     AttachmentNote,
     Notification,
-    Refusal,
-    Refused,
-    acknowledgement_bodies,
-    acknowledgement_head,
-    compose_refusal,
-    mail_environment,
     notification_bodies,
     notification_head,
 )
-from qmail.core.headers import msg_id
-from qmail.core.mail import Address, ReplyTarget
+from qmail.core.mail import Address
 from qmail.core.stencil import (
     PLACEHOLDERS,
     File,
     Personal,
     Stencil,
-    acknowledgement_block,
     fill,
     make_stencil,
     notification_block,
 )
 from qmail.db import Prepared
+from qmail.outbound import answers
 from qmail.outbound.outbox import (
-    OUTBOX_COLUMNS,
-    enqueue_composed,
     new_message_id,
     not_composed,
     outbox_row,
 )
+from qmail.outbound.outgoing import WRITE_OUTBOX, Outgoing, rows_of
 from qmail.outbound.preferences import ALL, DIGEST
 from qmail.people import Someone, Team
-from qmail.resources import templates_dir
 
 CONTEXT_LINES = 10
-# Built once, executed with each row's values on the driver's cursor (``db.Prepared``).
-WRITE_OUTBOX = Prepared(insert(models.Outbox), OUTBOX_COLUMNS)
 THREAD_DEPTH = 10  # earlier notifications named in References
 # A message's files travel with its notifications up to this total (decoded; base64 makes
 # it about 14 MB, which relays and mailboxes take); beyond, the mail names them only and
 # the reader opens them in qmail.
 CARRIED_FILES_LIMIT = 10 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """What the notify stage needs around the store: signing keys and mail templates."""
-
-    context: Context
-    env: Environment
-
-    @classmethod
-    @functools.lru_cache(maxsize=16)  # the templates compile once per store
-    def for_store(cls, context: Context) -> Outgoing:
-        return cls(context, mail_environment(templates_dir() / "mail"))
-
-    @property
-    def settings(self) -> Settings:
-        return self.context.settings
-
-    @property
-    def team(self) -> Team:
-        return Team.of(self.context.settings)
-
-    def reply_address(self, branch_id: int, person_id: int, private: bool = False) -> str:
-        token = self.context.tokens.make(ReplyTarget(branch_id, person_id, private))
-        return reply_address(token, self.settings.mail.domain)
-
-    def magic_link(self, person: Someone, task: models.Task) -> str:
-        """The "Open in qmail" link: signs ``person`` in and lands on the task."""
-        assert person.id is not None
-        token = self.context.links.make_login(person.id, f"/tasks/{task.number}")
-        return magic_link_url(self.settings.web.base_url, token)
-
-    def unsubscribe_url(self, task_id: int, person_id: int) -> str:
-        token = self.context.links.make_unsubscribe(task_id, person_id)
-        return f"{self.settings.web.base_url}/unsubscribe/{token}"
 
 
 def root_id(task: models.Task, domain: str) -> str:
@@ -135,7 +86,7 @@ def notify_message(
     session.flush()  # (read in Core: a name or choice changed in this transaction counts)
     recipients = [
         _Recipient(*row)
-        for row in _rows(
+        for row in rows_of(
             session,
             _recipients(branch.hidden, out.team),
             branch_id=branch.id,
@@ -240,13 +191,6 @@ class _Facts:
         return tuple(File(*row) for row in rows)
 
 
-def _rows(session: Session, statement: Prepared, **values: Any) -> list[Any]:
-    cursor = statement.run(session, values)
-    rows = cursor.fetchall()
-    cursor.close()
-    return list(rows)
-
-
 # The reads of every notification, built once and executed with their values on the
 # driver's cursor (``db.Prepared``: their columns are numbers and text).
 _TAGS = Prepared(
@@ -298,13 +242,6 @@ _EARLIER_IDS = Prepared(
     .where(_RECENT.c.recency <= THREAD_DEPTH)
     .order_by(_RECENT.c.id)
 )
-_ACKNOWLEDGED = Prepared(  # an acknowledgement since ``:since``
-    select(models.Outbox.id).where(
-        models.Outbox.kind == "ack",
-        models.Outbox.recipient == bindparam("recipient"),
-        col(models.Outbox.created_at) > bindparam("since"),
-    )
-)
 
 
 def _task_facts(
@@ -320,14 +257,14 @@ def _task_facts(
     itself: only its tags and files are read.
     """
     # In Core: everything read here was written in Core (no unit of work to flush first).
-    tags = [name for (name,) in _rows(session, _TAGS, task_id=task.id)]
-    attachments = _rows(session, _FILES_NOTED, message_id=message.id)
+    tags = [name for (name,) in rows_of(session, _TAGS, task_id=task.id)]
+    attachments = rows_of(session, _FILES_NOTED, message_id=message.id)
     previous: str | None = None
     opening: str | None = message.message_id
     if not opens:
-        found = _rows(session, _PREVIOUS_TEXT, branch_id=branch.id, message_id=message.id)
+        found = rows_of(session, _PREVIOUS_TEXT, branch_id=branch.id, message_id=message.id)
         previous = found[0][0] if found else None
-        first = _rows(session, _OPENING_ID, task_id=task.id)
+        first = rows_of(session, _OPENING_ID, task_id=task.id)
         opening = first[0][0] if first else None
     return _Facts(
         task,
@@ -418,63 +355,11 @@ def _earlier_ids(
     session: Session, task: models.Task, person_ids: list[int]
 ) -> dict[int, list[str]]:
     """Message-IDs of the last notifications each person got about this task, oldest first."""
-    rows = _rows(session, _EARLIER_IDS, task_id=task.id, person_ids=person_ids)
+    rows = rows_of(session, _EARLIER_IDS, task_id=task.id, person_ids=person_ids)
     earlier: dict[int, list[str]] = {}
     for person_id, message_id in rows:
         earlier.setdefault(person_id, []).append(message_id)
     return earlier
-
-
-def acknowledge(session: Session, out: Outgoing, message: models.Message, now: datetime) -> None:
-    """Tell an external sender who opened a task its number (RFC 3834: once a day at most).
-
-    Composed like a notification (``qmail.core.stencil``): the headers through the
-    standard library, the bodies encoded directly; a mail that cannot be built is
-    queued ``failed`` with the reason.
-    """
-    author = session.get(models.Person, message.author_id)
-    task = session.get(models.Task, message.task_id)
-    assert author is not None and task is not None and author.id is not None
-    if out.team.includes(author) or not out.settings.mail.acknowledge:
-        return
-    if _rows(session, _ACKNOWLEDGED, recipient=author.email, since=now - timedelta(days=1)):
-        return
-    domain = out.settings.mail.domain
-    ack = Acknowledgement(
-        number=task.number,
-        title=task.title,
-        recipient=Address(author.email, author.name),
-        reply_address=out.reply_address(message.branch_id, author.id),
-        magic_link=out.magic_link(author, task),
-        message_id=new_message_id(domain),
-        in_reply_to=message.message_id,
-        domain=domain,
-        team_name=out.settings.mail.team_name,
-        loop_marker=domain,
-        date=now,
-    )
-    personal = Personal(
-        recipient=ack.recipient,
-        reply_address=ack.reply_address,
-        private_address=None,
-        magic_link=ack.magic_link,
-        unsubscribe_url="",
-        message_id=ack.message_id,
-        in_reply_to=msg_id(ack.in_reply_to, domain)[1:-1],  # as ``set_thread`` writes it
-        references=(),
-    )
-    ids = (task.id, message.branch_id, message.id)
-    row = outbox_row("ack", author, ack.message_id, now, *ids)
-    try:
-        text, html = acknowledgement_bodies(ack, out.env)
-        head = acknowledgement_block(ack) or acknowledgement_head(ack)
-        row["raw"], row["text"] = fill(make_stencil(head, text, html), personal)
-    except Exception as error:  # composing is pure: this one mail cannot be built
-        row["state"], row["last_error"] = (
-            "failed",
-            not_composed(error, ack.message_id, author.email),
-        )
-    WRITE_OUTBOX.run_many(session, [row])
 
 
 def after_post(
@@ -498,38 +383,6 @@ def after_post(
     out = Outgoing.for_store(context)
     notify_message(session, out, message, now, opens=new_task)
     if new_task:
-        acknowledge(session, out, message, now)
+        answers.acknowledge(session, out, message, now)
     if refused or refused_commands:
-        report_refused(session, out, message, refused, refused_commands, now)
-
-
-def report_refused(
-    session: Session,
-    out: Outgoing,
-    message: models.Message,
-    refused: tuple[tuple[str, str], ...],
-    refused_commands: tuple[str, ...],
-    now: datetime,
-) -> None:
-    """Tell a team member what of their mail to a hidden branch was not done: copied
-    addresses not added, commands not carried out."""
-    author = session.get(models.Person, message.author_id)
-    task = session.get(models.Task, message.task_id)
-    assert author is not None and task is not None and author.id is not None
-    domain = out.settings.mail.domain
-    refusal = Refusal(
-        number=task.number,
-        title=task.title,
-        recipient=Address(author.email, author.name),
-        refused=tuple(Refused(email, reason) for email, reason in refused),
-        commands=refused_commands,
-        reply_address=out.reply_address(message.branch_id, author.id),
-        message_id=new_message_id(domain),
-        in_reply_to=message.message_id,
-        domain=domain,
-        team_name=out.settings.mail.team_name,
-        loop_marker=domain,
-    )
-    compose = functools.partial(compose_refusal, refusal, out.env)
-    ids = (task.id, message.branch_id, message.id)
-    enqueue_composed(session, compose, refusal.message_id, "refusal", author, now, *ids)
+        answers.report_refused(session, out, message, refused, refused_commands, now)

@@ -21,7 +21,7 @@ from qmail import models
 from qmail.context import Context
 from qmail.core import storable
 from qmail.core.mail import Address
-from qmail.outbound import delivery, notifications
+from qmail.outbound import answers, delivery
 from qmail.people import TEAM, get_person
 from tests.conftest import eml_bytes, wait_until
 from tests.integration.conftest import ScriptedRelay, SmtpServer
@@ -112,7 +112,7 @@ def test_an_acknowledgement_that_cannot_be_composed_fails_alone(smtp_server, tea
     def unwritable(ack, env):
         raise ValueError(f"cannot write {ack.recipient.email}")
 
-    monkeypatch.setattr(notifications, "acknowledgement_bodies", unwritable)
+    monkeypatch.setattr(answers, "acknowledgement_bodies", unwritable)
     store = smtp_server.store
     smtp_server.send(eml_bytes(FIRST), INTAKE, sender="carol@acme.test")
     assert [raw_mail.state for raw_mail in filed(store)] == ["done"]
