@@ -1,7 +1,8 @@
 """The page queries alone, in process: CPU time per call on a ``bench/scale.py`` database.
 
-Times the queries behind the address book, a contact's page and a tag's task list as a
-team member (alice) and as the busy client ``bench/scale.py`` picks, with
+Times the queries behind the address book, a contact's page, a tag's task list and the
+company filters (the inbox's and the activity tape's) as a team member (alice) and as the
+busy client ``bench/scale.py`` picks, with
 ``time.process_time`` (the median of ``--repeat`` calls after one warm-up): on a machine
 shared with other work, CPU time says what a query costs where the clock says how busy
 the machine was.  Only public query functions are called, so an older checkout runs it
@@ -32,7 +33,9 @@ from qmail import models
 from qmail.access import Reader
 from qmail.config import load
 from qmail.db import create_db_engine
+from qmail.queries.activity_filters import ActivityFilters
 from qmail.queries.contacts import address_book, contact, shared_tasks
+from qmail.queries.events import activity
 from qmail.queries.filters import Filters
 from qmail.queries.search import search_page
 from qmail.queries.tasks import search_tasks
@@ -102,6 +105,20 @@ def main() -> None:
     }
     for name, call in tag_pages.items():
         timed(engine, name, call, args.repeat)
+    company = client.email.rpartition("@")[2]  # the busy client's, as bench/scale.py asks
+    for who, reader in (("team", team), ("client", outsider)):
+        filters, tape = Filters(company=company), ActivityFilters(company=company)
+        company_pages: dict[str, Callable[[Session], object]] = {
+            "inbox ?company=, first page": lambda s, r=reader, f=filters: search_tasks(
+                s, r, None, None, None, 50, where=f.conditions(r), count_limit=0
+            ),
+            "inbox ?company=, the views and its count": partial(
+                views_of, person=reader, current=filters
+            ),
+            "activity ?company=, first page": partial(activity, person=reader, filters=tape),
+        }
+        for name, call in company_pages.items():
+            timed(engine, f"{who}: {name}", call, args.repeat)
     words = scale_data.vocabulary(random.Random(10))  # as bench/scale.py searches
     searches = {
         "a word in 98% of messages": words[0],

@@ -15,7 +15,13 @@ from html import unescape
 
 import httpx
 import pytest
+from sqlmodel import Session, select
 
+from qmail import companies, models
+from qmail.companies import at_company
+from qmail.core.mail import Address
+from qmail.db import session_scope
+from qmail.people import get_person
 from tests.integration.conftest import WebServer
 from tests.integration.test_contacts import (
     ALICE,
@@ -24,6 +30,7 @@ from tests.integration.test_contacts import (
     DAN,
     ERIN,
     NAMES,
+    TEAM_JOINED,
     book,
     date_of,
     exchange,  # noqa: F401 (a fixture)
@@ -209,3 +216,34 @@ def test_the_team_forms_need_the_csrf_token(smtp_server, web_server, exchange): 
         answer = alice.post(f"{ACME}/name", data={"name": "Forged"})
         assert answer.status_code == 403
         assert "<h1>acme.test</h1>" in alice.get(ACME).text
+
+
+def test_the_people_at_a_company_are_its_domains_sub_domains_and_merged_domains_only(
+    store,
+):
+    """``at_company``, which both company filters start from, on the real database: the
+    domain, its sub-domains, and after a merge the merged domain and its sub-domains
+    (found as one list, not by testing the merges per person); look-alike domains and
+    webmail never."""
+    everyone = [
+        "carol@acme.test", "dan@eu.acme.test", "erin@globex.test", "fay@mail.globex.test",
+        "gus@notglobex.test", "hal@globex.test.example", "ivy@gmail.com", "joe@gmail.com",
+        "kim@Sales.Globex.TEST",
+    ]  # fmt: skip
+    with session_scope(store.engine) as session:
+        for email in everyone:
+            get_person(session, Address(email), TEAM_JOINED)
+
+    def at(domain: str) -> set[str]:
+        with Session(store.engine) as session:
+            return set(session.exec(select(models.Person.email).where(at_company(domain))))
+
+    globex = {"erin@globex.test", "fay@mail.globex.test", "kim@sales.globex.test"}
+    assert at("globex.test") == at("mail.globex.test") == globex
+    assert at("acme.test") == {"carol@acme.test", "dan@eu.acme.test"}
+    assert at("gmail.com") == {"ivy@gmail.com", "joe@gmail.com"}
+    with session_scope(store.engine) as session:
+        companies.merge(session, "acme.test", "globex.test")
+    merged = {"carol@acme.test", "dan@eu.acme.test", *globex}
+    assert at("acme.test") == at("globex.test") == at("sales.globex.test") == merged
+    assert at("notglobex.test") == {"gus@notglobex.test"}
