@@ -108,6 +108,23 @@ def merge(session: Session, domain: str, other: str) -> Company:
     return _companies(session, row.domain)
 
 
+def split(session: Session, domain: str, other: str) -> Company:
+    """Take ``other``, a domain merged into ``domain``'s company, out of it again: it is a
+    company of its own once more (a merge made by mistake is undone)."""
+    company = _known(session, domain)
+    leaving = company_key(other) if len(other) <= 320 else None
+    if leaving is None or leaving not in company.domains:
+        raise BadRequest(f"{other.strip()} is not one of {company.name}'s domains")
+    if leaving == company.key:
+        raise BadRequest(f"{leaving} is {company.name}'s own domain: split the others off")
+    mapped = session.exec(
+        select(models.CompanyDomain).where(models.CompanyDomain.domain == leaving)
+    ).one()
+    session.delete(mapped)
+    session.flush()
+    return _companies(session, company.key)
+
+
 def _known(session: Session, domain: str, what: str = "company") -> Company:
     found = company_of(session, domain) if len(domain) <= 320 else None
     if found is None:

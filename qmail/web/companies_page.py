@@ -87,6 +87,20 @@ class CompaniesPage(Controller):
         session.commit()
         return Redirect(page_of(merged), status_code=303)
 
+    @post("/{domain:str}/split", sync_to_thread=True)
+    def split(
+        self,
+        session: NamedDependency[Session],
+        person: NamedDependency[Reader],
+        domain: FromPath[str],
+        data: Form,
+    ) -> Response[Any]:
+        """Take a merged domain out of the company again."""
+        company = _for_the_team(session, person, domain)
+        kept = companies.split(session, company.key, form_value(data, "domain"))
+        session.commit()
+        return Redirect(page_of(kept), status_code=303)
+
 
 def _visible(session: Session, person: Reader, domain: str) -> Company:
     company = companies.company_of(session, domain) if len(domain) <= 320 else None

@@ -176,9 +176,14 @@ def test_a_client_sees_only_their_own_company_and_only_their_own_tasks(
         ), "Erin's task is not Carol's business, merged or not"
         assert "#2" not in section(page, "open-tasks")
         assert 'id="arrange"' not in page.text and "/merge" not in page.text
-        for form, fields in (("name", {"name": "Mine now"}), ("merge", {"domain": "x.test"})):
+        for form, fields in (
+            ("name", {"name": "Mine now"}),
+            ("merge", {"domain": "x.test"}),
+            ("split", {"domain": "globex.test"}),
+        ):
             answer = post_form(carol, f"{ACME}/{form}", fields, page=ACME)
             assert answer.status_code == 403
+        assert "Domains acme.test, globex.test" in section_free(carol.get(ACME))
     with signed_in(store, web_server, ERIN) as erin:  # Globex is ACME's now: its page
         answer = erin.get("/companies/globex.test")
         assert (answer.status_code, answer.headers["location"]) == (301, ACME)
@@ -193,6 +198,8 @@ def test_a_client_sees_only_their_own_company_and_only_their_own_tasks(
         ("merge", {"domain": "dan@eu.acme.test"}, 400),  # already ACME's
         ("merge", {"domain": "not a domain"}, 400),
         ("name", {"name": "x" * 201}, 400),
+        ("split", {"domain": "globex.test"}, 400),  # not one of ACME's
+        ("split", {"domain": "acme.test"}, 400),  # its own domain
     ],
 )
 def test_the_team_forms_refuse_what_makes_no_company(
@@ -216,6 +223,32 @@ def test_the_team_forms_need_the_csrf_token(smtp_server, web_server, exchange): 
         answer = alice.post(f"{ACME}/name", data={"name": "Forged"})
         assert answer.status_code == 403
         assert "<h1>acme.test</h1>" in alice.get(ACME).text
+
+
+def test_a_domain_merged_by_mistake_is_split_off_and_everything_follows(
+    smtp_server,
+    web_server,
+    exchange,  # noqa: F811
+):
+    store = smtp_server.store
+    with signed_in(store, web_server, ALICE) as alice:
+        assert (
+            post_form(alice, f"{ACME}/merge", {"domain": "globex.test"}, page=ACME).status_code
+            == 303
+        )
+        assert inbox_numbers(alice, "?company=acme.test") == [1, 2]
+        assert "Split globex.test off" in alice.get(ACME).text
+        split = post_form(alice, f"{ACME}/split", {"domain": "erin@globex.test"}, page=ACME)
+        assert (split.status_code, split.headers["location"]) == (303, ACME)
+
+        assert "Split globex.test off" not in alice.get(ACME).text
+        assert inbox_numbers(alice, "?company=acme.test") == [1]
+        assert inbox_numbers(alice, "?company=globex.test") == [2]
+        assert tape_numbers(alice, "?company=acme.test") == {1}
+        assert alice.get("/companies/globex.test").status_code == 200
+        assert "People (1)" in section(alice.get("/companies/globex.test"), "people")
+    companies = {entry["email"]: entry["company"] for entry in book(web_server, exchange[ALICE])}
+    assert companies[ERIN] == "globex.test" and companies[CAROL] == "acme.test"
 
 
 def test_the_people_at_a_company_are_its_domains_sub_domains_and_merged_domains_only(
