@@ -1,14 +1,15 @@
-"""The companies: ``/companies``, ``/companies/{domain}`` and the team's two forms.
+"""The companies: ``/companies``, ``/companies/{domain}`` and the team's forms.
 
 An edge only.  What a reader may see of a company is decided by
-``qmail.queries.companies`` (through ``qmail.access``); renaming and merging are
-``qmail.companies``'s, and for the team only (403 for anyone else).  A domain merged into
+``qmail.queries.companies`` (through ``qmail.access``); renaming, merging and splitting
+are ``qmail.companies``'s, and for the team only (403 for anyone else).  A domain merged into
 another company's answers with a redirect to that company's page; a company a client may
 not see answers 404, as one that does not exist.  Forms carry Litestar's CSRF token.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -68,10 +69,7 @@ class CompaniesPage(Controller):
         data: Form,
     ) -> Response[Any]:
         """Rename the company (an empty name shows its domain again)."""
-        company = _for_the_team(session, person, domain)
-        renamed = companies.rename(session, company.key, form_value(data, "name"))
-        session.commit()
-        return Redirect(page_of(renamed), status_code=303)
+        return _arrange(session, person, domain, companies.rename, form_value(data, "name"))
 
     @post("/{domain:str}/merge", sync_to_thread=True)
     def merge(
@@ -82,10 +80,7 @@ class CompaniesPage(Controller):
         data: Form,
     ) -> Response[Any]:
         """Merge another domain (and its company) into this company."""
-        company = _for_the_team(session, person, domain)
-        merged = companies.merge(session, company.key, form_value(data, "domain"))
-        session.commit()
-        return Redirect(page_of(merged), status_code=303)
+        return _arrange(session, person, domain, companies.merge, form_value(data, "domain"))
 
     @post("/{domain:str}/split", sync_to_thread=True)
     def split(
@@ -96,10 +91,7 @@ class CompaniesPage(Controller):
         data: Form,
     ) -> Response[Any]:
         """Take a merged domain out of the company again."""
-        company = _for_the_team(session, person, domain)
-        kept = companies.split(session, company.key, form_value(data, "domain"))
-        session.commit()
-        return Redirect(page_of(kept), status_code=303)
+        return _arrange(session, person, domain, companies.split, form_value(data, "domain"))
 
 
 def _visible(session: Session, person: Reader, domain: str) -> Company:
@@ -109,7 +101,17 @@ def _visible(session: Session, person: Reader, domain: str) -> Company:
     return company
 
 
-def _for_the_team(session: Session, person: Reader, domain: str) -> Company:
+def _arrange(
+    session: Session,
+    person: Reader,
+    domain: str,
+    change: Callable[[Session, str, str], Company],
+    value: str,
+) -> Response[Any]:
+    """One of the team's changes to the company of ``domain`` (rename, merge, split),
+    committed; back to the company's page."""
     if not person.is_team:
         raise Forbidden("companies are renamed and merged by the team")
-    return _visible(session, person, domain)
+    changed = change(session, _visible(session, person, domain).key, value)
+    session.commit()
+    return Redirect(page_of(changed), status_code=303)
