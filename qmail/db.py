@@ -25,7 +25,8 @@ from sqlalchemy import event, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, create_engine
 
 from qmail.config import Settings
@@ -156,7 +157,11 @@ class Prepared:
         connection = session.connection()
         sql, parameters = self._for(connection.dialect).bind(values or {})
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        cursor.execute(sql, parameters)
+        try:
+            cursor.execute(sql, parameters)
+        except connection.dialect.loaded_dbapi.Error as error:
+            cursor.close()
+            raise _wrapped(connection.dialect, sql, parameters, error) from error
         return cursor
 
     def run_many(self, session: Session, rows: list[dict[str, Any]]) -> None:
@@ -164,8 +169,13 @@ class Prepared:
         connection = session.connection()
         compiled = self._for(connection.dialect)
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        cursor.executemany(compiled.sql, [compiled.bind(row)[1] for row in rows])
-        cursor.close()
+        parameters = [compiled.bind(row)[1] for row in rows]
+        try:
+            cursor.executemany(compiled.sql, parameters)
+        except connection.dialect.loaded_dbapi.Error as error:
+            raise _wrapped(connection.dialect, compiled.sql, parameters, error) from error
+        finally:
+            cursor.close()
 
     def _for(self, dialect: Any) -> _Compiled:
         found = self._compiled.get(dialect.name)
@@ -175,6 +185,44 @@ class Prepared:
             )
             found = self._compiled[dialect.name] = _Compiled(compiled, dialect)
         return found
+
+
+def _wrapped(dialect: Any, sql: str, parameters: Any, error: Exception) -> BaseException:
+    """The driver's error as SQLAlchemy raises it (``IntegrityError``, ``OperationalError``…),
+    so that callers tell a race or a busy database from a bug as they do for statements
+    SQLAlchemy runs."""
+    return DBAPIError.instance(
+        sql, parameters, error, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect
+    )
+
+
+def insert_row(session: Session, statement: Prepared, row: Any) -> Any:
+    """Write ``row``, a new table object, with ``statement`` (an insert of its
+    ``statement.columns`` returning what the database makes: the id, computed columns)
+    and keep it in the session as the ORM would have after inserting it (``attach``),
+    without the unit of work: no flush, and nothing reads the row back."""
+    cursor = statement.run(session, {name: getattr(row, name) for name in statement.columns})
+    written = cursor.fetchone()
+    names = [column[0] for column in cursor.description]
+    cursor.close()
+    for name, value in zip(names, written, strict=True):
+        setattr(row, name, value)
+    return attach(session, row)
+
+
+def attach(session: Session, row: Any) -> Any:
+    """Hold ``row``, built from values the database has (its primary key included), in the
+    session as if loaded: ``session.get`` finds it, a change to it is an ``UPDATE`` at the
+    next flush, and it is never inserted.
+
+    Every column must be set (a SQLModel object has them all, defaults included): one left
+    unset would be read from the database when first used.  A savepoint rolled back does
+    not take it out of the session (as it does an object the ORM inserted): the caller
+    expunges it (see ``pipeline.process_pending``).
+    """
+    make_transient_to_detached(row)
+    session.add(row)
+    return row
 
 
 class _Compiled:
