@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, bindparam, false, or_
+from sqlalchemy import ColumnElement, and_, bindparam, false, insert, or_
 from sqlmodel import Session, col, select
 
 from qmail import models
 from qmail.config import Settings
 from qmail.core.addresses import split_address
 from qmail.core.mail import Address
+from qmail.db import Prepared, insert_row
 
 TEAM = "team"
 EXTERNAL = "external"
@@ -107,13 +108,28 @@ def get_person(
     if found is LOOK_UP or (found is not None and found.email != email.strip()):
         found = find_person(session, email)
     person = found
-    if person is None:
+    if person is None:  # written in Core and kept in the session (``db.insert_row``)
         person = models.Person(email=email, name=address.name, created_at=now)
-        session.add(person)
-        session.flush()
+        insert_row(session, _WRITE_PERSON, person)
     elif address.name and not person.name:
         person.name = address.name
     return person
+
+
+_WRITE_PERSON = Prepared(
+    insert(models.Person).returning(col(models.Person.id), col(models.Person.domain)),
+    (
+        "email",
+        "name",
+        "role",
+        "created_at",
+        "last_login_at",
+        "notifications",
+        "digest_sent_at",
+        "digest_after_id",
+        "feed_nonce",
+    ),
+)
 
 
 def is_ours(email: str, settings: Settings) -> bool:

@@ -16,9 +16,10 @@ from qmail import models
 from qmail.access import Reader, branch_visible
 from qmail.config import Settings
 from qmail.core.mail import Address
+from qmail.db import insert_row
 from qmail.errors import BadRequest, NotFound
 from qmail.people import Team, get_person, on_team
-from qmail.threads.tasks import add_member, main_branch, members, record_event
+from qmail.threads.tasks import WRITE_BRANCH, add_member, main_branch, members, record_event
 
 TEAM_BRANCH = "team"  # the detail of the branch_opened event of a task's team branch
 
@@ -63,8 +64,7 @@ def _open_hidden(
         forked_from_id=forked_from,
         created_at=now,
     )
-    session.add(branch)
-    session.flush()
+    insert_row(session, WRITE_BRANCH, branch)  # (kept in the session: ``tasks.create_task``)
     assert branch.id is not None
     for person_id in member_ids:
         add_member(session, branch.id, person_id, now)

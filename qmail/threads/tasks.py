@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from qmail import models
 from qmail.config import Settings
 from qmail.core.mail import Address, NewTask
-from qmail.db import Prepared, insert_or_skip, prepared_insert_or_skip
+from qmail.db import Prepared, insert_or_skip, insert_row, prepared_insert_or_skip
 from qmail.people import Team, get_person
 from qmail.threads import acquaintances
 
@@ -168,7 +168,12 @@ def tag_task(session: Session, task_id: int, names: tuple[str, ...]) -> None:
 def create_task(
     session: Session, route: NewTask, author: models.Person, settings: Settings, now: datetime
 ) -> tuple[models.Task, models.Branch]:
-    """A new task with its main branch; the author and the triage team take part."""
+    """A new task with its main branch; the author and the triage team take part.
+
+    Both rows are written in Core, their ids from ``RETURNING``, and kept in the session
+    as the ORM would keep them (``db.insert_row``): notifying, in the same transaction,
+    finds them there, and a change to them is an update.
+    """
     task = models.Task(
         number=next_task_number(session),
         title=route.title,
@@ -176,17 +181,24 @@ def create_task(
         created_at=now,
         updated_at=now,
     )
-    session.add(task)
-    session.flush()
+    insert_row(session, _WRITE_TASK, task)
     assert task.id is not None and author.id is not None
-    branch = models.Branch(task_id=task.id, hidden=False, created_at=now)
-    session.add(branch)
-    session.flush()
+    branch = insert_row(session, WRITE_BRANCH, models.Branch(task_id=task.id, created_at=now))
     assert branch.id is not None
     tag_task(session, task.id, route.tags)
     add_new_members(session, branch.id, [author.id, *triage_team(session, settings, now)], now)
     record_event(session, task, "task_created", author, now, branch.id, task.title)
     return task, branch
+
+
+_WRITE_TASK = Prepared(
+    insert(models.Task).returning(col(models.Task.id)),
+    ("number", "title", "status", "created_by_id", "assignee_id", "created_at", "updated_at"),
+)
+WRITE_BRANCH = Prepared(
+    insert(models.Branch).returning(col(models.Branch.id)),
+    ("task_id", "hidden", "parent_id", "forked_from_id", "created_at"),
+)
 
 
 def triage_team(session: Session, settings: Settings, now: datetime) -> list[int | None]:
