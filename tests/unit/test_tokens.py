@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 import zlib
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from qmail.auth.signed import (
     LinkTokens,
     MagicLink,
     ReplyTokens,
+    _base32,
     _shorter_compressed,
     magic_link_url,
 )
@@ -188,3 +190,8 @@ def test_tokens_are_made_as_itsdangerous_makes_them(value, moment, secret):
 @settings(max_examples=500, deadline=None)
 def test_whether_a_payload_is_compressed_is_what_zlib_says(payload):
     assert _shorter_compressed(payload) == (len(zlib.compress(payload)) < len(payload) - 1)
+
+
+@given(st.binary(min_size=16, max_size=16))
+def test_a_reply_signature_is_written_in_base32_as_the_standard_library_writes_it(digest):
+    assert _base32(digest) == base64.b32encode(digest).decode().rstrip("=").lower()
