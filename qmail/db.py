@@ -164,6 +164,22 @@ class Prepared:
             raise _wrapped(connection.dialect, sql, parameters, error) from error
         return cursor
 
+    def read(self, session: Session, values: dict[str, Any] | None = None) -> list[Any]:
+        """The rows of a ``select`` for ``values``, each value converted as SQLAlchemy
+        converts it (each column's type's result processor: dates and booleans on SQLite)."""
+        cursor = self.run(session, values)
+        rows = cursor.fetchall()
+        cursor.close()
+        processors = self._for(session.get_bind().dialect).results
+        if not any(processors):
+            return rows
+        return [
+            tuple(
+                value if f is None else f(value) for f, value in zip(processors, row, strict=True)
+            )
+            for row in rows
+        ]
+
     def run_many(self, session: Session, rows: list[dict[str, Any]]) -> None:
         """Execute once for each of ``rows`` (an ``executemany``; no ``IN`` lists)."""
         connection = session.connection()
@@ -225,6 +241,15 @@ def attach(session: Session, row: Any) -> Any:
     return row
 
 
+def held(session: Session, model: Any, values: dict[str, Any]) -> Any:
+    """The session's object for the row of ``model`` with these column values (all of
+    them, read in Core with ``Prepared.read``): the one it holds already, as the ORM would
+    give it (not overwritten), else one built from them and held (``attach``)."""
+    key = session.identity_key(model, (values["id"],))  # type: ignore[no-untyped-call]
+    found = session.identity_map.get(key)
+    return found if found is not None else attach(session, model(**values))
+
+
 class _Compiled:
     """A statement compiled for one database, with its parameters' processors."""
 
@@ -250,6 +275,10 @@ class _Compiled:
             if processor is not None:
                 self.processors[name] = processor
         self.expands = any(bind.required for bind in expanding)
+        selected = getattr(compiled.statement, "selected_columns", ())
+        self.results = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in selected
+        ]
         if expanding and not self.expands:  # lists the statement holds: expanded once
             state = compiled.construct_expanded_state({key: None for _, key in self.given})
             given = {name for name, _ in self.given}

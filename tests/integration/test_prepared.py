@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, literal, select
 from sqlalchemy.exc import IntegrityError, InvalidRequestError
 from sqlmodel import Session, col
 
@@ -124,3 +124,14 @@ def test_a_person_written_in_core_is_held_by_the_session_as_if_the_orm_wrote_the
             WHEN,
         )
         assert read.notifications == "mine"
+
+
+def test_rows_read_past_sqlalchemy_are_converted_as_its_own(store: Context) -> None:
+    with session_scope(store.engine) as session:
+        Prepared(WRITE_EVENT, EVENT_COLUMNS).run(session, event("read", "x", WHEN)).close()
+        statement = select(models.Event.kind, models.Event.created_at, literal(True))
+        read = Prepared(statement.where(models.Event.kind == bindparam("kind"))).read(
+            session, {"kind": "read"}
+        )
+        assert read == [tuple(row) for row in session.connection().execute(statement)]
+        assert read == [("read", WHEN, True)]
