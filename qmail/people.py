@@ -25,7 +25,7 @@ from qmail import models
 from qmail.config import Settings
 from qmail.core.addresses import split_address
 from qmail.core.mail import Address
-from qmail.db import Prepared, insert_row
+from qmail.db import Prepared, held, insert_row
 
 TEAM = "team"
 EXTERNAL = "external"
@@ -80,11 +80,26 @@ LOOK_UP: Any = object()  # (a person not looked up by the caller: see ``get_pers
 
 
 def find_person(session: Session, email: str) -> models.Person | None:
-    """The person with this address, if qmail has met them."""
-    return session.exec(_BY_EMAIL, params={"email": email.strip().lower()}).first()
+    """The person with this address, if qmail has met them.
+
+    Read in Core (``db.Prepared``: every mail asks), and given as the ORM would give it:
+    the session's object if it holds one, else one it holds from now on (``db.held``);
+    the session's changes are flushed first, as a query would.
+    """
+    if session.autoflush:
+        session.flush()
+    rows = _BY_EMAIL.read(session, {"email": email.strip().lower()})
+    if not rows:
+        return None
+    return held(session, models.Person, dict(zip(_PERSON_FIELDS, rows[0], strict=True)))
 
 
-_BY_EMAIL = select(models.Person).where(models.Person.email == bindparam("email"))
+_PERSON_FIELDS = tuple(column.key for column in models.Person.__table__.columns)  # type: ignore[attr-defined]
+_BY_EMAIL = Prepared(
+    select(*models.Person.__table__.columns).where(  # type: ignore[attr-defined]
+        col(models.Person.email) == bindparam("email")
+    )
+)
 
 
 def on_team(session: Session, team: Team, email: str) -> bool:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from sqlalchemy import delete, insert, text, update
+from sqlalchemy import bindparam, delete, insert, text, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from qmail import models
@@ -57,15 +58,23 @@ def record_event(
     ).close()
 
 
-def touch(task: models.Task, branch: models.Branch, now: datetime) -> None:
+def touch(session: Session, task: models.Task, branch: models.Branch, now: datetime) -> None:
     """Move the task's ``updated_at`` for activity in ``branch``.
 
     Activity in a hidden branch leaves it alone: everyone who sees the task sees
     ``updated_at`` (and the inbox order it gives), so moving it would tell a client that
-    something happened where they cannot look.
+    something happened where they cannot look.  Written at once in Core, the object kept
+    as written (no flush for it); a task created at ``now`` is left as it is.
     """
-    if not branch.hidden:
-        task.updated_at = now
+    if branch.hidden or task.updated_at == now:
+        return
+    _TOUCH.run(session, {"task_id": task.id, "updated_at": now}).close()
+    set_committed_value(task, "updated_at", now)
+
+
+_TOUCH = Prepared(  # (the new value bound as the column's: a date as SQLAlchemy stores it)
+    update(models.Task).where(col(models.Task.id) == bindparam("task_id")), ("updated_at",)
+)
 
 
 def main_branch(session: Session, task_id: int | None) -> models.Branch:
