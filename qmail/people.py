@@ -124,13 +124,21 @@ def get_person(
         found = find_person(session, email)
     person = found
     if person is None:  # written in Core and kept in the session (``db.insert_row``)
-        person = models.Person(email=email, name=address.name, created_at=now)
-        insert_row(session, _WRITE_PERSON, person)
+        values = dict(_NEW_PERSON, email=email, name=address.name, created_at=now)
+        person = insert_row(session, _WRITE_PERSON, models.Person, values)
     elif address.name and not person.name:
         person.name = address.name
     return person
 
 
+_NEW_PERSON: dict[str, Any] = {  # (what a new person has besides address, name and time)
+    "role": None,
+    "last_login_at": None,
+    "notifications": "mine",
+    "digest_sent_at": None,
+    "digest_after_id": None,
+    "feed_nonce": None,
+}
 _WRITE_PERSON = Prepared(
     insert(models.Person).returning(col(models.Person.id), col(models.Person.domain)),
     (

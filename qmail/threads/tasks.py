@@ -183,21 +183,38 @@ def create_task(
     as the ORM would keep them (``db.insert_row``): notifying, in the same transaction,
     finds them there, and a change to them is an update.
     """
-    task = models.Task(
-        number=next_task_number(session),
-        title=route.title,
-        created_by_id=author.id,
-        created_at=now,
-        updated_at=now,
-    )
-    insert_row(session, _WRITE_TASK, task)
+    values = {
+        "number": next_task_number(session),
+        "title": route.title,
+        "status": "open",
+        "created_by_id": author.id,
+        "assignee_id": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    task: models.Task = insert_row(session, _WRITE_TASK, models.Task, values)
     assert task.id is not None and author.id is not None
-    branch = insert_row(session, WRITE_BRANCH, models.Branch(task_id=task.id, created_at=now))
+    branch: models.Branch = insert_row(
+        session, WRITE_BRANCH, models.Branch, branch_values(task.id, False, None, None, now)
+    )
     assert branch.id is not None
     tag_task(session, task.id, route.tags)
     add_new_members(session, branch.id, [author.id, *triage_team(session, settings, now)], now)
     record_event(session, task, "task_created", author, now, branch.id, task.title)
     return task, branch
+
+
+def branch_values(
+    task_id: int, hidden: bool, parent_id: int | None, forked_from_id: int | None, now: datetime
+) -> dict[str, object]:
+    """A new branch's values, for ``WRITE_BRANCH``."""
+    return {
+        "task_id": task_id,
+        "hidden": hidden,
+        "parent_id": parent_id,
+        "forked_from_id": forked_from_id,
+        "created_at": now,
+    }
 
 
 _WRITE_TASK = Prepared(

@@ -6,6 +6,8 @@ the database's refusals raised as SQLAlchemy raises them; a row written so
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -135,3 +137,18 @@ def test_rows_read_past_sqlalchemy_are_converted_as_its_own(store: Context) -> N
         )
         assert read == [tuple(row) for row in session.connection().execute(statement)]
         assert read == [("read", WHEN, True)]
+
+
+def test_objects_are_built_from_rows_before_the_orm_has_made_any() -> None:
+    """A worker's first mail may build its sender from a row before any ORM query has set
+    the mappers up (``db.built`` does it then)."""
+    code = (
+        "from sqlalchemy.orm import make_transient_to_detached\n"
+        "from qmail import models\n"
+        "from qmail.db import built\n"
+        "tag = built(models.Tag, {'id': 3, 'name': 'billing'})\n"
+        "make_transient_to_detached(tag)\n"
+        "print(tag.id, tag.name)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.stdout, done.stderr) == ("3 billing\n", "")
