@@ -21,11 +21,12 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlmodel import Session, create_engine
 
 from qmail.config import Settings
@@ -156,16 +157,41 @@ class Prepared:
         connection = session.connection()
         sql, parameters = self._for(connection.dialect).bind(values or {})
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        cursor.execute(sql, parameters)
+        try:
+            cursor.execute(sql, parameters)
+        except connection.dialect.loaded_dbapi.Error as error:
+            cursor.close()
+            raise _wrapped(connection.dialect, sql, parameters, error) from error
         return cursor
+
+    def read(self, session: Session, values: dict[str, Any] | None = None) -> list[Any]:
+        """The rows of a ``select`` for ``values``, each value converted as SQLAlchemy
+        converts it (each column's type's result processor: dates and booleans on SQLite)."""
+        cursor = self.run(session, values)
+        rows = cursor.fetchall()
+        cursor.close()
+        processors = self._for(session.get_bind().dialect).results
+        if not any(processors):
+            return rows
+        return [
+            tuple(
+                value if f is None else f(value) for f, value in zip(processors, row, strict=True)
+            )
+            for row in rows
+        ]
 
     def run_many(self, session: Session, rows: list[dict[str, Any]]) -> None:
         """Execute once for each of ``rows`` (an ``executemany``; no ``IN`` lists)."""
         connection = session.connection()
         compiled = self._for(connection.dialect)
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        cursor.executemany(compiled.sql, [compiled.bind(row)[1] for row in rows])
-        cursor.close()
+        parameters = [compiled.bind(row)[1] for row in rows]
+        try:
+            cursor.executemany(compiled.sql, parameters)
+        except connection.dialect.loaded_dbapi.Error as error:
+            raise _wrapped(connection.dialect, compiled.sql, parameters, error) from error
+        finally:
+            cursor.close()
 
     def _for(self, dialect: Any) -> _Compiled:
         found = self._compiled.get(dialect.name)
@@ -175,6 +201,70 @@ class Prepared:
             )
             found = self._compiled[dialect.name] = _Compiled(compiled, dialect)
         return found
+
+
+def _wrapped(dialect: Any, sql: str, parameters: Any, error: Exception) -> BaseException:
+    """The driver's error as SQLAlchemy raises it (``IntegrityError``, ``OperationalError``…),
+    so that callers tell a race or a busy database from a bug as they do for statements
+    SQLAlchemy runs."""
+    return DBAPIError.instance(
+        sql, parameters, error, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect
+    )
+
+
+def insert_row(session: Session, statement: Prepared, model: Any, values: dict[str, Any]) -> Any:
+    """Write a new row of ``model`` with ``statement``, an insert of ``values`` (its
+    ``statement.columns``) returning what the database makes (the id, computed columns),
+    and give the object for it, held by the session as the ORM holds what it inserted
+    (``attach``), without the unit of work: no flush, and nothing reads the row back.
+    Every column is either given or returned."""
+    cursor = statement.run(session, values)
+    written = cursor.fetchone()
+    names = [column[0] for column in cursor.description]
+    cursor.close()
+    return attach(session, built(model, {**values, **dict(zip(names, written, strict=True))}))
+
+
+def built(model: Any, values: dict[str, Any]) -> Any:
+    """An object of ``model`` with these values for all of its columns, made as the ORM
+    makes the objects it loads: without ``__init__`` and its attribute events (a quarter
+    of a filed mail's reading of its sender)."""
+    fields = _fields(model)
+    if values.keys() != fields:
+        raise ValueError(f"{model.__name__}: {sorted(fields ^ values.keys())} given or missing")
+    row = inspect(model).class_manager.new_instance()
+    row.__dict__.update(values)
+    return row
+
+
+@functools.cache
+def _fields(model: Any) -> frozenset[str]:
+    configure_mappers()  # (as the ORM's first query or object would: none may have come yet)
+    return frozenset(column.key for column in model.__table__.columns)
+
+
+def attach(session: Session, row: Any) -> Any:
+    """Hold ``row``, built from values the database has (its primary key included), in the
+    session as if loaded: ``session.get`` finds it, a change to it is an ``UPDATE`` at the
+    next flush, and it is never inserted.
+
+    Every column must be set (a SQLModel object has them all, defaults included): one left
+    unset would be read from the database when first used.  A savepoint rolled back does
+    not take it out of the session (as it does an object the ORM inserted): the caller
+    expunges it (see ``pipeline.process_pending``).
+    """
+    make_transient_to_detached(row)
+    session.add(row)
+    return row
+
+
+def held(session: Session, model: Any, values: dict[str, Any]) -> Any:
+    """The session's object for the row of ``model`` with these column values (all of
+    them, read in Core with ``Prepared.read``): the one it holds already, as the ORM would
+    give it (not overwritten), else one built from them and held (``attach``)."""
+    key = session.identity_key(model, (values["id"],))  # type: ignore[no-untyped-call]
+    found = session.identity_map.get(key)
+    return found if found is not None else attach(session, built(model, values))
 
 
 class _Compiled:
@@ -202,6 +292,10 @@ class _Compiled:
             if processor is not None:
                 self.processors[name] = processor
         self.expands = any(bind.required for bind in expanding)
+        selected = getattr(compiled.statement, "selected_columns", ())
+        self.results = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in selected
+        ]
         if expanding and not self.expands:  # lists the statement holds: expanded once
             state = compiled.construct_expanded_state({key: None for _, key in self.given})
             given = {name for name, _ in self.given}

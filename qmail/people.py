@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, bindparam, false, or_
+from sqlalchemy import ColumnElement, and_, bindparam, false, insert, or_
 from sqlmodel import Session, col, select
 
 from qmail import models
 from qmail.config import Settings
 from qmail.core.addresses import split_address
 from qmail.core.mail import Address
+from qmail.db import Prepared, held, insert_row
 
 TEAM = "team"
 EXTERNAL = "external"
@@ -79,11 +80,26 @@ LOOK_UP: Any = object()  # (a person not looked up by the caller: see ``get_pers
 
 
 def find_person(session: Session, email: str) -> models.Person | None:
-    """The person with this address, if qmail has met them."""
-    return session.exec(_BY_EMAIL, params={"email": email.strip().lower()}).first()
+    """The person with this address, if qmail has met them.
+
+    Read in Core (``db.Prepared``: every mail asks), and given as the ORM would give it:
+    the session's object if it holds one, else one it holds from now on (``db.held``);
+    the session's changes are flushed first, as a query would.
+    """
+    if session.autoflush:
+        session.flush()
+    rows = _BY_EMAIL.read(session, {"email": email.strip().lower()})
+    if not rows:
+        return None
+    return held(session, models.Person, dict(zip(_PERSON_FIELDS, rows[0], strict=True)))
 
 
-_BY_EMAIL = select(models.Person).where(models.Person.email == bindparam("email"))
+_PERSON_FIELDS = tuple(column.key for column in models.Person.__table__.columns)  # type: ignore[attr-defined]
+_BY_EMAIL = Prepared(
+    select(*models.Person.__table__.columns).where(  # type: ignore[attr-defined]
+        col(models.Person.email) == bindparam("email")
+    )
+)
 
 
 def on_team(session: Session, team: Team, email: str) -> bool:
@@ -107,13 +123,36 @@ def get_person(
     if found is LOOK_UP or (found is not None and found.email != email.strip()):
         found = find_person(session, email)
     person = found
-    if person is None:
-        person = models.Person(email=email, name=address.name, created_at=now)
-        session.add(person)
-        session.flush()
+    if person is None:  # written in Core and kept in the session (``db.insert_row``)
+        values = dict(_NEW_PERSON, email=email, name=address.name, created_at=now)
+        person = insert_row(session, _WRITE_PERSON, models.Person, values)
     elif address.name and not person.name:
         person.name = address.name
     return person
+
+
+_NEW_PERSON: dict[str, Any] = {  # (what a new person has besides address, name and time)
+    "role": None,
+    "last_login_at": None,
+    "notifications": "mine",
+    "digest_sent_at": None,
+    "digest_after_id": None,
+    "feed_nonce": None,
+}
+_WRITE_PERSON = Prepared(
+    insert(models.Person).returning(col(models.Person.id), col(models.Person.domain)),
+    (
+        "email",
+        "name",
+        "role",
+        "created_at",
+        "last_login_at",
+        "notifications",
+        "digest_sent_at",
+        "digest_after_id",
+        "feed_nonce",
+    ),
+)
 
 
 def is_ours(email: str, settings: Settings) -> bool:

@@ -108,33 +108,85 @@ def process_pending(
 ) -> list[Outcome]:
     """File up to ``limit`` pending mails, oldest first, in one transaction.
 
-    Each mail is filed in a savepoint: one that fails is quarantined and the others are
-    filed all the same.  One that raced another process (two first mails from the same new
-    address both creating the person, on PostgreSQL) is filed again on its own, seeing the
+    One that fails is quarantined and the others are filed all the same: the batch is
+    filed without a savepoint per mail (two statements and the session's bookkeeping for
+    each), and should a mail fail, the transaction is rolled back and the batch filed
+    again, each mail in a savepoint, the one that failed quarantined without being filed
+    again.  One that raced another process (two first mails from the same new address
+    both creating the person, on PostgreSQL) is filed again on its own, seeing the
     winner's rows.  The database being unavailable or busy is no fault of the mails: the
     transaction rolls back and they stay ``pending`` for the next round.  ``among``: only
     these mails (an import files what it kept, not what the SMTP server keeps meanwhile).
     """
-    outcomes: list[Outcome] = []
-    raced: list[int] = []
     context.turns.after_urgent()  # the SMTP server's commit first: 250s wait on it
+    batch = _Batch(context, now, notify)
     try:
-        with session_scope(context.engine) as session:
-            for raw_mail_id in store.claim_pending(session, limit, among):
-                try:
-                    with session.begin_nested():
-                        outcomes.append(_file(session, raw_mail_id, context, now, notify))
-                except IntegrityError:
-                    _release(session, raw_mail_id)
-                    raced.append(raw_mail_id)
-                except OperationalError:
-                    raise
-                except Exception as error:
-                    outcomes.append(_quarantined(session, raw_mail_id, error, now))
+        try:
+            with session_scope(context.engine) as session:
+                batch.claimed = store.claim_pending(session, limit, among)
+                batch.file(session)
+        except _Failed as failed:  # rolled back: again, each mail in a savepoint
+            batch.failed = failed
+            with session_scope(context.engine) as session:
+                claimed = store.claim_pending(session, len(batch.claimed), batch.claimed)
+                batch.file_each(session, claimed)
     except OperationalError as error:
         log.warning("pending mail left for later, the database is busy: %s", error)
         return []
-    return outcomes + [process(raw_mail_id, context, now, notify) for raw_mail_id in raced]
+    raced = batch.raced
+    return batch.outcomes + [process(raw_mail_id, context, now, notify) for raw_mail_id in raced]
+
+
+class _Failed(Exception):
+    """A mail of a batch filed without savepoints failed: ``error`` is why."""
+
+    def __init__(self, raw_mail_id: int, error: Exception) -> None:
+        super().__init__(raw_mail_id, error)
+        self.raw_mail_id, self.error = raw_mail_id, error
+
+
+class _Batch:
+    """The mails one ``process_pending`` claimed, and what became of them."""
+
+    def __init__(self, context: Context, now: datetime, notify: bool) -> None:
+        self.context, self.now, self.notify = context, now, notify
+        self.claimed: list[int] = []
+        self.failed: _Failed | None = None
+        self.outcomes: list[Outcome] = []
+        self.raced: list[int] = []
+
+    def file(self, session: Session) -> None:
+        """File every claimed mail; ``_Failed`` (the transaction to roll back) if one fails."""
+        for raw_mail_id in self.claimed:
+            try:
+                outcome = _file(session, raw_mail_id, self.context, self.now, self.notify)
+                session.flush()  # (what the mail changed in the ORM fails here, not later)
+            except OperationalError:
+                raise
+            except Exception as error:
+                raise _Failed(raw_mail_id, error) from error
+            self.outcomes.append(outcome)
+
+    def file_each(self, session: Session, claimed: list[int]) -> None:
+        """File the mails each in a savepoint: one that fails is quarantined alone."""
+        self.outcomes = []
+        for raw_mail_id in claimed:
+            try:
+                if self.failed is not None and raw_mail_id == self.failed.raw_mail_id:
+                    raise self.failed.error
+                with session.begin_nested():
+                    self.outcomes.append(
+                        _file(session, raw_mail_id, self.context, self.now, self.notify)
+                    )
+            except IntegrityError:
+                session.expunge_all()  # (rows kept by ``db.attach`` were rolled back too)
+                _release(session, raw_mail_id)
+                self.raced.append(raw_mail_id)
+            except OperationalError:
+                raise
+            except Exception as error:
+                session.expunge_all()
+                self.outcomes.append(_quarantined(session, raw_mail_id, error, self.now))
 
 
 def file_kept(

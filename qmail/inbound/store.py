@@ -182,6 +182,9 @@ def set_state(session: Session, raw_mail_id: int, state: str) -> None:
     _SET_STATE.run(session, {"raw_mail_id": raw_mail_id, "new_state": state}).close()
 
 
+_TASK_OF = db.Prepared(  # the task of a branch
+    select(models.Branch.task_id).where(col(models.Branch.id) == bindparam("branch_id"))
+)
 _QUARANTINE = insert(models.Quarantine)  # (built once, executed with the row's values)
 
 
@@ -205,12 +208,13 @@ def hold(session: Session, raw_mail_id: int, held: Hold, now: datetime) -> None:
         _QUARANTINE,
         {"raw_mail_id": raw_mail_id, "reason": f"held: {held.reason}", "created_at": now},
     )
-    branch = session.get(models.Branch, held.branch_id) if held.branch_id is not None else None
-    if branch is not None:
+    found = _TASK_OF.read(session, {"branch_id": held.branch_id}) if held.branch_id else []
+    if found:
+        ((task_id,),) = found
         connection.execute(
             insert(models.Event).values(
-                task_id=branch.task_id,
-                branch_id=branch.id,
+                task_id=task_id,
+                branch_id=held.branch_id,
                 kind="held",
                 detail=held.reason,
                 raw_mail_id=raw_mail_id,

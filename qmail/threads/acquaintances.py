@@ -30,6 +30,8 @@ from collections.abc import Iterable
 from sqlalchemy import bindparam, text
 from sqlmodel import Session
 
+from qmail.db import Prepared
+
 # Whether ``a`` and ``b`` talked in another branch of the same task (``other``), in any
 # branch or in a visible one: then this branch adds no task to their count.
 _SHARED_ELSEWHERE = """EXISTS (
@@ -96,6 +98,26 @@ WHERE m.id = :message_id
 {_MERGE}"""
 )
 
+# The first message of a task: no pair can have talked in another of its branches (both
+# EXISTS above are false), so every pair of the branch's members gains the task.
+_NOTE_FIRST_MESSAGE = Prepared(
+    text(
+        f"""{_COLUMNS}
+SELECT a.person_id, b.person_id, 1, m.sent_at, m.sent_at,
+    CASE WHEN br.hidden THEN 0 ELSE 1 END,
+    CASE WHEN br.hidden THEN NULL ELSE m.sent_at END,
+    CASE WHEN br.hidden THEN NULL ELSE m.sent_at END
+FROM message m
+JOIN branch br ON br.id = m.branch_id
+JOIN branchmember a ON a.branch_id = m.branch_id
+JOIN branchmember b ON b.branch_id = m.branch_id AND b.person_id <> a.person_id
+WHERE m.id = :message_id
+{_MERGE}"""
+    )
+)
+
+_PREPARED_NOTE_MESSAGE = Prepared(_NOTE_MESSAGE)
+
 # A new member of a branch with messages: they and each other member now share what was
 # said there.  The task is new to a pair unless they talked in another of its branches.
 _NOTE_MEMBER = text(
@@ -154,9 +176,11 @@ _FORGET_PAIRS = text(
 ).bindparams(bindparam("others", expanding=True))
 
 
-def note_message(session: Session, message_id: int) -> None:
-    """The pairs of the message's branch have talked (call after inserting it)."""
-    session.connection().execute(_NOTE_MESSAGE, {"message_id": message_id})
+def note_message(session: Session, message_id: int, first: bool = False) -> None:
+    """The pairs of the message's branch have talked (call after inserting it); ``first``:
+    it is the first message of its task.  On the driver's cursor (``db.Prepared``)."""
+    statement = _NOTE_FIRST_MESSAGE if first else _PREPARED_NOTE_MESSAGE
+    statement.run(session, {"message_id": message_id}).close()
 
 
 def note_member(session: Session, branch_id: int, person_id: int) -> None:

@@ -16,9 +16,17 @@ from qmail import models
 from qmail.access import Reader, branch_visible
 from qmail.config import Settings
 from qmail.core.mail import Address
+from qmail.db import insert_row
 from qmail.errors import BadRequest, NotFound
 from qmail.people import Team, get_person, on_team
-from qmail.threads.tasks import add_member, main_branch, members, record_event
+from qmail.threads.tasks import (
+    WRITE_BRANCH,
+    add_member,
+    branch_values,
+    main_branch,
+    members,
+    record_event,
+)
 
 TEAM_BRANCH = "team"  # the detail of the branch_opened event of a task's team branch
 
@@ -56,15 +64,8 @@ def _open_hidden(
     """A new hidden branch under ``parent`` with exactly these members: the one place
     hidden branches are made, for private replies and from the task page alike."""
     assert task.id is not None
-    branch = models.Branch(
-        task_id=task.id,
-        hidden=True,
-        parent_id=parent.id,
-        forked_from_id=forked_from,
-        created_at=now,
-    )
-    session.add(branch)
-    session.flush()
+    values = branch_values(task.id, True, parent.id, forked_from, now)
+    branch: models.Branch = insert_row(session, WRITE_BRANCH, models.Branch, values)
     assert branch.id is not None
     for person_id in member_ids:
         add_member(session, branch.id, person_id, now)

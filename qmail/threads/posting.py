@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert
+from sqlalchemy import bindparam, func, insert, select
 from sqlmodel import Session, col
 
 from qmail import db, models
@@ -112,8 +112,9 @@ def apply_route(
             content=content,
             raw_mail_id=incoming.raw_mail_id,
             member=True,  # (``_thread_for`` made the author one)
+            first=isinstance(route, NewTask),
         )
-    touch(task, branch, now)
+    touch(session, task, branch, now)
     rows = (task, branch, author)
     return Posted(task.number, message, refused, refused_commands, rows)
 
@@ -192,11 +193,7 @@ def _thread_for(
     if isinstance(route, NewTask):
         task, branch = create_task(session, route, author, settings, now)
         return task, branch, author
-    named = session.get(models.Branch, route.branch_id)
-    if named is None:
-        raise LookupError(f"branch {route.branch_id} does not exist")
-    thread = session.get(models.Task, named.task_id)
-    assert thread is not None
+    named, thread = _thread(session, route.branch_id)
     if route.via == "private" and not named.hidden:
         named = team_branch(session, thread, author, team, now)
     # (privately from a hidden branch's notification: that branch, it is the team's already)
@@ -205,6 +202,28 @@ def _thread_for(
     assert named.id is not None and author.id is not None
     add_member(session, named.id, author.id, now)
     return thread, named, author
+
+
+def _thread(session: Session, branch_id: int) -> tuple[models.Branch, models.Task]:
+    """The branch and its task, read in one statement on the driver's cursor and held by
+    the session (``db.held``: the objects it holds already, if it does)."""
+    rows = _THREAD.read(session, {"branch_id": branch_id})
+    if not rows:
+        raise LookupError(f"branch {branch_id} does not exist")
+    branch = dict(zip(_BRANCH_FIELDS, rows[0][: len(_BRANCH_FIELDS)], strict=True))
+    task = dict(zip(_TASK_FIELDS, rows[0][len(_BRANCH_FIELDS) :], strict=True))
+    return db.held(session, models.Branch, branch), db.held(session, models.Task, task)
+
+
+_BRANCHES: Any = models.Branch.__table__  # type: ignore[attr-defined]
+_TASKS: Any = models.Task.__table__  # type: ignore[attr-defined]
+_BRANCH_FIELDS = tuple(column.key for column in _BRANCHES.columns)
+_TASK_FIELDS = tuple(column.key for column in _TASKS.columns)
+_THREAD = db.Prepared(
+    select(*_BRANCHES.columns, *_TASKS.columns)
+    .join_from(_BRANCHES, _TASKS, _TASKS.c.id == _BRANCHES.c.task_id)
+    .where(_BRANCHES.c.id == bindparam("branch_id"))
+)
 
 
 def post_message(
@@ -222,6 +241,7 @@ def post_message(
     raw_mail_id: int | None = None,
     files: tuple[Attachment, ...] = (),
     member: bool = False,
+    first: bool = False,
 ) -> models.Message:
     """The one way a message is written, from mail, a page or the API, as ``author``.
 
@@ -230,7 +250,8 @@ def post_message(
     follows.  A sign-in link or reply address in the text is replaced, whatever its way
     in: it was made for one person.  ``mail`` (with its trimmed ``content``) gives what
     only mail has: the quoted part, threading headers, attachments; ``files`` are those
-    of a message from the web.  ``member``: the caller made the author a member already.
+    of a message from the web.  ``member``: the caller made the author a member already;
+    ``first``: the task was created for this message (it has no other).
     """
     assert task.id is not None and branch.id is not None and author.id is not None
     text = scrub_secrets(text)
@@ -259,9 +280,9 @@ def post_message(
     message = models.Message(id=message_id, **values)
     for attachment in mail.attachments if mail else files:
         add_attachment(session, message_id, attachment)
-    acquaintances.note_message(session, message_id)  # the address book's figures
+    acquaintances.note_message(session, message_id, first)  # the address book's figures
     record_event(session, task, "message", author, now, branch.id, str(message_id))
-    touch(task, branch, now)
+    touch(session, task, branch, now)
     return message
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from sqlalchemy import delete, insert, text, update
+from sqlalchemy import bindparam, delete, insert, text, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from qmail import models
 from qmail.config import Settings
 from qmail.core.mail import Address, NewTask
-from qmail.db import Prepared, insert_or_skip, prepared_insert_or_skip
+from qmail.db import Prepared, insert_or_skip, insert_row, prepared_insert_or_skip
 from qmail.people import Team, get_person
 from qmail.threads import acquaintances
 
@@ -57,15 +58,23 @@ def record_event(
     ).close()
 
 
-def touch(task: models.Task, branch: models.Branch, now: datetime) -> None:
+def touch(session: Session, task: models.Task, branch: models.Branch, now: datetime) -> None:
     """Move the task's ``updated_at`` for activity in ``branch``.
 
     Activity in a hidden branch leaves it alone: everyone who sees the task sees
     ``updated_at`` (and the inbox order it gives), so moving it would tell a client that
-    something happened where they cannot look.
+    something happened where they cannot look.  Written at once in Core, the object kept
+    as written (no flush for it); a task created at ``now`` is left as it is.
     """
-    if not branch.hidden:
-        task.updated_at = now
+    if branch.hidden or task.updated_at == now:
+        return
+    _TOUCH.run(session, {"task_id": task.id, "updated_at": now}).close()
+    set_committed_value(task, "updated_at", now)
+
+
+_TOUCH = Prepared(  # (the new value bound as the column's: a date as SQLAlchemy stores it)
+    update(models.Task).where(col(models.Task.id) == bindparam("task_id")), ("updated_at",)
+)
 
 
 def main_branch(session: Session, task_id: int | None) -> models.Branch:
@@ -168,25 +177,54 @@ def tag_task(session: Session, task_id: int, names: tuple[str, ...]) -> None:
 def create_task(
     session: Session, route: NewTask, author: models.Person, settings: Settings, now: datetime
 ) -> tuple[models.Task, models.Branch]:
-    """A new task with its main branch; the author and the triage team take part."""
-    task = models.Task(
-        number=next_task_number(session),
-        title=route.title,
-        created_by_id=author.id,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(task)
-    session.flush()
+    """A new task with its main branch; the author and the triage team take part.
+
+    Both rows are written in Core, their ids from ``RETURNING``, and kept in the session
+    as the ORM would keep them (``db.insert_row``): notifying, in the same transaction,
+    finds them there, and a change to them is an update.
+    """
+    values = {
+        "number": next_task_number(session),
+        "title": route.title,
+        "status": "open",
+        "created_by_id": author.id,
+        "assignee_id": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    task: models.Task = insert_row(session, _WRITE_TASK, models.Task, values)
     assert task.id is not None and author.id is not None
-    branch = models.Branch(task_id=task.id, hidden=False, created_at=now)
-    session.add(branch)
-    session.flush()
+    branch: models.Branch = insert_row(
+        session, WRITE_BRANCH, models.Branch, branch_values(task.id, False, None, None, now)
+    )
     assert branch.id is not None
     tag_task(session, task.id, route.tags)
     add_new_members(session, branch.id, [author.id, *triage_team(session, settings, now)], now)
     record_event(session, task, "task_created", author, now, branch.id, task.title)
     return task, branch
+
+
+def branch_values(
+    task_id: int, hidden: bool, parent_id: int | None, forked_from_id: int | None, now: datetime
+) -> dict[str, object]:
+    """A new branch's values, for ``WRITE_BRANCH``."""
+    return {
+        "task_id": task_id,
+        "hidden": hidden,
+        "parent_id": parent_id,
+        "forked_from_id": forked_from_id,
+        "created_at": now,
+    }
+
+
+_WRITE_TASK = Prepared(
+    insert(models.Task).returning(col(models.Task.id)),
+    ("number", "title", "status", "created_by_id", "assignee_id", "created_at", "updated_at"),
+)
+WRITE_BRANCH = Prepared(
+    insert(models.Branch).returning(col(models.Branch.id)),
+    ("task_id", "hidden", "parent_id", "forked_from_id", "created_at"),
+)
 
 
 def triage_team(session: Session, settings: Settings, now: datetime) -> list[int | None]:

@@ -381,6 +381,59 @@ def test_a_slow_mail_is_filed_once_though_another_worker_looks_for_pending_mail(
         assert session.exec(select(models.Quarantine)).all() == []
 
 
+@pytest.mark.parametrize("failing", [(2,), (1, 3)])
+def test_a_mail_that_fails_is_quarantined_and_the_others_of_its_batch_are_filed(
+    store, monkeypatch, failing
+):
+    """Four new tasks filed in one batch, ``failing`` of them failing after their task was
+    written: those are quarantined with the reason and leave nothing behind, the others
+    are filed as if alone."""
+    received = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
+    first = eml_bytes(FIRST)
+    with Session(store.engine) as session:
+        ids = [
+            qstore.save_raw(
+                session,
+                first.replace(b"Message-ID: <5c1f0e2a", f"Message-ID: <{n}-5c1f0e2a".encode()),
+                f"{n}@acme.test",
+                "carol@acme.test",
+                (INTAKE,),
+                received,
+            ).raw_mail_id
+            for n in range(1, 5)
+        ]
+        session.commit()
+    real_apply = posting.apply_route
+
+    def apply_then_fail(session, route, incoming, *args):
+        posted = real_apply(session, route, incoming, *args)
+        if ids.index(incoming.raw_mail_id) + 1 in failing:
+            raise RuntimeError(f"posting bug after task {posted.task_number}")
+        return posted
+
+    monkeypatch.setattr(posting, "apply_route", apply_then_fail)
+    outcomes = pipeline.process_pending(store, received, limit=10)
+    states = ["quarantined" if n in failing else "done" for n in range(1, 5)]
+    assert [(outcome.raw_mail_id, outcome.state) for outcome in outcomes] == list(
+        zip(ids, states, strict=True)
+    )
+    filed = [outcome.task_number for outcome in outcomes if outcome.state == "done"]
+    assert [task.number for task in tasks(store)] == filed
+    with Session(store.engine) as session:
+        assert (
+            session.exec(select(models.RawMail.state).order_by(col(models.RawMail.id))).all()
+            == states
+        )
+        reasons = session.exec(select(models.Quarantine.reason)).all()
+        assert [reason.split(" after")[0] for reason in reasons] == [
+            "RuntimeError: posting bug"
+        ] * len(failing)
+        people = session.exec(select(models.Person.email)).all()
+        assert people == ["carol@acme.test"]
+        posted = session.exec(select(models.Message.task_id).order_by(col(models.Message.id)))
+        assert posted.all() == [task.id for task in tasks(store)]
+
+
 def test_several_workers_file_every_kept_mail_exactly_once(store, team):
     """Four workers at once on one queue of 40 new tasks: each mail is filed once, none
     is quarantined, and the team is told of each task once."""
