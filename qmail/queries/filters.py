@@ -72,8 +72,16 @@ class Filters:
     def query(self, **changes: str) -> str:
         """The query string of these filters (with ``changes``), ``?…`` or ``""``.
 
-        Called for each of a page's few hundred links: the filters are encoded once
-        (``_encoded``), only the changes each time."""
+        Called for each of a page's few hundred links, most of them alike (the same
+        status, company or person on many rows): each distinct one is written once per
+        page (``_queries``), the filters themselves encoded once (``_encoded``)."""
+        key = tuple(changes.items())
+        found = self._queries.get(key)
+        if found is None:
+            found = self._queries[key] = self._query(changes)
+        return found
+
+    def _query(self, changes: dict[str, str]) -> str:
         parts = dict(self._encoded)
         for name, value in changes.items():
             if value:
@@ -86,6 +94,10 @@ class Filters:
     @cached_property
     def _encoded(self) -> dict[str, str]:
         return {name: f"{name}={quote_plus(value)}" for name, value in self.items()}
+
+    @cached_property
+    def _queries(self) -> dict[tuple[tuple[str, str], ...], str]:
+        return {}
 
     def link(self, **changes: str) -> str:
         """The inbox showing these filters (with ``changes``)."""
