@@ -102,7 +102,7 @@ def branch_visible(person: Viewer | None, branch: Any = models.Branch) -> Column
     return and_(~hidden, col(branch.id).in_(_branches_of(person)))
 
 
-def task_visible(person: Reader | None) -> ColumnElement[bool]:
+def task_visible(person: Viewer | None) -> ColumnElement[bool]:
     """A condition on ``Task``: true for the tasks ``person`` may read.
 
     An outsider's tasks are those of the branches they may read: a short list, found from

@@ -26,7 +26,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from qmail import models
-from qmail.access import Reader, branch_visible
+from qmail.access import Reader, Viewer, branch_visible
 from qmail.companies import at_company
 from qmail.core.route import normalize_tag
 from qmail.errors import BadRequest
@@ -110,7 +110,7 @@ class Filters:
     def items(self) -> list[tuple[str, str]]:
         return [(name, getattr(self, name)) for name in NAMES if getattr(self, name)]
 
-    def conditions(self, person: Reader) -> list[ColumnElement[bool]]:
+    def conditions(self, person: Viewer) -> list[ColumnElement[bool]]:
         """Conditions on ``Task`` for every filter but ``q`` (full text is searched apart)."""
         found: list[ColumnElement[bool]] = []
         if self.tag:
@@ -147,7 +147,7 @@ def status_is(status: str, listed: bool) -> ColumnElement[bool]:
     return (column.concat("") if listed else column) == status
 
 
-def _assigned(assignee: str, person: Reader) -> ColumnElement[bool]:
+def _assigned(assignee: str, person: Viewer) -> ColumnElement[bool]:
     column = col(models.Task.assignee_id)
     if assignee == MINE:
         return column == person.id
@@ -157,7 +157,7 @@ def _assigned(assignee: str, person: Reader) -> ColumnElement[bool]:
     return column == named.scalar_subquery()
 
 
-def taking_part(who: Any, person: Reader) -> ColumnElement[bool]:
+def taking_part(who: Any, person: Viewer) -> ColumnElement[bool]:
     """Tasks where someone matching ``who`` is a member of a branch ``person`` may see."""
     # aliases, so that branch_visible's own BranchMember subquery is not correlated with them
     branch, member = aliased(models.Branch), aliased(models.BranchMember)
