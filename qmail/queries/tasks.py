@@ -7,15 +7,17 @@ shapes are msgspec structs, so the OpenAPI schema describes the answers exactly.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from qmail import models
-from qmail.access import Reader, branch_visible, task_visible
+from qmail.access import AnyReader, Reader, branch_visible, task_visible
 from qmail.core.search import search_terms
 from qmail.errors import BadRequest, NotFound
 from qmail.queries.filters import status_is
@@ -288,15 +290,10 @@ def messages_of(
 
 def read_task(session: Session, person: Reader, number: int) -> TaskDetail:
     """A task with the branches ``person`` may see, in six queries however long the task."""
-    task = session.exec(
-        select(models.Task).where(models.Task.number == number, task_visible(person))
-    ).first()
-    if task is None or task.id is None:
-        raise NotFound(f"no task #{number}")
+    task = visible_task(session, person, number)
+    assert task.id is not None
     branches = session.exec(
-        select(models.Branch)
-        .where(models.Branch.task_id == task.id, branch_visible(person))
-        .order_by(col(models.Branch.id))
+        _visible_branches(person.is_team), params={"reader_id": person.id, "task_id": task.id}
     ).all()
     branch_ids = [branch.id for branch in branches if branch.id is not None]
     members, messages = members_of(session, branch_ids), messages_of(session, branch_ids)
@@ -318,12 +315,32 @@ def read_task(session: Session, person: Reader, number: int) -> TaskDetail:
 
 def visible_task(session: Session, person: Reader, number: int) -> models.Task:
     """Task ``number`` if ``person`` may see it; else 404, as if it did not exist."""
-    task = session.exec(
-        select(models.Task).where(models.Task.number == number, task_visible(person))
-    ).first()
+    values = {"reader_id": person.id, "number": number}
+    task = session.exec(_visible_task(person.is_team), params=values).first()
     if task is None or task.id is None:
         raise NotFound(f"no task #{number}")
     return task
+
+
+# ``read_task``'s statements for every reader of a kind (``:reader_id``): built once, not
+# on every task page.
+@functools.cache
+def _visible_task(is_team: bool) -> Any:
+    return select(models.Task).where(
+        models.Task.number == bindparam("number"), task_visible(AnyReader(is_team))
+    )
+
+
+@functools.cache
+def _visible_branches(is_team: bool) -> Any:
+    return (
+        select(models.Branch)
+        .where(
+            models.Branch.task_id == bindparam("task_id"),
+            branch_visible(AnyReader(is_team)),
+        )
+        .order_by(col(models.Branch.id))
+    )
 
 
 def visible_branch(
