@@ -12,9 +12,9 @@ a page or an API answer can only ever contain what the reader may see.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, exists, false, or_, select
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
@@ -50,7 +50,29 @@ def reader_of(person: models.Person, team: Team) -> Reader:
     return Reader(person, team.includes(person))
 
 
-def _member(branch_id: Any, person: Reader) -> ColumnElement[bool]:
+class Viewer(Protocol):
+    """What the rules ask of a reader: who, and whether on the team."""
+
+    @property
+    def id(self) -> Any: ...
+
+    @property
+    def is_team(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class AnyReader:
+    """Every reader of a kind (the team, or outsiders), for a statement built once and run
+    for each of them: their id is the bound parameter ``:reader_id``."""
+
+    is_team: bool
+
+    @property
+    def id(self) -> Any:
+        return bindparam("reader_id")
+
+
+def _member(branch_id: Any, person: Viewer) -> ColumnElement[bool]:
     return exists(
         select(col(models.BranchMember.branch_id)).where(
             col(models.BranchMember.branch_id) == branch_id,
@@ -59,14 +81,14 @@ def _member(branch_id: Any, person: Reader) -> ColumnElement[bool]:
     )
 
 
-def _branches_of(person: Reader) -> Any:
+def _branches_of(person: Viewer) -> Any:
     """SELECT the ids of ``person``'s branches (from the index on ``(person_id, branch_id)``)."""
     return select(col(models.BranchMember.branch_id)).where(
         col(models.BranchMember.person_id) == person.id
     )
 
 
-def branch_visible(person: Reader | None, branch: Any = models.Branch) -> ColumnElement[bool]:
+def branch_visible(person: Viewer | None, branch: Any = models.Branch) -> ColumnElement[bool]:
     """A condition on ``Branch`` (or an alias of it): true for branches ``person`` may read.
 
     A team member's condition is checked branch by branch (they may read nearly all of
@@ -80,7 +102,7 @@ def branch_visible(person: Reader | None, branch: Any = models.Branch) -> Column
     return and_(~hidden, col(branch.id).in_(_branches_of(person)))
 
 
-def task_visible(person: Reader | None) -> ColumnElement[bool]:
+def task_visible(person: Viewer | None) -> ColumnElement[bool]:
     """A condition on ``Task``: true for the tasks ``person`` may read.
 
     An outsider's tasks are those of the branches they may read: a short list, found from

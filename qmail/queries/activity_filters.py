@@ -30,7 +30,7 @@ from sqlalchemy import ColumnElement
 from sqlmodel import col
 
 from qmail import models
-from qmail.access import Reader
+from qmail.access import Reader, Viewer
 from qmail.companies import at_company
 from qmail.core.companies import company_for
 from qmail.errors import BadRequest
@@ -106,7 +106,7 @@ class ActivityFilters:
         """(name, value, link without it) of each filter in use, for "clear" chips."""
         return [(name, value, self.link(**{name: ""})) for name, value in self.items()]
 
-    def conditions(self, person: Reader, branch: Any) -> list[ColumnElement[bool]]:
+    def conditions(self, person: Viewer, branch: Any) -> list[ColumnElement[bool]]:
         """Conditions on ``Event``, ``Task`` and ``branch`` (the event's branch, an outer
         join: ``None`` for an event of the whole task)."""
         found: list[ColumnElement[bool]] = []

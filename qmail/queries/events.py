@@ -9,16 +9,17 @@ after the last event shown.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from qmail import models
-from qmail.access import Reader, branch_visible, task_visible
+from qmail.access import AnyReader, Reader, Viewer, branch_visible, task_visible
 from qmail.core.glance import excerpt
 from qmail.queries.activity_filters import ActivityFilters
 from qmail.queries.paging import before, key_cursor, read_key_cursor
@@ -82,7 +83,7 @@ def describe(kind: str, detail: str) -> str:
     return f"{phrase} {detail}"
 
 
-def _events_statement(person: Reader, filters: ActivityFilters | None = None) -> Any:
+def _events_statement(person: Viewer, filters: ActivityFilters | None = None) -> Any:
     """SELECT the events ``person`` may see, with their task, author and branch.
 
     An event on a branch counts only if the branch is visible to ``person``; an event
@@ -145,10 +146,21 @@ def task_history(
     ``with_messages=False`` leaves out "wrote a message": the task page shows the
     messages themselves.
     """
-    statement = _events_statement(person).where(models.Event.task_id == task_id)
+    statement = _history(person.is_team, with_messages)
+    values = {"reader_id": person.id, "task_id": task_id}
+    return [_line(*row) for row in session.exec(statement, params=values)]
+
+
+@functools.lru_cache(maxsize=4)
+def _history(is_team: bool, with_messages: bool) -> Any:
+    """``task_history``'s statement for every reader of a kind and every task
+    (``:reader_id``, ``:task_id``): built once, not on every task page."""
+    statement = _events_statement(AnyReader(is_team)).where(
+        models.Event.task_id == bindparam("task_id")
+    )
     if not with_messages:
         statement = statement.where(models.Event.kind != "message")
-    return [_line(*row) for row in session.exec(statement.limit(HISTORY_SIZE))]
+    return statement.limit(HISTORY_SIZE)
 
 
 def activity(

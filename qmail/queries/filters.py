@@ -26,7 +26,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from qmail import models
-from qmail.access import Reader, branch_visible
+from qmail.access import Reader, Viewer, branch_visible
 from qmail.companies import at_company
 from qmail.core.route import normalize_tag
 from qmail.errors import BadRequest
@@ -72,8 +72,16 @@ class Filters:
     def query(self, **changes: str) -> str:
         """The query string of these filters (with ``changes``), ``?…`` or ``""``.
 
-        Called for each of a page's few hundred links: the filters are encoded once
-        (``_encoded``), only the changes each time."""
+        Called for each of a page's few hundred links, most of them alike (the same
+        status, company or person on many rows): each distinct one is written once per
+        page (``_queries``), the filters themselves encoded once (``_encoded``)."""
+        key = tuple(changes.items())
+        found = self._queries.get(key)
+        if found is None:
+            found = self._queries[key] = self._query(changes)
+        return found
+
+    def _query(self, changes: dict[str, str]) -> str:
         parts = dict(self._encoded)
         for name, value in changes.items():
             if value:
@@ -87,6 +95,10 @@ class Filters:
     def _encoded(self) -> dict[str, str]:
         return {name: f"{name}={quote_plus(value)}" for name, value in self.items()}
 
+    @cached_property
+    def _queries(self) -> dict[tuple[tuple[str, str], ...], str]:
+        return {}
+
     def link(self, **changes: str) -> str:
         """The inbox showing these filters (with ``changes``)."""
         return "/" + self.query(**changes)
@@ -98,7 +110,7 @@ class Filters:
     def items(self) -> list[tuple[str, str]]:
         return [(name, getattr(self, name)) for name in NAMES if getattr(self, name)]
 
-    def conditions(self, person: Reader) -> list[ColumnElement[bool]]:
+    def conditions(self, person: Viewer) -> list[ColumnElement[bool]]:
         """Conditions on ``Task`` for every filter but ``q`` (full text is searched apart)."""
         found: list[ColumnElement[bool]] = []
         if self.tag:
@@ -135,7 +147,7 @@ def status_is(status: str, listed: bool) -> ColumnElement[bool]:
     return (column.concat("") if listed else column) == status
 
 
-def _assigned(assignee: str, person: Reader) -> ColumnElement[bool]:
+def _assigned(assignee: str, person: Viewer) -> ColumnElement[bool]:
     column = col(models.Task.assignee_id)
     if assignee == MINE:
         return column == person.id
@@ -145,7 +157,7 @@ def _assigned(assignee: str, person: Reader) -> ColumnElement[bool]:
     return column == named.scalar_subquery()
 
 
-def taking_part(who: Any, person: Reader) -> ColumnElement[bool]:
+def taking_part(who: Any, person: Viewer) -> ColumnElement[bool]:
     """Tasks where someone matching ``who`` is a member of a branch ``person`` may see."""
     # aliases, so that branch_visible's own BranchMember subquery is not correlated with them
     branch, member = aliased(models.Branch), aliased(models.BranchMember)

@@ -13,18 +13,20 @@ the one the reader last saw on the task page (``TaskRead``, set by ``mark_read``
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func
+from sqlalchemy import bindparam, case, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from qmail import models
-from qmail.access import Reader, branch_visible
+from qmail.access import AnyReader, Reader, branch_visible
 from qmail.core.glance import excerpt
+from qmail.db import Prepared
 from qmail.queries.tasks import TaskSummary
 
 SNIPPET_READ = 400  # characters read of the newest message: a snippet needs no more
@@ -58,20 +60,29 @@ class InboxRow:
 def inbox_rows(session: Session, person: Reader, tasks: list[TaskSummary]) -> list[InboxRow]:
     """The rows of a page of tasks, as ``person`` may see them."""
     ids = [task.id for task in tasks]
-    newest = _newest_visible(session, person, ids)
-    messages = _messages(session, [found[0] for found in newest.values()])
+    newest = {
+        task_id: (newest, other)
+        for task_id, newest, other in _rows(
+            session, _newest_visible(person.is_team), reader_id=person.id, ids=ids
+        )
+    }
+    messages = {
+        row_id: (author, text)
+        for row_id, author, text in _rows(
+            session, _MESSAGES, ids=[found[0] for found in newest.values()]
+        )
+    }
     owners = {
         task_id: (opener, assignee)
-        for task_id, opener, assignee in session.execute(
-            select(
-                col(models.Task.id), col(models.Task.created_by_id), col(models.Task.assignee_id)
-            ).where(col(models.Task.id).in_(ids))
-        )
+        for task_id, opener, assignee in _rows(session, _OWNERS, ids=ids)
     }
     wanted = {author for author, _ in messages.values()}
     wanted |= {who for pair in owners.values() for who in pair if who is not None}
-    people = _people(session, wanted)
-    read = _read_upto(session, person, ids)
+    people = {
+        row_id: Someone(email, name)
+        for row_id, email, name in _rows(session, _PEOPLE, ids=list(wanted))
+    }
+    read = dict(_rows(session, _READ_UPTO, reader_id=person.id, ids=ids))
     rows = []
     for task in tasks:
         newest_id, newest_other = newest.get(task.id, (None, None))
@@ -92,43 +103,57 @@ def inbox_rows(session: Session, person: Reader, tasks: list[TaskSummary]) -> li
     return rows
 
 
-def _newest_visible(
-    session: Session, person: Reader, task_ids: list[int]
-) -> dict[int, tuple[int, int | None]]:
-    """Per task: the newest message ``person`` may see, and the newest not their own."""
+def _rows(session: Session, statement: Prepared, **values: Any) -> list[Any]:
+    """The rows of ``statement`` for ``values``; none for an empty ``ids`` list."""
+    if not values.get("ids"):
+        return []
+    cursor = statement.run(session, values)
+    rows = cursor.fetchall()
+    cursor.close()
+    return list(rows)
+
+
+# Built once (for the team, and for everybody else) and run on the driver's cursor
+# (``db.Prepared``): every inbox page asks them, with the reader's id and the page's tasks.
+@functools.cache
+def _newest_visible(is_team: bool) -> Prepared:
+    """Per task of ``:ids``: the newest message ``:reader_id`` may see, and the newest not
+    their own."""
     message, branch = models.Message, aliased(models.Branch)
-    others = case((col(message.author_id) != person.id, col(message.id)))
-    statement = (
+    reader = AnyReader(is_team)
+    others = case((col(message.author_id) != reader.id, col(message.id)))
+    return Prepared(
         select(col(message.task_id), func.max(col(message.id)), func.max(others))
         .join(branch, col(branch.id) == message.branch_id)
-        .where(col(message.task_id).in_(task_ids), branch_visible(person, branch))
+        .where(col(message.task_id).in_(bindparam("ids", expanding=True)))
+        .where(branch_visible(reader, branch))
         .group_by(col(message.task_id))
     )
-    return {task_id: (newest, other) for task_id, newest, other in session.execute(statement)}
 
 
-def _messages(session: Session, message_ids: list[int]) -> dict[int, tuple[int, str]]:
-    """(author id, start of the text) of each message: never a whole long mail."""
-    statement = select(
+_MESSAGES = Prepared(  # (author id, start of the text) of each message: never a whole long mail
+    select(
         col(models.Message.id),
         col(models.Message.author_id),
         func.substr(col(models.Message.text), 1, SNIPPET_READ),
-    ).where(col(models.Message.id).in_(message_ids))
-    return {row_id: (author, text) for row_id, author, text in session.execute(statement)}
-
-
-def _people(session: Session, person_ids: set[int]) -> dict[int, Someone]:
-    statement = select(
-        col(models.Person.id), col(models.Person.email), col(models.Person.name)
-    ).where(col(models.Person.id).in_(person_ids))
-    return {row_id: Someone(email, name) for row_id, email, name in session.execute(statement)}
-
-
-def _read_upto(session: Session, person: Reader, task_ids: list[int]) -> dict[int, int]:
-    statement = select(col(models.TaskRead.task_id), col(models.TaskRead.message_id)).where(
-        models.TaskRead.person_id == person.id, col(models.TaskRead.task_id).in_(task_ids)
+    ).where(col(models.Message.id).in_(bindparam("ids", expanding=True)))
+)
+_OWNERS = Prepared(
+    select(col(models.Task.id), col(models.Task.created_by_id), col(models.Task.assignee_id)).where(
+        col(models.Task.id).in_(bindparam("ids", expanding=True))
     )
-    return {task_id: message_id for task_id, message_id in session.execute(statement)}
+)
+_PEOPLE = Prepared(
+    select(col(models.Person.id), col(models.Person.email), col(models.Person.name)).where(
+        col(models.Person.id).in_(bindparam("ids", expanding=True))
+    )
+)
+_READ_UPTO = Prepared(
+    select(col(models.TaskRead.task_id), col(models.TaskRead.message_id)).where(
+        col(models.TaskRead.person_id) == bindparam("reader_id"),
+        col(models.TaskRead.task_id).in_(bindparam("ids", expanding=True)),
+    )
+)
 
 
 def mark_read(
@@ -139,7 +164,10 @@ def mark_read(
     a page opened earlier in another tab and submitted late does not make read messages
     unread again.  Looked up first, so that opening a page read already writes nothing
     (a write is a commit to disk, and on SQLite a turn of its one writer)."""
-    if _read_upto(session, person, [task_id]).get(task_id, 0) >= message_id:
+    if (
+        dict(_rows(session, _READ_UPTO, reader_id=person.id, ids=[task_id])).get(task_id, 0)
+        >= message_id
+    ):
         return False
     dialect = session.get_bind().dialect.name
     insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert

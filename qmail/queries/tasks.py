@@ -7,15 +7,17 @@ shapes are msgspec structs, so the OpenAPI schema describes the answers exactly.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from qmail import models
-from qmail.access import Reader, branch_visible, task_visible
+from qmail.access import AnyReader, Reader, branch_visible, task_visible
 from qmail.core.search import search_terms
 from qmail.errors import BadRequest, NotFound
 from qmail.queries.filters import status_is
@@ -89,16 +91,36 @@ class TaskDetail(TaskSummary):
 
 def tags_of(session: Session, task_ids: list[int]) -> dict[int, list[str]]:
     """The tag names of each task, in one query."""
-    statement = (
-        select(models.TaskTag.task_id, models.Tag.name)
-        .join(models.Tag, col(models.Tag.id) == models.TaskTag.tag_id)
-        .where(col(models.TaskTag.task_id).in_(task_ids))
-        .order_by(col(models.Tag.name))
-    )
     tags: dict[int, list[str]] = {task_id: [] for task_id in task_ids}
-    for task_id, name in session.exec(statement):
+    for task_id, name in session.exec(_TAGS_OF, params={"ids": task_ids}):
         tags[task_id].append(name)
     return tags
+
+
+# The statements of every task page and list, built once with their lists as parameters.
+_TAGS_OF = (
+    select(models.TaskTag.task_id, models.Tag.name)
+    .join(models.Tag, col(models.Tag.id) == models.TaskTag.tag_id)
+    .where(col(models.TaskTag.task_id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(models.Tag.name))
+)
+_MEMBERS_OF = (
+    select(models.BranchMember.branch_id, models.Person.email)
+    .join(models.Person, col(models.Person.id) == models.BranchMember.person_id)
+    .where(col(models.BranchMember.branch_id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(models.BranchMember.added_at), col(models.Person.email))
+)
+_ATTACHMENTS_OF = (
+    select(  # type: ignore[call-overload]  # sqlmodel types select() up to 4 columns
+        col(models.Attachment.id),
+        col(models.Attachment.message_id),
+        col(models.Attachment.filename),
+        col(models.Attachment.content_type),
+        col(models.Attachment.size),
+    )
+    .where(col(models.Attachment.message_id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(models.Attachment.id))
+)
 
 
 def summarize(task: models.Task, tags: list[str]) -> TaskSummary:
@@ -222,33 +244,17 @@ def visible_tags(session: Session, person: Reader, task_ids: list[int]) -> dict[
 
 def members_of(session: Session, branch_ids: list[int]) -> dict[int, list[str]]:
     """The members' addresses of each branch, in one query."""
-    statement = (
-        select(models.BranchMember.branch_id, models.Person.email)
-        .join(models.Person, col(models.Person.id) == models.BranchMember.person_id)
-        .where(col(models.BranchMember.branch_id).in_(branch_ids))
-        .order_by(col(models.BranchMember.added_at), col(models.Person.email))
-    )
     members: dict[int, list[str]] = {branch_id: [] for branch_id in branch_ids}
-    for branch_id, email in session.exec(statement):
+    for branch_id, email in session.exec(_MEMBERS_OF, params={"ids": branch_ids}):
         members[branch_id].append(email)
     return members
 
 
 def attachments_of(session: Session, message_ids: list[int]) -> dict[int, list[AttachmentInfo]]:
     """The attachments of each message, without their content (which may be megabytes)."""
-    statement = (
-        select(  # type: ignore[call-overload]  # sqlmodel types select() up to 4 columns
-            col(models.Attachment.id),
-            col(models.Attachment.message_id),
-            col(models.Attachment.filename),
-            col(models.Attachment.content_type),
-            col(models.Attachment.size),
-        )
-        .where(col(models.Attachment.message_id).in_(message_ids))
-        .order_by(col(models.Attachment.id))
-    )
     attachments: dict[int, list[AttachmentInfo]] = {message_id: [] for message_id in message_ids}
-    for attachment_id, message_id, filename, content_type, size in session.exec(statement):
+    rows = session.exec(_ATTACHMENTS_OF, params={"ids": message_ids})
+    for attachment_id, message_id, filename, content_type, size in rows:
         url = f"/api/attachments/{attachment_id}"
         attachments[message_id].append(AttachmentInfo(filename, content_type, size, url))
     return attachments
@@ -288,15 +294,10 @@ def messages_of(
 
 def read_task(session: Session, person: Reader, number: int) -> TaskDetail:
     """A task with the branches ``person`` may see, in six queries however long the task."""
-    task = session.exec(
-        select(models.Task).where(models.Task.number == number, task_visible(person))
-    ).first()
-    if task is None or task.id is None:
-        raise NotFound(f"no task #{number}")
+    task = visible_task(session, person, number)
+    assert task.id is not None
     branches = session.exec(
-        select(models.Branch)
-        .where(models.Branch.task_id == task.id, branch_visible(person))
-        .order_by(col(models.Branch.id))
+        _visible_branches(person.is_team), params={"reader_id": person.id, "task_id": task.id}
     ).all()
     branch_ids = [branch.id for branch in branches if branch.id is not None]
     members, messages = members_of(session, branch_ids), messages_of(session, branch_ids)
@@ -318,12 +319,32 @@ def read_task(session: Session, person: Reader, number: int) -> TaskDetail:
 
 def visible_task(session: Session, person: Reader, number: int) -> models.Task:
     """Task ``number`` if ``person`` may see it; else 404, as if it did not exist."""
-    task = session.exec(
-        select(models.Task).where(models.Task.number == number, task_visible(person))
-    ).first()
+    values = {"reader_id": person.id, "number": number}
+    task = session.exec(_visible_task(person.is_team), params=values).first()
     if task is None or task.id is None:
         raise NotFound(f"no task #{number}")
     return task
+
+
+# ``read_task``'s statements for every reader of a kind (``:reader_id``): built once, not
+# on every task page.
+@functools.cache
+def _visible_task(is_team: bool) -> Any:
+    return select(models.Task).where(
+        models.Task.number == bindparam("number"), task_visible(AnyReader(is_team))
+    )
+
+
+@functools.cache
+def _visible_branches(is_team: bool) -> Any:
+    return (
+        select(models.Branch)
+        .where(
+            models.Branch.task_id == bindparam("task_id"),
+            branch_visible(AnyReader(is_team)),
+        )
+        .order_by(col(models.Branch.id))
+    )
 
 
 def visible_branch(

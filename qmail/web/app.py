@@ -142,11 +142,16 @@ def csrf_config(settings: Settings, key: str) -> CSRFConfig:
 
 
 def page_environment() -> Environment:
-    """Jinja2 for pages: autoescaped always, so no text from mail is ever markup."""
+    """Jinja2 for pages: autoescaped always, so no text from mail is ever markup.
+
+    Templates are part of the release: each is compiled once per process and never looked
+    at on disk again (no ``stat`` of every template a page extends, on every request).
+    """
     return Environment(
         loader=FileSystemLoader(templates_dir() / "pages"),
         autoescape=True,
         undefined=StrictUndefined,
+        auto_reload=False,
     )
 
 
