@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from sqlalchemy import bindparam
@@ -123,7 +123,41 @@ _ATTACHMENTS_OF = (
 )
 
 
-def summarize(task: models.Task, tags: list[str]) -> TaskSummary:
+class TaskRow(Protocol):
+    """What a summary is made of: a ``Task``, or a row of ``TASK_COLUMNS``."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def number(self) -> int: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+
+
+# A list reads these columns, not whole ``Task`` objects (which cost as much to build again
+# as the rest of the page).
+TASK_COLUMNS = (
+    col(models.Task.id),
+    col(models.Task.number),
+    col(models.Task.title),
+    col(models.Task.status),
+    col(models.Task.created_at),
+    col(models.Task.updated_at),
+)
+
+
+def _task_rows() -> Any:
+    """SELECT ``TASK_COLUMNS``: rows a ``TaskRow``."""
+    return select(*TASK_COLUMNS)  # type: ignore[call-overload]  # sqlmodel types up to 4
+
+
+def summarize(task: TaskRow, tags: list[str]) -> TaskSummary:
     assert task.id is not None
     return TaskSummary(
         task.id, task.number, task.title, task.status, tags, task.created_at, task.updated_at
@@ -191,7 +225,7 @@ def _listed(conditions: list[Any], tag_id: Any) -> tuple[Any, Any, Any]:
     the copies in ``tasktag`` (the same values), so the tag's tasks are one range of the
     index ``tasktag(tag_id, updated_at, task_id)``, newest first, not all read and sorted.
     """
-    listed = select(models.Task).where(*conditions)
+    listed = _task_rows().where(*conditions)
     if tag_id is None:
         return listed, col(models.Task.updated_at), col(models.Task.id)
     tagged = listed.join(models.TaskTag, col(models.TaskTag.task_id) == models.Task.id).where(
@@ -222,15 +256,14 @@ def _ranked(
     start = read_offset_cursor(cursor) if cursor is not None else offset
     page = order[start : start + limit]
     tasks = {
-        task.id: task
-        for task in session.exec(select(models.Task).where(col(models.Task.id).in_(page)))
+        task.id: task for task in session.exec(_task_rows().where(col(models.Task.id).in_(page)))
     }
     following = offset_cursor(start + limit) if start + limit < len(order) else None
     items = _summaries(session, person, [tasks[task_id] for task_id in page if task_id in tasks])
     return TaskList(items, len(order), following, found.exact)
 
 
-def _summaries(session: Session, person: Reader, tasks: list[models.Task]) -> list[TaskSummary]:
+def _summaries(session: Session, person: Reader, tasks: Sequence[TaskRow]) -> list[TaskSummary]:
     tags = visible_tags(session, person, [task.id for task in tasks if task.id is not None])
     return [summarize(task, tags[task.id or 0]) for task in tasks]
 
