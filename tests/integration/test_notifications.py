@@ -18,6 +18,7 @@ from qmail import models
 from qmail.auth.api_tokens import create_api_token
 from qmail.context import Context
 from qmail.outbound import delivery
+from qmail.outbound.outbox import mail_bytes
 from tests.conftest import eml_bytes, expected
 from tests.integration.conftest import ScriptedRelay
 from tests.integration.test_ingest import FIRST, INTAKE, messages
@@ -33,10 +34,13 @@ def sent(store: Context, kind: str | None = None) -> list[tuple[str, EmailMessag
         if kind:
             query = query.where(models.Outbox.kind == kind)
         rows = session.exec(query).all()
-    return [
-        (row.recipient, email.message_from_bytes(row.raw, policy=email.policy.default))
-        for row in rows
-    ]
+        return [
+            (
+                row.recipient,
+                email.message_from_bytes(mail_bytes(session, row), policy=email.policy.default),
+            )
+            for row in rows
+        ]
 
 
 def to(store: Context, recipient: str, kind: str = "notification") -> list[EmailMessage]:
