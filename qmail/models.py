@@ -378,7 +378,8 @@ class OutboxStencil(SQLModel, table=True):
 
     Every ``Outbox`` row of that notification names it and holds only its recipient's own
     values (``Outbox.personal``); the copy is filled in when it is sent.  The files the
-    mail carries are here, encoded, once.
+    mail carries are here, encoded, once: the team's stencil and everybody else's carry
+    the same files, so the second one made keeps none and names the first (``files_from``).
     """
 
     id: int | None = Field(default=None, primary_key=True)
@@ -388,6 +389,7 @@ class OutboxStencil(SQLModel, table=True):
     html: str = Field(sa_column=Column(Text, nullable=False))
     files: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     mixed: str = Field(default="", max_length=70)
+    files_from: int | None = None  # (no foreign key: stencils are never deleted)
 
 
 # Delivery's claim reads due rows by this index; only pending rows are in it (sent ones

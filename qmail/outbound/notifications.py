@@ -115,10 +115,8 @@ def notify_message(
         try:
             if on_team not in stencils:
                 files = facts.files(session) if files is None else files
-                made = {team: stencil for team, (stencil, _) in stencils.items()}
-                stencil = _stencil(facts, author, on_team, out, now, made, files)
-                fill(stencil, PLACEHOLDERS)  # (its bodies can be written: so can each copy's)
-                stencils[on_team] = (stencil, write_stencil(session, stencil))
+                made = _kept_stencil(session, facts, author, on_team, out, now, stencils, files)
+                stencils[on_team] = made
             stencil, row["stencil_id"] = stencils[on_team]
             fill_head(stencil, personal)  # (raises when this copy cannot be written)
             row["personal"] = personal_json(personal)
@@ -285,6 +283,30 @@ def _task_facts(
         tuple(AttachmentNote(*row) for row in attachments),
         opening or "",
     )
+
+
+def _kept_stencil(
+    session: Session,
+    facts: _Facts,
+    author: models.Person,
+    on_team: bool,
+    out: Outgoing,
+    now: datetime,
+    kept: dict[bool, tuple[Stencil, int]],
+    files: tuple[File, ...],
+) -> tuple[Stencil, int]:
+    """``_stencil``, kept in the outbox (``OutboxStencil``): the stencil and its id.
+
+    Filled in once with the placeholders, so that a body that cannot be written fails
+    here (then every copy's would).  The second stencil of a message names the first
+    one's files (the same files) rather than keeping them again.
+    """
+    made = {team: stencil for team, (stencil, _) in kept.items()}
+    stencil = _stencil(facts, author, on_team, out, now, made, files)
+    fill(stencil, PLACEHOLDERS)
+    first = next(iter(kept.values()), None)
+    files_from = first[1] if first is not None and stencil.files else None
+    return stencil, write_stencil(session, stencil, files_from)
 
 
 def _stencil(

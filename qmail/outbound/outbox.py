@@ -30,7 +30,7 @@ from sqlmodel import Session
 from qmail import models
 from qmail.core.compose import body_text
 from qmail.core.headers import wire_bytes
-from qmail.core.stencil import Stencil, fill, fill_text, personal_from_json
+from qmail.core.stencil import Stencil, fill, fill_text, personal_from_json, with_files
 from qmail.people import Someone
 
 log = logging.getLogger(__name__)
@@ -157,49 +157,54 @@ def outbox_row(
     }
 
 
-STENCIL_COLUMNS = ("head", "boundary", "text", "html", "files", "mixed")
+STENCIL_COLUMNS = ("head", "boundary", "text", "html", "files", "mixed", "files_from")
 
 
-def stencil_row(stencil: Stencil) -> dict[str, Any]:
-    """The columns of an ``OutboxStencil`` row keeping ``stencil``."""
+def stencil_row(stencil: Stencil, files_from: int | None = None) -> dict[str, Any]:
+    """The columns of an ``OutboxStencil`` row keeping ``stencil``; its files are kept
+    by stencil ``files_from`` instead, when given (they are the same files)."""
     return {
         "head": stencil.head,
         "boundary": stencil.boundary.decode("ascii"),
         "text": stencil.text,
         "html": stencil.html,
-        "files": stencil.files,
+        "files": b"" if files_from is not None else stencil.files,
         "mixed": stencil.mixed.decode("ascii"),
+        "files_from": files_from,
     }
 
 
-def stencil_of(row: models.OutboxStencil) -> Stencil:
-    """The ``Stencil`` an ``OutboxStencil`` row keeps (enough to fill it in)."""
-    return Stencil(
-        bytes(row.head),
-        row.boundary.encode("ascii"),
-        row.text,
-        row.html,
-        files=bytes(row.files),
-        mixed=row.mixed.encode("ascii"),
+def stencil_of(session: Session, stencil_id: int) -> Stencil:
+    """The ``Stencil`` kept as ``OutboxStencil`` ``stencil_id`` (read once per session:
+    every reader of a message names the same one)."""
+    kept = session.get(models.OutboxStencil, stencil_id)
+    assert kept is not None
+    stencil = Stencil(
+        bytes(kept.head),
+        kept.boundary.encode("ascii"),
+        kept.text,
+        kept.html,
+        files=bytes(kept.files),
+        mixed=kept.mixed.encode("ascii"),
     )
+    if kept.files_from is None:
+        return stencil
+    files = session.get(models.OutboxStencil, kept.files_from)
+    assert files is not None
+    return with_files(stencil, bytes(files.files), files.mixed.encode("ascii"))
 
 
 def mail_bytes(session: Session, row: models.Outbox) -> bytes:
     """The mail of an outbox row as it is sent: its stencil filled in, or its ``raw``."""
     if row.stencil_id is None or row.personal is None:
         return bytes(row.raw)
-    kept = session.get(models.OutboxStencil, row.stencil_id)  # (one read for its readers)
-    assert kept is not None
-    return fill(stencil_of(kept), personal_from_json(row.personal))[0]
+    return fill(stencil_of(session, row.stencil_id), personal_from_json(row.personal))[0]
 
 
 def mail_text(session: Session, row: models.Outbox) -> str:
     """The text part of an outbox row's mail, as its recipient got it."""
-    if row.stencil_id is None or row.personal is None:
-        return row.text
-    kept = session.get(models.OutboxStencil, row.stencil_id)
-    assert kept is not None
-    return sent_text(row.text, kept.text, row.personal)
+    kept = session.get(models.OutboxStencil, row.stencil_id) if row.stencil_id else None
+    return sent_text(row.text, kept.text if kept else None, row.personal)
 
 
 def sent_text(text: str, stencil_text: str | None, personal: str | None) -> str:

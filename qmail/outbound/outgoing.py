@@ -31,9 +31,10 @@ _WRITE_STENCIL = Prepared(
 )
 
 
-def write_stencil(session: Session, stencil: Stencil) -> int:
-    """Keep ``stencil`` for the outbox rows that will name it; its id."""
-    cursor = _WRITE_STENCIL.run(session, stencil_row(stencil))
+def write_stencil(session: Session, stencil: Stencil, files_from: int | None = None) -> int:
+    """Keep ``stencil`` for the outbox rows that will name it; its id.  ``files_from``:
+    a stencil of the same mail already kept, which keeps the files for both."""
+    cursor = _WRITE_STENCIL.run(session, stencil_row(stencil, files_from))
     (stencil_id,) = cursor.fetchone()
     cursor.close()
     return int(stencil_id)

@@ -4,7 +4,8 @@
   and both bodies with placeholders, and the files it carries, encoded).  A notification's
   ``outbox`` row names it (``stencil_id``) and keeps only its recipient's own values
   (``personal``, JSON); its ``raw`` and ``text`` stay empty and the mail is filled in when
-  it is sent.  Rows already queued keep their ``raw`` and ``text`` and are sent as they are.
+  it is sent.  The files are kept once a message: the second stencil of a message (the
+  team's, or everybody else's) names the first one's (``files_from``).  Rows already queued keep their ``raw`` and ``text`` and are sent as they are.
 - ``outbox`` keeps the indexes a query reads by: ``message_id`` (unique: replies name it),
   ``recipient`` (the rate limits on acknowledgements and sign-in links), ``task_id,
   person_id`` (the thread a notification continues: ``notifications._EARLIER_IDS``) and
@@ -42,6 +43,7 @@ def upgrade() -> None:
         sa.Column('html', sa.Text(), nullable=False),
         sa.Column('files', sa.LargeBinary(), nullable=False),
         sa.Column('mixed', sqlmodel.sql.sqltypes.AutoString(length=70), nullable=False),
+        sa.Column('files_from', sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint('id'),
     )
     op.add_column('outbox', sa.Column('stencil_id', sa.Integer(), nullable=True))
