@@ -407,12 +407,13 @@ class Outbox(SQLModel, table=True):
     is the mail as sent and ``text`` its body (so a quote of it can be recognised in
     replies); or, for a notification, both are empty and the mail is ``stencil_id`` filled
     in with ``personal`` (``qmail.outbound.outbox.mail_bytes`` reads either kind).
-    Indexes: only what a query reads by (``message_id``: replies; ``recipient``: the
-    rate limits on acknowledgements and sign-in links; ``task_id, person_id``: the thread
-    a notification continues; ``ix_outbox_due``: delivery's claim).
+    Indexes: only what a query reads by (``message_id``: replies; ``recipient,
+    created_at``: the rate limits on acknowledgements and sign-in links; ``task_id,
+    person_id``: the thread a notification continues; ``ix_outbox_due``: delivery's claim).
     """
 
     __table_args__ = (
+        Index("ix_outbox_recipient_created", "recipient", "created_at"),
         Index("ix_outbox_task_person", "task_id", "person_id"),
         Index("ix_outbox_due", "next_attempt_at", sqlite_where=_PENDING, postgresql_where=_PENDING),
     )
@@ -423,7 +424,7 @@ class Outbox(SQLModel, table=True):
     branch_id: int | None = Field(default=None, foreign_key="branch.id")
     about_message_id: int | None = Field(default=None, foreign_key="message.id")
     person_id: int | None = Field(default=None, foreign_key="person.id")
-    recipient: str = Field(max_length=320, index=True)
+    recipient: str = Field(max_length=320)
     message_id: str = Field(max_length=998, unique=True)
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     text: str = Field(default="", sa_column=Column(Text, nullable=False))

@@ -7,11 +7,13 @@
   it is sent.  The files are kept once a message: the second stencil of a message (the
   team's, or everybody else's) names the first one's (``files_from``).  Rows already queued keep their ``raw`` and ``text`` and are sent as they are.
 - ``outbox`` keeps the indexes a query reads by: ``message_id`` (unique: replies name it),
-  ``recipient`` (the rate limits on acknowledgements and sign-in links), ``task_id,
+  ``recipient, created_at`` (the rate limits on acknowledgements and sign-in links, which
+  read a recipient's last day only: a team member is sent thousands), ``task_id,
   person_id`` (the thread a notification continues: ``notifications._EARLIER_IDS``) and
   ``ix_outbox_due``, the due time of pending rows only (delivery's claim).  The indexes on
-  ``task_id``, ``person_id``, ``state``, ``next_attempt_at`` and ``created_at`` alone go:
-  every notification wrote into each.
+  ``task_id``, ``person_id``, ``recipient``, ``state``, ``next_attempt_at`` and
+  ``created_at`` alone go: every notification wrote into each (``bench/outbox_plans.py``
+  prints every reader's plan).
 
 Plain ALTER TABLE and CREATE/DROP INDEX on both databases (no batch copy of the outbox).
 
@@ -29,7 +31,7 @@ down_revision = '0016'
 branch_labels = None
 depends_on = None
 
-DROPPED = ('task_id', 'person_id', 'state', 'next_attempt_at', 'created_at')
+DROPPED = ('task_id', 'person_id', 'recipient', 'state', 'next_attempt_at', 'created_at')
 PENDING = sa.text("state = 'pending'")
 
 
@@ -50,6 +52,7 @@ def upgrade() -> None:
     op.add_column('outbox', sa.Column('personal', sa.Text(), nullable=True))
     for column in DROPPED:
         op.drop_index(f'ix_outbox_{column}', table_name='outbox')
+    op.create_index('ix_outbox_recipient_created', 'outbox', ['recipient', 'created_at'])
     op.create_index('ix_outbox_task_person', 'outbox', ['task_id', 'person_id'])
     op.create_index(
         'ix_outbox_due',
@@ -63,6 +66,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index('ix_outbox_due', table_name='outbox')
     op.drop_index('ix_outbox_task_person', table_name='outbox')
+    op.drop_index('ix_outbox_recipient_created', table_name='outbox')
     for column in DROPPED:
         op.create_index(f'ix_outbox_{column}', 'outbox', [column])
     op.drop_column('outbox', 'personal')
