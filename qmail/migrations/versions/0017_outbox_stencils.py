@@ -5,7 +5,8 @@
   ``outbox`` row names it (``stencil_id``) and keeps only its recipient's own values
   (``personal``, JSON); its ``raw`` and ``text`` stay empty and the mail is filled in when
   it is sent.  The files are kept once a message: the second stencil of a message (the
-  team's, or everybody else's) names the first one's (``files_from``).  Rows already queued keep their ``raw`` and ``text`` and are sent as they are.
+  team's, or everybody else's) names the first one's (``files_from``).  Rows already
+  queued keep their ``raw`` and ``text`` and are sent as they are.
 - ``outbox`` keeps the indexes a query reads by: ``message_id`` (unique: replies name it),
   ``recipient, created_at`` (the rate limits on acknowledgements and sign-in links, which
   read a recipient's last day only: a team member is sent thousands), ``task_id,
