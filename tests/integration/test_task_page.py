@@ -96,10 +96,15 @@ def test_reply_with_files_shows_them_and_the_notifications_carry_them(world, web
     assert f'<img src="/api/attachments/{svg_id}"' not in page  # an SVG never is
     with Session(world.engine) as session:
         query = select(models.Outbox).where(models.Outbox.about_message_id == posted.id)
-        new = {row.recipient: mail_bytes(session, row) for row in session.exec(query)}
+        rows = session.exec(query).all()
+        new = {row.recipient: mail_bytes(session, row) for row in rows}
+        kept = [session.get(models.OutboxStencil, row.stencil_id) for row in rows]
     assert sorted(new) == [BOB, CAROL]
     for raw in new.values():
         assert files_of(raw) == {"invoice.png": PNG, "invoice.pdf": PDF, "logo.svg": SVG}
+    # Bob (team) and Carol read different stencils; the files are kept in one of them.
+    assert len({stencil.id for stencil in kept if stencil}) == 2
+    assert sorted(bool(stencil.files) for stencil in kept if stencil) == [False, True]
 
 
 def _attachment_ids(store: Context, message_id: int) -> list[int]:
