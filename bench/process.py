@@ -31,7 +31,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, func, text
+from sqlalchemy import create_engine, event, func, inspect, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
@@ -210,6 +210,7 @@ def run(args: argparse.Namespace, folder: Path) -> None:
             )
         )
         outbox = session.exec(select(func.count()).select_from(models.Outbox)).one()
+        outbox_bytes = bytes_written(session)
     context.engine.dispose()
     name = "PostgreSQL" if args.database else "SQLite"
     print(f"process: {args.count} mails, team of {args.team}, {args.workers} worker(s), {name}")
@@ -219,12 +220,38 @@ def run(args: argparse.Namespace, folder: Path) -> None:
         what = "through SQLAlchemy" if args.database else "as SQLite ran them"
         print(f"  statements   {statements / args.count:8.1f} per mail ({what})")
     print(f"  outbox rows  {outbox / args.count:8.1f} per mail")
+    print(f"  outbox bytes {outbox_bytes / args.count:8.0f} per mail (mail, text, stencils)")
     print(f"  states       {dict(sorted(states.items()))}")
     if args.profile and profile:
         stats = pstats.Stats(profile).sort_stats("cumulative")
         stats.print_stats(35)
         stats.print_callees("notify_message|_file|apply_route|_personal")
         print_by_library(stats)
+
+
+# What the outbox keeps of its mail: whole rows (``raw``, ``text``), and since issue 10
+# notifications' stencils once and each recipient's values (``personal``).
+OUTBOX_BYTES = {
+    "outbox": ("raw", "text", "personal"),
+    "outboxstencil": ("head", "text", "html", "files"),
+}
+
+
+def bytes_written(session: Session) -> int:
+    """The bytes of mail the outbox holds (as a checkout without stencils has it, too)."""
+    connection = session.connection()
+    found = inspect(connection)
+    postgres = connection.dialect.name == "postgresql"
+    size = "octet_length({})" if postgres else "length(CAST({} AS BLOB))"
+    total = 0
+    for table, columns in OUTBOX_BYTES.items():
+        if table not in found.get_table_names():
+            continue
+        present = {column["name"] for column in found.get_columns(table)}
+        summed = " + ".join(f"coalesce({size.format(c)}, 0)" for c in columns if c in present)
+        query = f"SELECT coalesce(sum({summed}), 0) FROM {table}"
+        total += int(connection.execute(text(query)).scalar_one())
+    return total
 
 
 def library_of(filename: str) -> str:

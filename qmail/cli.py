@@ -31,6 +31,7 @@ from qmail.core.mail import Address
 from qmail.db import session_scope
 from qmail.errors import QmailError
 from qmail.inbound import importer, pipeline
+from qmail.outbound.outbox import mail_bytes
 from qmail.people import EXTERNAL, TEAM, Team, find_person, get_person
 from qmail.queries.outbox import list_outbox, outbox_subject
 from qmail.roles import ROLES, configure_logging, serve
@@ -373,7 +374,7 @@ def cmd_outbox_list(args: argparse.Namespace, settings: Settings) -> int:
     with opened_context(settings) as context, session_scope(context.engine) as session:
         rows = list_outbox(session, args.state)
         for row in rows:
-            subject = outbox_subject(row.raw)
+            subject = outbox_subject(mail_bytes(session, row))
             print(
                 f"{row.id}\t{row.state}\t{row.attempts}\t{row.recipient}\t{subject}"
                 f"\t{row.last_error}"

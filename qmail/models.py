@@ -373,32 +373,70 @@ class Mute(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
 
 
+class OutboxStencil(SQLModel, table=True):
+    """A notification as composed once for its readers (``qmail.core.stencil.Stencil``).
+
+    Every ``Outbox`` row of that notification names it and holds only its recipient's own
+    values (``Outbox.personal``); the copy is filled in when it is sent.  The files the
+    mail carries are here, encoded, once: the team's stencil and everybody else's carry
+    the same files, so the second one made keeps none and names the first (``files_from``).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    head: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    boundary: str = Field(max_length=70)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    html: str = Field(sa_column=Column(Text, nullable=False))
+    files: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    mixed: str = Field(default="", max_length=70)
+    files_from: int | None = None  # (no foreign key: stencils are never deleted)
+
+
+# Delivery's claim reads due rows by this index; only pending rows are in it (sent ones
+# are never read by their time again), in SQLite and in PostgreSQL.
+_PENDING: Any = literal_column("state = 'pending'")
+
+
 class Outbox(SQLModel, table=True):
     """One outbound mail, written in the same transaction as the change it announces.
 
     ``state``: ``pending`` -> ``sent``, or ``failed`` (permanent, 5xx); temporary failures
     stay ``pending`` with a later ``next_attempt_at``.  A worker claims a row by setting
     ``locked_until`` (a lease), so several workers never send the same mail at once.
-    ``message_id`` is the Message-ID header we gave the mail (replies name it), ``text``
-    the body as sent (so a quote of it can be recognised in replies).
+    ``message_id`` is the Message-ID header we gave the mail (replies name it).  ``raw``
+    is the mail as sent and ``text`` its body (so a quote of it can be recognised in
+    replies); or, for a notification, both are empty and the mail is ``stencil_id`` filled
+    in with ``personal`` (``qmail.outbound.outbox.mail_bytes`` reads either kind).
+    Indexes: only what a query reads by (``message_id``: replies; ``recipient,
+    created_at``: the rate limits on acknowledgements and sign-in links; ``task_id,
+    person_id``: the thread a notification continues; ``ix_outbox_due``: delivery's claim).
     """
+
+    __table_args__ = (
+        Index("ix_outbox_recipient_created", "recipient", "created_at"),
+        Index("ix_outbox_task_person", "task_id", "person_id"),
+        Index("ix_outbox_due", "next_attempt_at", sqlite_where=_PENDING, postgresql_where=_PENDING),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=20)  # notification | ack | refusal
-    task_id: int | None = Field(default=None, foreign_key="task.id", index=True)
+    task_id: int | None = Field(default=None, foreign_key="task.id")
     branch_id: int | None = Field(default=None, foreign_key="branch.id")
     about_message_id: int | None = Field(default=None, foreign_key="message.id")
-    person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
-    recipient: str = Field(max_length=320, index=True)
+    person_id: int | None = Field(default=None, foreign_key="person.id")
+    recipient: str = Field(max_length=320)
     message_id: str = Field(max_length=998, unique=True)
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     text: str = Field(default="", sa_column=Column(Text, nullable=False))
-    state: str = Field(default="pending", max_length=20, index=True)
+    # (no foreign key: stencils are never deleted, and every insert would check it)
+    stencil_id: int | None = None
+    personal: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    state: str = Field(default="pending", max_length=20)
     attempts: int = 0
-    next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=_when(index=True))
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=_when())
     locked_until: datetime | None = Field(default=None, sa_column=_when(nullable=True))
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow, sa_column=_when(index=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_when())
     sent_at: datetime | None = Field(default=None, sa_column=_when(nullable=True))
 
 

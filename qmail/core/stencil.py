@@ -11,6 +11,9 @@ body parts encoded (7bit, or quoted-printable when a line is not plain ASCII).  
 reads the result with ``email`` sees the same message as if it had been composed for them
 alone.  The files a message carries are encoded once too (``encode_files``): each copy
 wraps the same bytes in ``multipart/mixed`` after its two bodies.
+
+The outbox keeps a notification that way: the stencil once, and for each recipient only
+their ``Personal`` values (``personal_json``); the copy is filled when it is sent.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import binascii
 import functools
 import hashlib
 import html
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime
 from typing import Any
@@ -139,6 +143,23 @@ def make_stencil(
         mixed=mixed,
         fields=fields,
     )
+
+
+def with_files(stencil: Stencil, files: bytes, mixed: bytes) -> Stencil:
+    """``stencil`` carrying ``files`` as another stencil of the same mail encoded them.
+
+    The team's stencil and everybody else's carry the same files, kept once; another
+    stencil's ``files`` lie between its own ``mixed`` boundaries, and only the boundary
+    lines change (RFC 2046: a boundary never occurs
+    inside the parts, and base64 has no ``-``).
+
+    >>> made = make_stencil(b"", "t", "h", (File("a.txt", "text/plain", b"A"),))
+    >>> other = make_stencil(b"", "t2", "h", (File("a.txt", "text/plain", b"A"),))
+    >>> with_files(replace(other, files=b""), made.files, made.mixed) == other
+    True
+    """
+    line, own = b"--" + mixed + b"\r\n", b"--" + stencil.mixed + b"\r\n"
+    return replace(stencil, files=files.replace(line, own))
 
 
 def header_block(head: EmailMessage) -> bytes:
@@ -291,8 +312,37 @@ def encode_files(boundary: bytes, files: tuple[File, ...]) -> bytes:
     return b"".join(parts)
 
 
-def fill(stencil: Stencil, personal: Personal) -> tuple[bytes, str]:
-    """One recipient's copy: the raw mail, and its text part as stored in the outbox."""
+def personal_json(personal: Personal) -> str:
+    """``personal`` as compact JSON text (an array, in the order of its fields).
+
+    >>> personal_json(PLACEHOLDERS)[:50]
+    '["qmail-to@placeholder.invalid","","qmail-reply@pl'
+    >>> personal_from_json(personal_json(PLACEHOLDERS)) == PLACEHOLDERS
+    True
+    """
+    p = personal
+    values = (
+        *(p.recipient.email, p.recipient.name, p.reply_address, p.private_address),
+        *(p.magic_link, p.unsubscribe_url, p.message_id, p.in_reply_to, p.references),
+    )
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+
+
+def personal_from_json(text: str) -> Personal:
+    """The ``Personal`` values ``personal_json`` wrote."""
+    email, name, reply, private, magic, unsubscribe, message_id, parent, ids = json.loads(text)
+    return Personal(
+        Address(email, name), reply, private, magic, unsubscribe, message_id, parent, tuple(ids)
+    )
+
+
+def fill_head(stencil: Stencil, personal: Personal) -> bytes:
+    """One recipient's header block, as ``fill`` begins their copy.
+
+    What fails when a copy cannot be written (an address the standard library will not
+    put in a header); the bodies always can be when the stencil's can
+    (``fill(stencil, PLACEHOLDERS)``).
+    """
     head = stencil.head
     for placeholder, value in (
         (PLACEHOLDERS.reply_address, personal.reply_address),
@@ -300,7 +350,20 @@ def fill(stencil: Stencil, personal: Personal) -> tuple[bytes, str]:
         (PLACEHOLDERS.message_id, personal.message_id),
     ):
         head = head.replace(placeholder.encode(), value.encode("ascii"))
-    head += _personal_fields(personal)
+    return head + _personal_fields(personal)
+
+
+def fill_text(text: str, personal: Personal) -> str:
+    """The text part of one recipient's copy, as ``fill`` gives it.
+
+    From the stencil's ``text`` alone: to recognise a quote of it in a reply.
+    """
+    return plain_text(_filled(text, personal, escape=False))
+
+
+def fill(stencil: Stencil, personal: Personal) -> tuple[bytes, str]:
+    """One recipient's copy: the raw mail, and its text part as stored in the outbox."""
+    head = fill_head(stencil, personal)
     text = _filled(stencil.text, personal, escape=False)
     markup = _filled(stencil.html, personal, escape=True)
     boundary = stencil.boundary

@@ -18,6 +18,7 @@ from qmail import models
 from qmail.config import Settings
 from qmail.core.mail import BranchFacts, Known, Mail, Recipient, ReplyTarget
 from qmail.db import Prepared
+from qmail.outbound.outbox import sent_text
 from qmail.people import LOOK_UP, Team, find_person
 from qmail.threads.branches import find_team_branch
 
@@ -139,10 +140,11 @@ def _people(session: Session, targets: list[ReplyTarget]) -> dict[int, str]:
 
 
 # Built once, run on the driver's cursor (``db.Prepared``): every mail asks them.
-_SENT_TEXTS = Prepared(
-    select(models.Outbox.text).where(
-        col(models.Outbox.message_id).in_(bindparam("ids", expanding=True))
-    )
+_SENT_TEXTS = Prepared(  # (a notification's text is its stencil's, filled in)
+    select(models.Outbox.text, models.OutboxStencil.text, models.Outbox.personal)
+    .select_from(models.Outbox)
+    .outerjoin(models.OutboxStencil, col(models.OutboxStencil.id) == models.Outbox.stencil_id)
+    .where(col(models.Outbox.message_id).in_(bindparam("ids", expanding=True)))
 )
 _BRANCH_FACTS = Prepared(
     select(models.Branch.id, models.Branch.task_id, models.Branch.hidden, models.Person.email)
@@ -158,7 +160,7 @@ def sent_texts(session: Session, mail: Mail) -> list[str]:
     ids = [i for i in (mail.in_reply_to, *mail.references) if i]
     if not ids:
         return []
-    return [text for (text,) in _rows(session, _SENT_TEXTS, ids=ids)]
+    return [sent_text(*row) for row in _rows(session, _SENT_TEXTS, ids=ids)]
 
 
 def own_addresses(settings: Settings) -> tuple[str, ...]:

@@ -11,8 +11,9 @@ One round of ``send_pending``:
    LOCKED``; on every database each row is then taken by a guarded ``UPDATE … WHERE id = ?
    AND (locked_until IS NULL OR locked_until < now)`` whose row count says whether this
    worker won it, so concurrent workers (or threads on SQLite) never hold the same row.
-2. send each row outside any transaction: ``MaildirTransport`` (development default) or
-   ``SmtpTransport`` (a relay).
+2. send each row's mail (``outbox.mail_bytes``: a notification is filled in from its
+   stencil, in the claiming transaction) outside any transaction: ``MaildirTransport``
+   (development default) or ``SmtpTransport`` (a relay).
 3. record: ``sent``; a temporary failure (4xx, connection refused, timeout) stays
    ``pending`` with ``next_attempt_at = now + backoff(attempts)``; a permanent failure (5xx)
    becomes ``failed`` with ``last_error`` (shown by ``qmail outbox list``), and so does a
@@ -43,13 +44,14 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import aiosmtplib
-from sqlalchemy import or_, update
+from sqlalchemy import literal_column, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
 from qmail.config import OutboundSettings, Settings
 from qmail.db import session_scope
 from qmail.models import Outbox, utcnow
+from qmail.outbound.outbox import mail_bytes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -239,6 +241,21 @@ def claim_due(session: Session, now: datetime, lease: timedelta, limit: int) -> 
     return claim_leased(session, Outbox, now, lease, limit)
 
 
+def claim_mails(
+    session: Session, now: datetime, lease: timedelta, limit: int
+) -> list[tuple[Outbox, bytes | DeliveryError]]:
+    """``claim_due``, and each row's mail as it is sent (or why it cannot be: a bug, which
+    must fail that row rather than stall the queue)."""
+    claimed: list[tuple[Outbox, bytes | DeliveryError]] = []
+    for row in claim_due(session, now, lease, limit):
+        try:
+            claimed.append((row, mail_bytes(session, row)))
+        except Exception as error:
+            log.exception("%s to %s: not filled in", row.message_id, row.recipient)
+            claimed.append((row, PermanentDeliveryError(f"not filled in: {error!r}")))
+    return claimed
+
+
 def claim_leased(
     session: Session,
     table: type[Leased],
@@ -251,7 +268,9 @@ def claim_leased(
     its ``state``, ``next_attempt_at`` and ``locked_until`` columns) that also meet
     ``where``, oldest first; commits the claim, so no other worker takes them meanwhile."""
     due = (
-        col(table.state) == "pending",  # type: ignore[attr-defined]
+        # Written out, not bound: the databases then read by the partial index of pending
+        # rows (``ix_outbox_due``), which a parameter's value cannot promise to match.
+        col(table.state) == literal_column("'pending'"),  # type: ignore[attr-defined]
         col(table.next_attempt_at) <= now,  # type: ignore[attr-defined]
         or_(col(table.locked_until).is_(None), col(table.locked_until) < now),  # type: ignore[attr-defined]
     )
@@ -327,14 +346,19 @@ async def send_pending(
     ``rng`` adds jitter to the backoff; without one the schedule is exact (tests).
     """
     claimed_at = now_fn()
-    rows = await asyncio.to_thread(_in_session, engine, claim_due, claimed_at, lease, limit)
+    claimed = await asyncio.to_thread(_in_session, engine, claim_mails, claimed_at, lease, limit)
     counts = Counts()
     mail_from = bounce_address(settings)
-    for index, row in enumerate(rows):
+    for index, (row, raw) in enumerate(claimed):
         if now_fn() >= claimed_at + lease / 2:
-            await asyncio.to_thread(_in_session, engine, release, rows[index:])
+            rest = [row for row, _ in claimed[index:]]
+            await asyncio.to_thread(_in_session, engine, release, rest)
             break
-        error = await _attempt(transport, mail_from, row)
+        error = (
+            raw
+            if isinstance(raw, DeliveryError)
+            else await _attempt(transport, mail_from, row, raw)
+        )
         jitter = rng.random() if rng is not None else 0.0
         outcome = await asyncio.to_thread(_in_session, engine, record, row, error, now_fn(), jitter)
         setattr(counts, outcome, getattr(counts, outcome) + 1)
@@ -342,9 +366,11 @@ async def send_pending(
     return counts
 
 
-async def _attempt(transport: Transport, mail_from: str, row: Outbox) -> DeliveryError | None:
+async def _attempt(
+    transport: Transport, mail_from: str, row: Outbox, raw: bytes
+) -> DeliveryError | None:
     try:
-        await transport.send(row.recipient, mail_from, row.raw)
+        await transport.send(row.recipient, mail_from, raw)
     except DeliveryError as error:
         return error
     except Exception as error:  # a bug in a transport must not stall the queue

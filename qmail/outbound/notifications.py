@@ -42,8 +42,10 @@ from qmail.core.stencil import (
     Personal,
     Stencil,
     fill,
+    fill_head,
     make_stencil,
     notification_block,
+    personal_json,
 )
 from qmail.db import Prepared
 from qmail.outbound import answers
@@ -52,7 +54,7 @@ from qmail.outbound.outbox import (
     not_composed,
     outbox_row,
 )
-from qmail.outbound.outgoing import WRITE_OUTBOX, Outgoing, rows_of
+from qmail.outbound.outgoing import WRITE_OUTBOX, Outgoing, rows_of, write_stencil
 from qmail.outbound.preferences import ALL, DIGEST
 from qmail.people import Someone, Team
 
@@ -75,9 +77,11 @@ def notify_message(
     """Queue a notification of ``message`` to every other member of its branch.
 
     The mail is composed once for the team and once for everybody else
-    (``qmail.core.stencil``), then filled in for each recipient; the outbox rows go in
-    with one statement.  ``opens``: the message opened its task, so there is no thread
-    to read yet (no earlier message, no earlier notification).
+    (``qmail.core.stencil``) and kept once (``OutboxStencil``); each recipient's outbox
+    row holds only their own values, to fill it in when it is sent (their header block
+    is written here once, so a copy that cannot be written fails now, with the reason).
+    The outbox rows go in with one statement.  ``opens``: the message opened its task, so
+    there is no thread to read yet (no earlier message, no earlier notification).
     """
     branch = session.get(models.Branch, message.branch_id)
     task = session.get(models.Task, message.task_id)
@@ -99,7 +103,7 @@ def notify_message(
     facts = _task_facts(session, task, branch, message, opens)
     person_ids = [person.id for person in recipients if person.id]
     earlier = {} if opens else _earlier_ids(session, task, person_ids)
-    stencils: dict[bool, Stencil] = {}
+    stencils: dict[bool, tuple[Stencil, int]] = {}  # (and the id it is kept under)
     files: tuple[File, ...] | None = None  # read once, for the first stencil
     rows = []
     for person in recipients:
@@ -111,12 +115,16 @@ def notify_message(
         try:
             if on_team not in stencils:
                 files = facts.files(session) if files is None else files
-                stencils[on_team] = _stencil(facts, author, on_team, out, now, stencils, files)
-            row["raw"], row["text"] = fill(stencils[on_team], personal)
+                made = _kept_stencil(session, facts, author, on_team, out, now, stencils, files)
+                stencils[on_team] = made
+            stencil, row["stencil_id"] = stencils[on_team]
+            fill_head(stencil, personal)  # (raises when this copy cannot be written)
+            row["personal"] = personal_json(personal)
         except Exception as error:  # composing is pure: this one mail cannot be built
-            row["state"], row["last_error"] = (
+            row["state"], row["last_error"], row["stencil_id"] = (
                 "failed",
                 not_composed(error, personal.message_id, person.email),
+                None,
             )
         rows.append(row)
     WRITE_OUTBOX.run_many(session, rows)
@@ -275,6 +283,30 @@ def _task_facts(
         tuple(AttachmentNote(*row) for row in attachments),
         opening or "",
     )
+
+
+def _kept_stencil(
+    session: Session,
+    facts: _Facts,
+    author: models.Person,
+    on_team: bool,
+    out: Outgoing,
+    now: datetime,
+    kept: dict[bool, tuple[Stencil, int]],
+    files: tuple[File, ...],
+) -> tuple[Stencil, int]:
+    """``_stencil``, kept in the outbox (``OutboxStencil``): the stencil and its id.
+
+    Filled in once with the placeholders, so that a body that cannot be written fails
+    here (then every copy's would).  The second stencil of a message names the first
+    one's files (the same files) rather than keeping them again.
+    """
+    made = {team: stencil for team, (stencil, _) in kept.items()}
+    stencil = _stencil(facts, author, on_team, out, now, made, files)
+    fill(stencil, PLACEHOLDERS)
+    first = next(iter(kept.values()), None)
+    files_from = first[1] if first is not None and stencil.files else None
+    return stencil, write_stencil(session, stencil, files_from)
 
 
 def _stencil(

@@ -8,6 +8,11 @@ task.  ``Date`` is stamped here, from the caller's clock.
 A mail that cannot be built (``enqueue_composed``: an address the standard library will not
 write into a header, a name it cannot encode) never undoes the change it announces: its row
 is queued already ``failed``, with the reason, and the other recipients get theirs.
+
+A notification's row holds no mail: it names the stencil its readers share
+(``OutboxStencil``, written once by ``write_stencil``) and its recipient's own values.
+Whoever needs the mail (delivery, listings, routing) reads it through ``mail_bytes`` or
+``mail_text``, which fill it in (``qmail.core.stencil.fill``) or give the stored bytes.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from sqlmodel import Session
 from qmail import models
 from qmail.core.compose import body_text
 from qmail.core.headers import wire_bytes
+from qmail.core.stencil import Stencil, fill, fill_text, personal_from_json, with_files
 from qmail.people import Someone
 
 log = logging.getLogger(__name__)
@@ -106,6 +112,8 @@ OUTBOX_COLUMNS = (  # what ``outbox_row`` gives
     "message_id",
     "raw",
     "text",
+    "stencil_id",
+    "personal",
     "state",
     "attempts",
     "next_attempt_at",
@@ -137,6 +145,8 @@ def outbox_row(
         "message_id": message_id,
         "raw": b"",
         "text": "",
+        "stencil_id": None,
+        "personal": None,
         "state": "pending",
         "attempts": 0,
         "next_attempt_at": now,
@@ -145,3 +155,61 @@ def outbox_row(
         "created_at": now,
         "sent_at": None,
     }
+
+
+STENCIL_COLUMNS = ("head", "boundary", "text", "html", "files", "mixed", "files_from")
+
+
+def stencil_row(stencil: Stencil, files_from: int | None = None) -> dict[str, Any]:
+    """The columns of an ``OutboxStencil`` row keeping ``stencil``; its files are kept
+    by stencil ``files_from`` instead, when given (they are the same files)."""
+    return {
+        "head": stencil.head,
+        "boundary": stencil.boundary.decode("ascii"),
+        "text": stencil.text,
+        "html": stencil.html,
+        "files": b"" if files_from is not None else stencil.files,
+        "mixed": stencil.mixed.decode("ascii"),
+        "files_from": files_from,
+    }
+
+
+def stencil_of(session: Session, stencil_id: int) -> Stencil:
+    """The ``Stencil`` kept as ``OutboxStencil`` ``stencil_id`` (read once per session:
+    every reader of a message names the same one)."""
+    kept = session.get(models.OutboxStencil, stencil_id)
+    assert kept is not None
+    stencil = Stencil(
+        bytes(kept.head),
+        kept.boundary.encode("ascii"),
+        kept.text,
+        kept.html,
+        files=bytes(kept.files),
+        mixed=kept.mixed.encode("ascii"),
+    )
+    if kept.files_from is None:
+        return stencil
+    files = session.get(models.OutboxStencil, kept.files_from)
+    assert files is not None
+    return with_files(stencil, bytes(files.files), files.mixed.encode("ascii"))
+
+
+def mail_bytes(session: Session, row: models.Outbox) -> bytes:
+    """The mail of an outbox row as it is sent: its stencil filled in, or its ``raw``."""
+    if row.stencil_id is None or row.personal is None:
+        return bytes(row.raw)
+    return fill(stencil_of(session, row.stencil_id), personal_from_json(row.personal))[0]
+
+
+def mail_text(session: Session, row: models.Outbox) -> str:
+    """The text part of an outbox row's mail, as its recipient got it."""
+    kept = session.get(models.OutboxStencil, row.stencil_id) if row.stencil_id else None
+    return sent_text(row.text, kept.text if kept else None, row.personal)
+
+
+def sent_text(text: str, stencil_text: str | None, personal: str | None) -> str:
+    """The text of a mail as it was sent, from an outbox row's ``text``, its stencil's
+    ``text`` and its ``personal`` values (for reads that join the two tables)."""
+    if stencil_text is None or personal is None:
+        return text
+    return fill_text(stencil_text, personal_from_json(personal))

@@ -1,5 +1,5 @@
 """What the notify stage and the mails answering a sender share: signing keys, mail
-templates, and the one statement that writes outbox rows."""
+templates, and the statements that write outbox rows and their stencils."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from jinja2 import Environment
 from sqlalchemy import insert
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from qmail import models
 from qmail.auth.signed import magic_link_url
@@ -18,13 +18,26 @@ from qmail.context import Context
 from qmail.core.addresses import reply_address
 from qmail.core.compose import mail_environment
 from qmail.core.mail import ReplyTarget
+from qmail.core.stencil import Stencil
 from qmail.db import Prepared
-from qmail.outbound.outbox import OUTBOX_COLUMNS
+from qmail.outbound.outbox import OUTBOX_COLUMNS, STENCIL_COLUMNS, stencil_row
 from qmail.people import Someone, Team
 from qmail.resources import templates_dir
 
 # Built once, executed with each row's values on the driver's cursor (``db.Prepared``).
 WRITE_OUTBOX = Prepared(insert(models.Outbox), OUTBOX_COLUMNS)
+_WRITE_STENCIL = Prepared(
+    insert(models.OutboxStencil).returning(col(models.OutboxStencil.id)), STENCIL_COLUMNS
+)
+
+
+def write_stencil(session: Session, stencil: Stencil, files_from: int | None = None) -> int:
+    """Keep ``stencil`` for the outbox rows that will name it; its id.  ``files_from``:
+    a stencil of the same mail already kept, which keeps the files for both."""
+    cursor = _WRITE_STENCIL.run(session, stencil_row(stencil, files_from))
+    (stencil_id,) = cursor.fetchone()
+    cursor.close()
+    return int(stencil_id)
 
 
 @dataclass(frozen=True)

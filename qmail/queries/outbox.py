@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from qmail.access import Reader, branch_visible
 from qmail.models import Branch, Outbox
+from qmail.outbound.outbox import mail_bytes
 
 
 def outbox_subject(raw: bytes) -> str:
@@ -70,7 +71,7 @@ def outbox_lines(session: Session, person: Reader) -> list[OutboxLine]:
             row.created_at,
             row.kind,
             row.recipient,
-            outbox_subject(row.raw),
+            outbox_subject(mail_bytes(session, row)),
             row.state,
             row.attempts,
             row.last_error,

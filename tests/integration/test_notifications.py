@@ -18,6 +18,7 @@ from qmail import models
 from qmail.auth.api_tokens import create_api_token
 from qmail.context import Context
 from qmail.outbound import delivery
+from qmail.outbound.outbox import mail_bytes
 from tests.conftest import eml_bytes, expected
 from tests.integration.conftest import ScriptedRelay
 from tests.integration.test_ingest import FIRST, INTAKE, messages
@@ -33,10 +34,13 @@ def sent(store: Context, kind: str | None = None) -> list[tuple[str, EmailMessag
         if kind:
             query = query.where(models.Outbox.kind == kind)
         rows = session.exec(query).all()
-    return [
-        (row.recipient, email.message_from_bytes(row.raw, policy=email.policy.default))
-        for row in rows
-    ]
+        return [
+            (
+                row.recipient,
+                email.message_from_bytes(mail_bytes(session, row), policy=email.policy.default),
+            )
+            for row in rows
+        ]
 
 
 def to(store: Context, recipient: str, kind: str = "notification") -> list[EmailMessage]:
@@ -235,6 +239,29 @@ def test_acknowledgement_at_most_once_a_day_and_never_to_the_team(smtp_server, t
     team_task = eml_bytes("team_reply_cc").replace(b"Subject: Re: [#1] ", b"Subject: ")
     smtp_server.send(team_task, INTAKE, sender="alice@example.com")
     assert to(store, "alice@example.com", "ack") == []
+
+
+def test_a_reply_pasting_our_notification_without_quote_marks_keeps_only_its_own_words(
+    smtp_server, team
+):
+    """The notification is kept as a stencil and Bob's own values: the text he was sent,
+    filled in again, is what his reply is matched against (``facts.sent_texts``)."""
+    store = smtp_server.store
+    smtp_server.send(eml_bytes(FIRST), INTAKE, sender="carol@acme.test")
+    (mail,) = to(store, "bob@example.com")
+    plain = mail.get_body(("plain",))
+    assert plain is not None
+    reply = EmailMessage()
+    reply["From"] = "Bob <bob@example.com>"
+    reply["To"] = reply_to = mail["Reply-To"].addresses[0].addr_spec
+    reply["Subject"] = "Re: " + mail["Subject"]
+    reply["Message-ID"] = "<bob-pastes@example.com>"
+    reply["In-Reply-To"] = mail["Message-ID"]
+    reply.set_content(f"On it, the corrected invoice follows.\n\n{plain.get_content()}")
+    smtp_server.send(reply.as_bytes(policy=email.policy.SMTP), reply_to, sender="bob@example.com")
+    posted = messages(store)[-1]
+    assert posted.text == "On it, the corrected invoice follows."
+    assert "Invoice 2024-17" in posted.quoted
 
 
 def test_our_own_notification_fed_back_is_recorded_not_posted(smtp_server, team):

@@ -7,11 +7,14 @@ the transport produced (the Maildir files, the envelopes the relay recorded) and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import email
 import mailbox
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from email.policy import default as default_policy
 from pathlib import Path
 
 import aiosmtplib
@@ -22,11 +25,18 @@ from sqlmodel import Session, col, select
 from qmail import cli, models, roles
 from qmail.config import OutboundSettings, Settings
 from qmail.context import Context
+from qmail.core.compose import mail_environment, notification_parts
+from qmail.core.mail import Address
+from qmail.core.stencil import File, fill, make_stencil, personal_json
 from qmail.db import create_db_engine
 from qmail.outbound import delivery
+from qmail.outbound.outbox import mail_text
+from qmail.outbound.outgoing import write_stencil
 from tests.conftest import free_port, wait_until
 from tests.integration.conftest import ScriptedRelay
 from tests.integration.test_cli import write_config
+from tests.unit.test_compose import NOTIFICATION, TEMPLATES
+from tests.unit.test_stencil import personal_of, with_placeholders
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -133,6 +143,59 @@ def test_relay_451_is_retried_after_30_seconds_then_sent_once(store, relay):
     assert handler.received == [("bounces@example.com", ["carol@acme.test"], on_the_wire)]
 
 
+def keep_notification(store: Context, files: tuple[File, ...] = ()) -> tuple[int, bytes, str]:
+    """Queue a notification as the notify stage keeps it (its stencil, and its recipient's
+    own values); returns the row's id and the copy ``fill`` makes of it (mail and text)."""
+    n = dataclasses.replace(
+        NOTIFICATION, date=NOW, recipient=Address("joerg@client.test", "Jörg Müller"), text="Grüße"
+    )
+    stencil = make_stencil(*notification_parts(with_placeholders(n), mail_environment(TEMPLATES)))
+    stencil = make_stencil(stencil.fields, stencil.text, stencil.html, files)
+    personal = personal_of(n)
+    with Session(store.engine, expire_on_commit=False) as session:
+        row = models.Outbox(
+            kind="notification",
+            recipient=personal.recipient.email,
+            message_id=personal.message_id,
+            raw=b"",
+            stencil_id=write_stencil(session, stencil),
+            personal=personal_json(personal),
+            next_attempt_at=NOW,
+            created_at=NOW,
+        )
+        session.add(row)
+        session.commit()
+    assert row.id is not None
+    return (row.id, *fill(stencil, personal))
+
+
+def test_a_notification_kept_as_a_stencil_reaches_the_relay_exactly_as_filled_in(store, relay):
+    handler = ScriptedRelay()
+    transport = delivery.SmtpTransport(relay(handler), timeout=10)
+    pdf = File("invoice.pdf", "application/pdf", b"%PDF-1.4 " * 500)
+    outbox_id, raw, text = keep_notification(store, (pdf,))
+    old_id = queue(store)  # queued whole, as every mail was before stencils
+    assert send(store, transport) == delivery.Counts(sent=2)
+    assert outbox_row(store, outbox_id).raw == b""
+    on_the_wire = outbox_row(store, old_id).raw.replace(b"\n", b"\r\n")
+    assert handler.received == [
+        ("bounces@example.com", ["joerg@client.test"], raw),
+        ("bounces@example.com", ["carol@acme.test"], on_the_wire),
+    ]
+    mail = email.message_from_bytes(raw, policy=default_policy)
+    assert (str(mail["To"]), str(mail["Message-ID"]), mail.get_content_type()) == (
+        "Jörg Müller <joerg@client.test>",
+        "<n-1@example.com>",
+        "multipart/mixed",
+    )
+    assert [part.get_filename() for part in mail.iter_attachments()] == ["invoice.pdf"]
+    with Session(store.engine) as session:
+        row = session.get(models.Outbox, outbox_id)
+        assert row is not None
+        assert (mail_text(session, row), row.state) == (text, "sent")
+        assert "Grüße" in text
+
+
 def test_relay_550_fails_for_good_and_outbox_list_shows_why(
     store, relay, settings, tmp_path, capsys
 ):
@@ -161,6 +224,23 @@ def test_outbox_list_is_newest_first(store, settings, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[0] for line in lines] == [str(second), str(first)]
     assert lines[0].split("\t")[4] == "two"
+
+
+def test_outbox_list_shows_the_subject_of_a_notification_kept_as_a_stencil(
+    store, settings, tmp_path, capsys
+):
+    outbox_id, _, _ = keep_notification(store)
+    config = write_config(settings, tmp_path / "qmail.toml")
+    assert cli.main(["outbox", "list", "--config", config]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.split("\t") == [
+        str(outbox_id),
+        "pending",
+        "0",
+        "joerg@client.test",
+        "[#12] Printer on fire",
+        "",
+    ]
 
 
 def test_connection_refused_is_a_temporary_failure(store):

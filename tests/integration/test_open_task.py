@@ -20,6 +20,7 @@ from qmail import models
 from qmail.auth.api_tokens import create_api_token
 from qmail.context import Context
 from qmail.db import session_scope
+from qmail.outbound.outbox import mail_bytes
 from tests.integration.browser import LAPTOP, PHONE, launched, look_at, shots_dir
 from tests.integration.browser import signed_in_page as browser_signed_in
 from tests.integration.test_auth import magic_link
@@ -52,8 +53,9 @@ def mail_to(store: Context, recipient: str, task_number: int) -> EmailMessage:
                 models.Outbox.recipient == recipient, models.Outbox.task_id == task.id
             )
         ).all()
-    assert len(rows) == 1, [row.kind for row in rows]
-    return email.message_from_bytes(rows[0].raw, policy=default_policy)  # type: ignore[return-value]
+        assert len(rows) == 1, [row.kind for row in rows]
+        raw = mail_bytes(session, rows[0])
+    return email.message_from_bytes(raw, policy=default_policy)  # type: ignore[return-value]
 
 
 def thread(store: Context, number: int) -> list[tuple[str, str, bool]]:

@@ -31,6 +31,7 @@ from qmail.auth.api_tokens import create_api_token
 from qmail.context import Context
 from qmail.core.mail import Address
 from qmail.errors import NotFound
+from qmail.outbound.outbox import mail_bytes
 from qmail.people import Team, get_person
 from qmail.queries.tasks import read_task
 from tests.conftest import eml_bytes
@@ -171,7 +172,7 @@ def read_by_page(web_app: InProcessWeb, token: str) -> bool:
 def read_by_mail(store: Context, email_address: str) -> bool:
     with Session(store.engine) as session:
         rows = session.exec(select(models.Outbox).where(models.Outbox.recipient == email_address))
-        texts = [mail_text(row.raw) for row in rows]
+        texts = [mail_text(mail_bytes(session, row)) for row in rows]
     if email_address != EVE:
         assert texts, f"{email_address} was sent no mail: the cell would prove nothing"
     return any(shows_hidden(text) for text in texts)

@@ -102,7 +102,12 @@ def test_a_notification_that_cannot_be_composed_fails_alone_and_the_mail_is_post
         "not composed: InvalidHeaderDefect: "
         "local-part is not dot-atom, quoted-string, or obs-local-part"
     )
-    assert (failed.raw, failed.attempts, failed.task_id) == (b"", 0, tasks(store)[0].id)
+    assert (failed.raw, failed.stencil_id, failed.attempts, failed.task_id) == (
+        b"",
+        None,
+        0,
+        tasks(store)[0].id,
+    )
     maildir = delivery.MaildirTransport(tmp_path / "outbox")
     assert deliver(store, maildir) == delivery.Counts(sent=3)
     assert outbox(store)["notification", TARO].state == "failed"

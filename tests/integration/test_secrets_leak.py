@@ -24,6 +24,7 @@ from sqlmodel import Session, SQLModel, col
 from qmail import models
 from qmail.context import Context
 from qmail.core.secrets import find_secrets
+from qmail.outbound.outbox import mail_bytes
 from tests.conftest import eml_bytes, expected
 from tests.integration.conftest import SmtpServer, WebServer
 from tests.integration.test_identity import as_sender
@@ -35,7 +36,14 @@ from tests.leak import fill_leak_fixture
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@acme.test"
 # Where a token may rest: the raw mail as received (kept byte for byte for replay, never
 # served) and our own outbound mail (checked below: only its recipient's tokens).
-UNSERVED = {("rawmail", "raw"), ("rawmail", "rcpt_tos"), ("outbox", "raw"), ("outbox", "text")}
+# (A notification's outbox row keeps only its recipient's own values, ``personal``.)
+UNSERVED = {
+    ("rawmail", "raw"),
+    ("rawmail", "rcpt_tos"),
+    ("outbox", "raw"),
+    ("outbox", "text"),
+    ("outbox", "personal"),
+}
 MAGIC = re.compile(r"https?://\S+/auth/magic/ml_[\w.-]+")
 PRIVATE = re.compile(r"mailto:(reply\+[^\s\"<>?]+)")
 
@@ -50,16 +58,18 @@ def readable(raw: bytes) -> str:
     return "\n".join(parts)
 
 
-def outbox(store: Context) -> list[models.Outbox]:
+def outbox(store: Context) -> list[tuple[models.Outbox, bytes]]:
+    """Every outbound mail's row, with the mail as it is sent."""
     with Session(store.engine) as session:
-        return list(session.exec(select(models.Outbox).order_by(col(models.Outbox.id))).scalars())
+        rows = session.exec(select(models.Outbox).order_by(col(models.Outbox.id))).scalars()
+        return [(row, mail_bytes(session, row)) for row in rows]
 
 
 def secrets_of_latest(store: Context, email_address: str) -> dict[str, str]:
     """The secrets of the newest notification to ``email_address``, for a fixture's markers."""
-    (row, *_) = [r for r in reversed(outbox(store)) if r.recipient == email_address]
-    mail: EmailMessage = email.message_from_bytes(row.raw, policy=default_policy)  # type: ignore[assignment]
-    body = readable(row.raw)
+    (raw, *_) = [raw for row, raw in reversed(outbox(store)) if row.recipient == email_address]
+    mail: EmailMessage = email.message_from_bytes(raw, policy=default_policy)  # type: ignore[assignment]
+    body = readable(raw)
     magic, private = MAGIC.search(body), PRIVATE.search(body)
     assert magic is not None
     unsubscribe = re.search(r"<(https?://[^>]+/unsubscribe/[^>]+)>", str(mail["List-Unsubscribe"]))
@@ -98,8 +108,8 @@ def exchange(smtp_server: SmtpServer, team) -> Context:
 def issued(store: Context) -> dict[str, str]:
     """Every token the system issued, with the address it was issued to."""
     found = {}
-    for row in outbox(store):
-        for token in find_secrets(readable(row.raw)):
+    for row, raw in outbox(store):
+        for token in find_secrets(readable(raw)):
             found[token] = row.recipient
     return found
 
@@ -179,9 +189,9 @@ def test_every_outbound_mail_carries_only_its_own_recipients_tokens(exchange):
     with Session(exchange.engine) as session:
         ids = {p.email: p.id for p in session.exec(select(models.Person)).scalars()}
     rows = outbox(exchange)
-    assert {row.recipient for row in rows} == {ALICE, BOB, CAROL}
-    for row in rows:
-        tokens = find_secrets(readable(row.raw))
+    assert {row.recipient for row, _ in rows} == {ALICE, BOB, CAROL}
+    for row, raw in rows:
+        tokens = find_secrets(readable(raw))
         assert {owner_of(exchange, token) for token in tokens} <= {ids[row.recipient]}, (
             row.recipient,
             row.kind,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -21,6 +22,9 @@ from qmail.core.mail import Address, ReplyTarget
 from qmail.core.search import search_terms
 from qmail.db import alembic_config, create_db_engine, include_name, migrate, session_scope
 from qmail.inbound import store as qstore
+from qmail.models import UTCDateTime
+from qmail.outbound import delivery
+from qmail.outbound.outbox import mail_bytes, mail_text
 from qmail.queries.search import find_tasks
 from qmail.threads.tasks import next_task_number
 from tests.conftest import TEST_DATABASE_URL, scratch_schema
@@ -227,6 +231,47 @@ def test_upgrading_indexes_the_messages_and_titles_already_stored_for_search(set
             matches = find_tasks(session, reader, search_terms(words)).matches
             assert [(match.task_id, match.message_id) for match in matches] == found
         assert person.domain == "x.test"
+    engine.dispose()
+
+
+def test_upgrading_keeps_mail_queued_whole_and_sends_it_as_it_was(settings):
+    """Mail queued before notifications were kept as stencils has its bytes in ``raw``:
+    after the upgrade it is still claimed (by the new index of pending rows) and sent as
+    it is, and its text still recognised in a reply."""
+    engine = create_db_engine(settings)
+    command.upgrade(alembic_config(engine), "0016")
+    raw = b"To: carol@acme.test\r\nSubject: [#1] Invoice\r\n\r\nThe invoice is fixed.\r\n"
+    outbox = sa.table(
+        "outbox",
+        *(sa.column(name) for name in ("kind", "recipient", "message_id", "text", "state")),
+        sa.column("last_error"),
+        sa.column("attempts"),
+        sa.column("raw", sa.LargeBinary),
+        *(sa.column(name, UTCDateTime()) for name in ("next_attempt_at", "created_at")),
+    )
+    common = {
+        "kind": "notification",
+        "recipient": "carol@acme.test",
+        "last_error": "",
+        "attempts": 0,
+        "next_attempt_at": NOW,
+        "created_at": NOW,
+    }
+    text_ = "The invoice is fixed."
+    with engine.begin() as connection:
+        connection.execute(
+            outbox.insert(),
+            [
+                common | {"message_id": "n-1@x", "raw": raw, "text": text_, "state": "pending"},
+                common | {"message_id": "n-2@x", "raw": raw, "text": text_, "state": "sent"},
+            ],
+        )
+    migrate(engine)
+    with Session(engine) as session:
+        (claimed,) = delivery.claim_due(session, NOW, timedelta(minutes=5), 10)
+        assert (claimed.message_id, claimed.stencil_id) == ("n-1@x", None)
+        assert mail_bytes(session, claimed) == raw
+        assert mail_text(session, claimed) == "The invoice is fixed."
     engine.dispose()
 
 

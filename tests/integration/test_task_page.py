@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 from qmail import models, roles
 from qmail.context import Context
 from qmail.db import session_scope
+from qmail.outbound.outbox import mail_bytes
 from tests.conftest import wait_until
 from tests.integration.browser import VIEWPORTS, launched, look_at, shots_dir, signed_in_page
 from tests.integration.conftest import ScriptedRelay, serve_web
@@ -93,10 +94,17 @@ def test_reply_with_files_shows_them_and_the_notifications_carry_them(world, web
     assert "84 KB" in page and "10 KB" in page
     assert f'<img src="/api/attachments/{png_id}"' in page  # a raster image is previewed
     assert f'<img src="/api/attachments/{svg_id}"' not in page  # an SVG never is
-    new = [row for row in outbox_rows(world) if row.about_message_id == posted.id]
-    assert sorted(row.recipient for row in new) == [BOB, CAROL]
-    for row in new:
-        assert files_of(row.raw) == {"invoice.png": PNG, "invoice.pdf": PDF, "logo.svg": SVG}
+    with Session(world.engine) as session:
+        query = select(models.Outbox).where(models.Outbox.about_message_id == posted.id)
+        rows = session.exec(query).all()
+        new = {row.recipient: mail_bytes(session, row) for row in rows}
+        kept = [session.get(models.OutboxStencil, row.stencil_id) for row in rows]
+    assert sorted(new) == [BOB, CAROL]
+    for raw in new.values():
+        assert files_of(raw) == {"invoice.png": PNG, "invoice.pdf": PDF, "logo.svg": SVG}
+    # Bob (team) and Carol read different stencils; the files are kept in one of them.
+    assert len({stencil.id for stencil in kept if stencil}) == 2
+    assert sorted(bool(stencil.files) for stencil in kept if stencil) == [False, True]
 
 
 def _attachment_ids(store: Context, message_id: int) -> list[int]:

@@ -28,12 +28,18 @@ from qmail.core.compose import (
 from qmail.core.mail import Address
 from qmail.core.stencil import (
     PLACEHOLDERS,
+    File,
     Personal,
     acknowledgement_block,
     fill,
+    fill_head,
+    fill_text,
     header_block,
     make_stencil,
     notification_block,
+    personal_from_json,
+    personal_json,
+    with_files,
 )
 from tests.unit.test_compose import ACK, NOTIFICATION, TEMPLATES
 
@@ -179,6 +185,43 @@ def test_an_address_no_header_can_hold_is_refused_as_composing_refuses_it(
     stencil = make_stencil(*notification_parts(with_placeholders(n), env))
     with pytest.raises(ValueError):
         fill(stencil, personal_of(n))
+    with pytest.raises(ValueError):  # (what the notify stage checks, to queue it failed)
+        fill_head(stencil, personal_of(n))
+
+
+@pytest.mark.parametrize("changes", RECIPIENTS.values(), ids=RECIPIENTS.keys())
+def test_a_copy_kept_as_its_recipients_values_is_filled_in_byte_for_byte(
+    env: Environment, changes: dict[str, object]
+) -> None:
+    """The outbox keeps a notification's stencil once and each recipient's values as
+    JSON: filled in from them, the copy is the one filled in when it was composed."""
+    n = dataclasses.replace(NOTIFICATION, date=DATE, **changes)  # type: ignore[arg-type]
+    stencil = make_stencil(*notification_parts(with_placeholders(n), env))
+    personal = personal_of(n)
+    kept = personal_from_json(personal_json(personal))
+    assert kept == personal
+    raw, text = fill(stencil, personal)
+    assert fill(stencil, kept) == (raw, text)
+    assert fill_text(stencil.text, kept) == text  # what a reply quoting it is matched with
+    assert raw.startswith(fill_head(stencil, kept) + b"\r\n")
+
+
+def test_the_team_and_everybody_else_keep_the_files_they_carry_once(env: Environment) -> None:
+    """Both stencils of a message carry the same files: one keeps them, the other takes
+    them over with its own boundary and is then the stencil it was made as."""
+    files = (
+        File("invoice.pdf", "application/pdf", bytes(range(256)) * 40),
+        File("Grüße.txt", "text/plain", b"--=_qmail_m not a boundary\r\n"),
+    )
+    team = with_placeholders(dataclasses.replace(NOTIFICATION, date=DATE))
+    client = dataclasses.replace(team, recipient_is_team=False, private_address=None)
+    made = make_stencil(*notification_parts(team, env), files)
+    other = make_stencil(*notification_parts(client, env), files)
+    assert other.mixed != made.mixed and other.files != made.files
+    taken_over = with_files(dataclasses.replace(other, files=b""), made.files, made.mixed)
+    assert taken_over == other
+    personal = personal_of(dataclasses.replace(NOTIFICATION, recipient_is_team=False))
+    assert fill(taken_over, personal) == fill(other, personal)
 
 
 def test_the_team_and_everybody_else_share_one_header_block(env: Environment) -> None:
