@@ -398,12 +398,8 @@ def _retry(context: Context, entry_id: int | None) -> int:
     if entry_id is not None and not entries:
         raise QmailError(f"no open quarantine entry {entry_id}")
     failed = 0
-    for entry in entries:
-        now = datetime.now(UTC)
-        with session_scope(context.engine) as session:
-            session.get(models.Quarantine, entry.id).resolved_at = now  # type: ignore[union-attr]
-            session.get(models.RawMail, entry.raw_mail_id).state = "pending"  # type: ignore[union-attr]
-        outcome = pipeline.process(entry.raw_mail_id, context, now)
+    for entry in entries:  # back in the queue in the transaction that files it
+        outcome = pipeline.process(entry.raw_mail_id, context, datetime.now(UTC), retry=True)
         failed += outcome.state == "quarantined"
         print(f"{entry.id}\t{outcome.state}\ttask {outcome.task_number or '-'}")
     return 1 if failed else 0

@@ -200,16 +200,20 @@ def file_kept(
     return outcomes
 
 
-def process(raw_mail_id: int, context: Context, now: datetime, notify: bool = True) -> Outcome:
+def process(
+    raw_mail_id: int, context: Context, now: datetime, notify: bool = True, retry: bool = False
+) -> Outcome:
     """File one pending raw mail in its own transaction; a crash quarantines it.
 
     A race with another writer (a unique constraint) is run again, up to ``RACE_RETRIES``
-    times.  The database being unavailable or busy leaves it ``pending``.
+    times.  The database being unavailable or busy leaves it as it was (``pending``).
+    ``retry``: the mail is quarantined or held, and goes back to the queue in the same
+    transaction that files it (``store.reopen``; ``qmail quarantine retry``).
     """
     try:
-        return _process_with_retries(raw_mail_id, context, now, notify)
+        return _process_with_retries(raw_mail_id, context, now, notify, retry)
     except OperationalError as error:
-        log.warning("raw mail %s left pending, the database is busy: %s", raw_mail_id, error)
+        log.warning("raw mail %s left as it was, the database is busy: %s", raw_mail_id, error)
         return Outcome(raw_mail_id, "pending")
     except Exception as error:
         try:
@@ -221,11 +225,13 @@ def process(raw_mail_id: int, context: Context, now: datetime, notify: bool = Tr
 
 
 def _process_with_retries(
-    raw_mail_id: int, context: Context, now: datetime, notify: bool
+    raw_mail_id: int, context: Context, now: datetime, notify: bool, retry: bool
 ) -> Outcome:
     for attempt in range(1, RACE_RETRIES + 1):
         try:
             with session_scope(context.engine) as session:
+                if retry:
+                    store.reopen(session, raw_mail_id, now)
                 if not store.claim(session, raw_mail_id):  # filed meanwhile, or being filed
                     raw_mail = session.get(models.RawMail, raw_mail_id)
                     assert raw_mail is not None

@@ -189,10 +189,38 @@ _QUARANTINE = insert(models.Quarantine)  # (built once, executed with the row's 
 
 
 def quarantine(session: Session, raw_mail_id: int, reason: str, now: datetime) -> None:
-    """Keep a mail that failed to process, with the reason, for ``qmail quarantine retry``."""
+    """Keep a mail that failed to process, with the reason, for ``qmail quarantine retry``
+    (an entry still open for it, from an earlier failure, is resolved: one open a mail)."""
     set_state(session, raw_mail_id, "quarantined")
+    _resolve(session, raw_mail_id, now)
     session.connection().execute(
         _QUARANTINE, {"raw_mail_id": raw_mail_id, "reason": reason, "created_at": now}
+    )
+
+
+def reopen(session: Session, raw_mail_id: int, now: datetime) -> None:
+    """Put a quarantined or held mail back in the queue, its open entries resolved, in the
+    transaction that then claims and files it: no worker can take it in between (nor file
+    it a second time), and if filing fails all of it rolls back."""
+    _resolve(session, raw_mail_id, now)
+    session.connection().execute(
+        update(models.RawMail)
+        .where(
+            col(models.RawMail.id) == raw_mail_id,
+            col(models.RawMail.state).in_(("quarantined", "held")),
+        )
+        .values(state="pending")
+    )
+
+
+def _resolve(session: Session, raw_mail_id: int, now: datetime) -> None:
+    session.connection().execute(
+        update(models.Quarantine)
+        .where(
+            col(models.Quarantine.raw_mail_id) == raw_mail_id,
+            col(models.Quarantine.resolved_at).is_(None),
+        )
+        .values(resolved_at=now)
     )
 
 

@@ -21,6 +21,7 @@ from qmail.context import Context
 from qmail.core.addresses import reply_address
 from qmail.core.mail import ReplyTarget
 from qmail.core.parse import parse_mail
+from qmail.core.trim import trim_reply
 from qmail.db import create_db_engine, session_scope
 from qmail.inbound import pipeline
 from qmail.inbound import store as qstore
@@ -261,6 +262,49 @@ def test_mail_whose_processing_fails_is_quarantined_then_retried(
     assert [task.title for task in tasks(smtp_server.store)] == [expected(FIRST)["title"]]
     assert cli.main(["quarantine", "list", "--config", config]) == 0
     assert capsys.readouterr().out == "quarantine is empty\n"
+
+
+def test_retrying_quarantined_mail_files_it_before_any_worker_can_take_it(
+    smtp_server, monkeypatch, tmp_path, capsys
+):
+    def broken_trim(text: str):
+        raise RuntimeError("trimmer bug")
+
+    def open_entries() -> list[tuple[int, str]]:
+        with Session(smtp_server.store.engine) as session:
+            found = session.exec(
+                select(models.Quarantine).where(col(models.Quarantine.resolved_at).is_(None))
+            ).all()
+            return [(entry.id or 0, entry.reason) for entry in found]
+
+    monkeypatch.setattr(pipeline, "trim_reply", broken_trim)
+    assert smtp_server.send(eml_bytes(FIRST), INTAKE) == {}
+    ((first, _),) = open_entries()
+    config = write_config(smtp_server.store.settings, tmp_path / "qmail.toml")
+
+    # Still broken: the retry fails again and leaves one open entry, the new one.
+    assert cli.main(["quarantine", "retry", "--config", config]) == 1
+    assert capsys.readouterr().out == f"{first}\tquarantined\ttask -\n"
+    ((second, reason),) = open_entries()
+    assert second != first and reason == "RuntimeError: trimmer bug"
+
+    # Fixed: while the retry files it, everyone else still sees it quarantined (never
+    # "pending", which the SMTP server's own worker would take first).
+    monkeypatch.setattr(pipeline, "trim_reply", trim_reply)
+    seen = []
+    file_mail = pipeline._file
+
+    def watched(session, raw_mail_id, *args):
+        with Session(smtp_server.store.engine) as elsewhere:
+            seen.append(elsewhere.get(models.RawMail, raw_mail_id).state)
+        return file_mail(session, raw_mail_id, *args)
+
+    monkeypatch.setattr(pipeline, "_file", watched)
+    assert cli.main(["quarantine", "retry", "--config", config]) == 0
+    assert capsys.readouterr().out == f"{second}\tdone\ttask 1\n"
+    assert seen == ["quarantined"]
+    assert open_entries() == []
+    assert [task.title for task in tasks(smtp_server.store)] == [expected(FIRST)["title"]]
 
 
 def test_forward_to_intake_opens_a_task_with_the_forwarded_mail_as_its_text(smtp_server):
