@@ -105,12 +105,7 @@ def inbox_rows(session: Session, person: Reader, tasks: list[TaskSummary]) -> li
 
 def _rows(session: Session, statement: Prepared, **values: Any) -> list[Any]:
     """The rows of ``statement`` for ``values``; none for an empty ``ids`` list."""
-    if not values.get("ids"):
-        return []
-    cursor = statement.run(session, values)
-    rows = cursor.fetchall()
-    cursor.close()
-    return list(rows)
+    return statement.read(session, values) if values.get("ids") else []
 
 
 # Built once (for the team, and for everybody else) and run on the driver's cursor

@@ -50,9 +50,7 @@ def count_open(session: Session, person: Reader, filters: Filters) -> str | None
     """How many tasks of ``filters`` are open (or of its status), as shown: "1,000+"."""
     if filters.q:
         return None
-    cursor = _count(person.is_team, filters).run(session, {"reader_id": person.id})
-    (found,) = cursor.fetchone()
-    cursor.close()
+    ((found,),) = _count(person.is_team, filters).read(session, {"reader_id": person.id})
     return f"{found:,}" if found <= COUNT_CAP else f"{COUNT_CAP:,}+"
 
 

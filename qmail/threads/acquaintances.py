@@ -65,6 +65,14 @@ ON CONFLICT (person_id, other_id) DO UPDATE SET
 _COLUMNS = """INSERT INTO acquaintance (person_id, other_id, tasks, first_seen, last_seen,
     open_tasks, open_first_seen, open_last_seen)"""
 
+# Every ordered pair of the members of the branch of message ``:message_id``, merged in.
+_PAIRS_OF_MESSAGE = f"""FROM message m
+JOIN branch br ON br.id = m.branch_id
+JOIN branchmember a ON a.branch_id = m.branch_id
+JOIN branchmember b ON b.branch_id = m.branch_id AND b.person_id <> a.person_id
+WHERE m.id = :message_id
+{_MERGE}"""
+
 
 def _elsewhere(a: str, b: str, other: str, not_this: str, visible: bool) -> str:
     return _SHARED_ELSEWHERE.format(
@@ -90,12 +98,7 @@ SELECT a.person_id, b.person_id,
     } THEN 0 ELSE 1 END,
     CASE WHEN br.hidden THEN NULL ELSE m.sent_at END,
     CASE WHEN br.hidden THEN NULL ELSE m.sent_at END
-FROM message m
-JOIN branch br ON br.id = m.branch_id
-JOIN branchmember a ON a.branch_id = m.branch_id
-JOIN branchmember b ON b.branch_id = m.branch_id AND b.person_id <> a.person_id
-WHERE m.id = :message_id
-{_MERGE}"""
+{_PAIRS_OF_MESSAGE}"""
 )
 
 # The first message of a task: no pair can have talked in another of its branches (both
@@ -107,12 +110,7 @@ SELECT a.person_id, b.person_id, 1, m.sent_at, m.sent_at,
     CASE WHEN br.hidden THEN 0 ELSE 1 END,
     CASE WHEN br.hidden THEN NULL ELSE m.sent_at END,
     CASE WHEN br.hidden THEN NULL ELSE m.sent_at END
-FROM message m
-JOIN branch br ON br.id = m.branch_id
-JOIN branchmember a ON a.branch_id = m.branch_id
-JOIN branchmember b ON b.branch_id = m.branch_id AND b.person_id <> a.person_id
-WHERE m.id = :message_id
-{_MERGE}"""
+{_PAIRS_OF_MESSAGE}"""
     )
 )
 
