@@ -290,7 +290,7 @@ class _Compiled:
                 self.fixed[name] = bind.effective_value
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
-                self.processors[name] = processor
+                self.processors[name] = _LastOne(processor)
         self.expands = any(bind.required for bind in expanding)
         selected = getattr(compiled.statement, "selected_columns", ())
         self.results = [
@@ -325,6 +325,30 @@ class _Compiled:
         if self.order is None:
             return self.sql, parameters
         return self.sql, tuple(parameters[name] for name in self.order)
+
+
+class _LastOne:
+    """A parameter's processor that keeps its last value's conversion: the rows of a batch
+    bind the same time (the batch's ``now``) again and again, and SQLAlchemy's date
+    processor on SQLite formats it anew each time.  Values are immutable (a ``datetime``,
+    a ``bool``), compared by identity; the pair is replaced whole, so threads may share it."""
+
+    __slots__ = ("last", "processor")
+
+    def __init__(self, processor: Any) -> None:
+        self.processor = processor
+        self.last: tuple[Any, Any] = (_NOTHING, None)
+
+    def __call__(self, value: Any) -> Any:
+        seen, converted = self.last
+        if value is seen:
+            return converted
+        converted = self.processor(value)
+        self.last = (value, converted)
+        return converted
+
+
+_NOTHING = object()
 
 
 def prepared_insert_or_skip(

@@ -238,8 +238,11 @@ class LinkTokens:
         self._dump_unsubscribe = _Dumps(self._unsubscribe)
         self._dump_feed = _Dumps(self._feed)
 
-    def make_login(self, person_id: int, next_path: str = "/") -> str:
-        payload = [person_id, secrets.token_urlsafe(16), next_path]
+    def make_login(self, person_id: int, next_path: str = "/", drawn: bytes | None = None) -> str:
+        """A sign-in link's token; its nonce is 16 random bytes, ``drawn`` by the caller
+        (``os.urandom``, for many links at once) or drawn here."""
+        nonce = _base64(drawn).decode("ascii") if drawn else secrets.token_urlsafe(16)
+        payload = [person_id, nonce, next_path]
         return self.LOGIN_PREFIX + self._dump_login(payload)
 
     def read_login(self, token: str) -> MagicLink | None:

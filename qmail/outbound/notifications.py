@@ -17,6 +17,7 @@ author is told back (``qmail.outbound.answers``).
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -106,10 +107,12 @@ def notify_message(
     stencils: dict[bool, tuple[Stencil, int]] = {}  # (and the id it is kept under)
     files: tuple[File, ...] | None = None  # read once, for the first stencil
     rows = []
-    for person in recipients:
+    drawn = os.urandom(32 * len(recipients))  # each one's link nonce and Message-ID
+    for n, person in enumerate(recipients):
         assert person.id is not None
         on_team = out.team.includes(person)
-        personal = _personal(out, facts, person, on_team, earlier.get(person.id, []))
+        thread = earlier.get(person.id, [])
+        personal = _personal(out, facts, person, on_team, thread, drawn[32 * n : 32 * n + 32])
         ids = (task.id, branch.id, message.id)
         row = outbox_row("notification", person, personal.message_id, now, *ids)
         try:
@@ -363,9 +366,15 @@ def _notification(
 
 
 def _personal(
-    out: Outgoing, facts: _Facts, person: Someone, on_team: bool, earlier: list[str]
+    out: Outgoing,
+    facts: _Facts,
+    person: Someone,
+    on_team: bool,
+    earlier: list[str],
+    drawn: bytes,
 ) -> Personal:
-    """One recipient's own values: signed addresses and links, ids, their thread so far."""
+    """One recipient's own values: signed addresses and links, ids, their thread so far;
+    ``drawn``: 32 random bytes, the sign-in link's nonce and the Message-ID's."""
     task, branch = facts.task, facts.branch
     assert task.id is not None and branch.id is not None and person.id is not None
     domain = out.settings.mail.domain
@@ -373,9 +382,9 @@ def _personal(
         recipient=Address(person.email, person.name),
         reply_address=out.reply_address(branch.id, person.id),
         private_address=out.reply_address(branch.id, person.id, True) if on_team else None,
-        magic_link=out.magic_link(person, task),
+        magic_link=out.magic_link(person, task, drawn[:16]),
         unsubscribe_url=out.unsubscribe_url(task.id, person.id),
-        message_id=new_message_id(domain),
+        message_id=new_message_id(domain, drawn[16:]),
         in_reply_to=earlier[-1] if earlier else (facts.opening_id or root_id(task, domain)),
         references=tuple(
             dict.fromkeys(i for i in (root_id(task, domain), facts.opening_id, *earlier) if i)

@@ -18,7 +18,7 @@ Whoever needs the mail (delivery, listings, routing) reads it through ``mail_byt
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
@@ -36,9 +36,10 @@ from qmail.people import Someone
 log = logging.getLogger(__name__)
 
 
-def new_message_id(domain: str) -> str:
-    """A fresh Message-ID for a mail we send (without angle brackets)."""
-    return f"qmail.{uuid.uuid4().hex}@{domain}"
+def new_message_id(domain: str, drawn: bytes | None = None) -> str:
+    """A fresh Message-ID for a mail we send (without angle brackets): 128 random bits,
+    ``drawn`` by the caller (``os.urandom``, for many mails at once) or drawn here."""
+    return f"qmail.{(drawn or os.urandom(16)).hex()}@{domain}"
 
 
 def enqueue(

@@ -64,10 +64,11 @@ class Outgoing:
         token = self.context.tokens.make(ReplyTarget(branch_id, person_id, private))
         return reply_address(token, self.settings.mail.domain)
 
-    def magic_link(self, person: Someone, task: models.Task) -> str:
-        """The "Open in qmail" link: signs ``person`` in and lands on the task."""
+    def magic_link(self, person: Someone, task: models.Task, drawn: bytes | None = None) -> str:
+        """The "Open in qmail" link: signs ``person`` in and lands on the task (its nonce
+        ``drawn``: see ``LinkTokens.make_login``)."""
         assert person.id is not None
-        token = self.context.links.make_login(person.id, f"/tasks/{task.number}")
+        token = self.context.links.make_login(person.id, f"/tasks/{task.number}", drawn)
         return magic_link_url(self.settings.web.base_url, token)
 
     def unsubscribe_url(self, task_id: int, person_id: int) -> str:

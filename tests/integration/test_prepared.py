@@ -74,6 +74,23 @@ def test_rows_written_past_sqlalchemy_read_back_as_its_own(store: Context) -> No
         ]
 
 
+def test_a_batch_binding_one_time_again_and_again_keeps_each_rows_own(store: Context) -> None:
+    """The conversion of the last value is kept (a batch binds its ``now`` for every
+    row): a row with another time, or the same time again after it, is written as given."""
+    later = WHEN + timedelta(microseconds=1)
+    same_later = datetime(2026, 12, 1, 14, 3, 4, 56790, tzinfo=UTC)  # equal, not identical
+    times = [WHEN, WHEN, later, WHEN, same_later, later]
+    with session_scope(store.engine) as session:
+        Prepared(WRITE_EVENT, EVENT_COLUMNS).run_many(
+            session, [event(str(n), "", when) for n, when in enumerate(times)]
+        )
+    with session_scope(store.engine) as session:
+        rows = session.connection().execute(
+            select(models.Event.kind, models.Event.created_at).order_by(col(models.Event.id))
+        )
+        assert [tuple(row) for row in rows] == [(str(n), t) for n, t in enumerate(times)]
+
+
 def test_a_list_of_any_length_is_expanded_and_a_missing_value_refused(store: Context) -> None:
     with session_scope(store.engine) as session:
         Prepared(WRITE_EVENT, EVENT_COLUMNS).run_many(

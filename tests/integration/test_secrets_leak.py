@@ -196,3 +196,20 @@ def test_every_outbound_mail_carries_only_its_own_recipients_tokens(exchange):
             row.recipient,
             row.kind,
         )
+
+
+def test_each_copy_of_a_notification_signs_in_with_a_link_and_an_id_of_its_own(exchange):
+    """The random parts of a notification's copies are drawn at once, one slice each."""
+    copies = [(row, raw) for row, raw in outbox(exchange) if row.kind == "notification"]
+    assert len(copies) >= 4
+    nonces, ids = [], []
+    for row, raw in copies:
+        (link,) = set(MAGIC.findall(readable(raw)))
+        read = exchange.links.read_login(link.rsplit("/", 1)[1])
+        assert read is not None and read.person_id == row.person_id
+        nonces.append(read.nonce)
+        mail = email.message_from_bytes(raw, policy=default_policy)
+        ids.append(mail["Message-ID"])
+        assert mail["Message-ID"] == f"<{row.message_id}>"
+        assert re.fullmatch(r"qmail\.[0-9a-f]{32}@example\.com", row.message_id)
+    assert len(set(nonces)) == len(nonces) and len(set(ids)) == len(ids)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
+import os
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -520,3 +521,23 @@ def test_notification_to_an_internationalised_address_reads_back_whole(env: Envi
 def test_mail_to_an_ascii_address_keeps_ascii_headers_on_the_wire(env: Environment) -> None:
     raw = wire_bytes(compose_notification(notification(title="Принтер горит"), env))
     assert raw.split(b"\r\n\r\n", 1)[0].isascii()
+
+
+def test_mail_templates_are_read_from_disk_once_per_process(tmp_path: Path) -> None:
+    """Templates ship with the release: composing a mail never looks at the disk again."""
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    for template in TEMPLATES.iterdir():
+        (folder / template.name).write_bytes(template.read_bytes())
+    env = mail_environment(folder)
+    before = compose_notification(NOTIFICATION, env)
+    changed = folder / "notification.txt"
+    changed.write_text("changed on disk\n")
+    later = changed.stat().st_mtime + 60  # (however coarse the file system's clock)
+    os.utime(changed, (later, later))
+    after = compose_notification(NOTIFICATION, env)
+    assert after.get_body(("plain",)).get_content() == before.get_body(("plain",)).get_content()
+    assert "changed on disk" not in after.get_body(("plain",)).get_content()
+    assert "changed on disk" in mail_environment(folder).get_template("notification.txt").render(
+        **dataclasses.asdict(NOTIFICATION)
+    )

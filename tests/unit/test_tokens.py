@@ -81,6 +81,17 @@ def test_magic_link_names_the_person_a_nonce_and_where_to_land():
     assert len(link.nonce) == 22  # secrets.token_urlsafe(16)
 
 
+def test_a_magic_link_carries_the_nonce_its_caller_drew():
+    drawn = bytes(range(16))
+    link = LINKS.read_login(LINKS.make_login(7, "/tasks/12", drawn))
+    assert link is not None
+    assert (
+        link.nonce
+        == base64.urlsafe_b64encode(drawn).rstrip(b"=").decode()
+        == "AAECAwQFBgcICQoLDA0ODw"
+    )
+
+
 def test_magic_link_lands_on_the_inbox_by_default():
     link = LINKS.read_login(LINKS.make_login(7))
     assert link is not None and link.next_path == "/"
