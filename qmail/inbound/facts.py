@@ -75,18 +75,11 @@ def _thread_rows(
     if not ids and number is None:
         return [], {}
     statement = _thread_statement(bool(ids), number is not None)
-    rows = sorted(_rows(session, statement, ids=ids, number=number), key=lambda row: row[0])
+    rows = sorted(statement.read(session, {"ids": ids, "number": number}), key=lambda row: row[0])
     # (received, then sent: for a Message-ID in both, the notification's branch wins)
     answered = [(m, b) for kind, m, b in rows if kind != _NAMED and b]
     named = [b for kind, _, b in rows if kind == _NAMED and b is not None]
     return answered, ({number: named[0]} if named and number is not None else {})
-
-
-def _rows(session: Session, statement: Prepared, **values: Any) -> list[Any]:
-    cursor = statement.run(session, values)
-    rows = cursor.fetchall()
-    cursor.close()
-    return list(rows)
 
 
 @functools.cache
@@ -160,7 +153,7 @@ def sent_texts(session: Session, mail: Mail) -> list[str]:
     ids = [i for i in (mail.in_reply_to, *mail.references) if i]
     if not ids:
         return []
-    return [sent_text(*row) for row in _rows(session, _SENT_TEXTS, ids=ids)]
+    return [sent_text(*row) for row in _SENT_TEXTS.read(session, {"ids": ids})]
 
 
 def own_addresses(settings: Settings) -> tuple[str, ...]:
@@ -173,7 +166,7 @@ def branch_facts(session: Session, branch_ids: set[int]) -> dict[int, BranchFact
     """What routing needs to know of each of these branches, in one statement."""
     if not branch_ids:
         return {}
-    rows = _rows(session, _BRANCH_FACTS, ids=list(branch_ids))
+    rows = _BRANCH_FACTS.read(session, {"ids": list(branch_ids)})
     branches: dict[int, tuple[int, bool]] = {}
     members: dict[int, set[str]] = {}
     for branch_id, task_id, hidden, email in rows:

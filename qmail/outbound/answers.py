@@ -29,7 +29,7 @@ from qmail.core.mail import Address
 from qmail.core.stencil import Personal, acknowledgement_block, fill, make_stencil
 from qmail.db import Prepared
 from qmail.outbound.outbox import enqueue_composed, new_message_id, not_composed, outbox_row
-from qmail.outbound.outgoing import WRITE_OUTBOX, Outgoing, rows_of
+from qmail.outbound.outgoing import WRITE_OUTBOX, Outgoing
 
 _ACKNOWLEDGED = Prepared(  # an acknowledgement since ``:since``
     select(models.Outbox.id).where(
@@ -52,7 +52,7 @@ def acknowledge(session: Session, out: Outgoing, message: models.Message, now: d
     assert author is not None and task is not None and author.id is not None
     if out.team.includes(author) or not out.settings.mail.acknowledge:
         return
-    if rows_of(session, _ACKNOWLEDGED, recipient=author.email, since=now - timedelta(days=1)):
+    if _ACKNOWLEDGED.read(session, {"recipient": author.email, "since": now - timedelta(days=1)}):
         return
     domain = out.settings.mail.domain
     ack = Acknowledgement(

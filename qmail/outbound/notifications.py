@@ -55,7 +55,7 @@ from qmail.outbound.outbox import (
     not_composed,
     outbox_row,
 )
-from qmail.outbound.outgoing import WRITE_OUTBOX, Outgoing, rows_of, write_stencil
+from qmail.outbound.outgoing import WRITE_OUTBOX, Outgoing, write_stencil
 from qmail.outbound.preferences import ALL, DIGEST
 from qmail.people import Someone, Team
 
@@ -91,12 +91,8 @@ def notify_message(
     session.flush()  # (read in Core: a name or choice changed in this transaction counts)
     recipients = [
         _Recipient(*row)
-        for row in rows_of(
-            session,
-            _recipients(branch.hidden, out.team),
-            branch_id=branch.id,
-            author_id=author.id,
-            task_id=task.id,
+        for row in _recipients(branch.hidden, out.team).read(
+            session, {"branch_id": branch.id, "author_id": author.id, "task_id": task.id}
         )
     ]
     if not recipients:
@@ -268,14 +264,14 @@ def _task_facts(
     itself: only its tags and files are read.
     """
     # In Core: everything read here was written in Core (no unit of work to flush first).
-    tags = [name for (name,) in rows_of(session, _TAGS, task_id=task.id)]
-    attachments = rows_of(session, _FILES_NOTED, message_id=message.id)
+    tags = [name for (name,) in _TAGS.read(session, {"task_id": task.id})]
+    attachments = _FILES_NOTED.read(session, {"message_id": message.id})
     previous: str | None = None
     opening: str | None = message.message_id
     if not opens:
-        found = rows_of(session, _PREVIOUS_TEXT, branch_id=branch.id, message_id=message.id)
+        found = _PREVIOUS_TEXT.read(session, {"branch_id": branch.id, "message_id": message.id})
         previous = found[0][0] if found else None
-        first = rows_of(session, _OPENING_ID, task_id=task.id)
+        first = _OPENING_ID.read(session, {"task_id": task.id})
         opening = first[0][0] if first else None
     return _Facts(
         task,
@@ -396,7 +392,7 @@ def _earlier_ids(
     session: Session, task: models.Task, person_ids: list[int]
 ) -> dict[int, list[str]]:
     """Message-IDs of the last notifications each person got about this task, oldest first."""
-    rows = rows_of(session, _EARLIER_IDS, task_id=task.id, person_ids=person_ids)
+    rows = _EARLIER_IDS.read(session, {"task_id": task.id, "person_ids": person_ids})
     earlier: dict[int, list[str]] = {}
     for person_id, message_id in rows:
         earlier.setdefault(person_id, []).append(message_id)

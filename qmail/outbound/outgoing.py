@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
 
 from jinja2 import Environment
 from sqlalchemy import insert
@@ -74,11 +73,3 @@ class Outgoing:
     def unsubscribe_url(self, task_id: int, person_id: int) -> str:
         token = self.context.links.make_unsubscribe(task_id, person_id)
         return f"{self.settings.web.base_url}/unsubscribe/{token}"
-
-
-def rows_of(session: Session, statement: Prepared, **values: Any) -> list[Any]:
-    """The rows ``statement`` gives for ``values``, read on the driver's cursor."""
-    cursor = statement.run(session, values)
-    rows = cursor.fetchall()
-    cursor.close()
-    return list(rows)
