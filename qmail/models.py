@@ -395,6 +395,9 @@ class OutboxStencil(SQLModel, table=True):
 # Delivery's claim reads due rows by this index; only pending rows are in it (sent ones
 # are never read by their time again), in SQLite and in PostgreSQL.
 _PENDING: Any = literal_column("state = 'pending'")
+# ``qmail outbox list --state failed``: the few failed rows, newest first, without reading
+# the millions sent (an index of failed rows only: sending a mail writes nothing in it).
+_FAILED: Any = literal_column("state = 'failed'")
 
 
 class Outbox(SQLModel, table=True):
@@ -409,13 +412,15 @@ class Outbox(SQLModel, table=True):
     in with ``personal`` (``qmail.outbound.outbox.mail_bytes`` reads either kind).
     Indexes: only what a query reads by (``message_id``: replies; ``recipient,
     created_at``: the rate limits on acknowledgements and sign-in links; ``task_id,
-    person_id``: the thread a notification continues; ``ix_outbox_due``: delivery's claim).
+    person_id``: the thread a notification continues; ``ix_outbox_due``: delivery's claim;
+    ``ix_outbox_failed``: the operator's list of failed mail).
     """
 
     __table_args__ = (
         Index("ix_outbox_recipient_created", "recipient", "created_at"),
         Index("ix_outbox_task_person", "task_id", "person_id"),
         Index("ix_outbox_due", "next_attempt_at", sqlite_where=_PENDING, postgresql_where=_PENDING),
+        Index("ix_outbox_failed", "id", sqlite_where=_FAILED, postgresql_where=_FAILED),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from sqlalchemy import event
 from sqlmodel import Session, col, select
 
 from qmail import cli, models, roles
@@ -32,6 +33,7 @@ from qmail.db import create_db_engine
 from qmail.outbound import delivery
 from qmail.outbound.outbox import mail_text
 from qmail.outbound.outgoing import write_stencil
+from qmail.queries.outbox import list_outbox
 from tests.conftest import free_port, wait_until
 from tests.integration.conftest import ScriptedRelay
 from tests.integration.test_cli import write_config
@@ -224,6 +226,34 @@ def test_outbox_list_is_newest_first(store, settings, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[0] for line in lines] == [str(second), str(first)]
     assert lines[0].split("\t")[4] == "two"
+
+
+def test_the_list_of_failed_mail_reads_only_failed_rows_newest_first(store):
+    """``qmail outbox list --state failed`` reads its own index (failed rows only), not
+    the whole outbox: a busy one holds millions of sent mails and a handful failed."""
+    ids = [queue(store, subject=str(n)) for n in range(4)]
+    with Session(store.engine) as session:
+        for outbox_id in (ids[0], ids[2]):
+            session.get_one(models.Outbox, outbox_id).state = "failed"
+        session.get_one(models.Outbox, ids[3]).state = "sent"
+        session.commit()
+        statements: list[tuple[str, object]] = []
+
+        def record(_c, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+            statements.append((statement, parameters))
+
+        event.listen(store.engine, "before_cursor_execute", record)
+        try:
+            assert [row.id for row in list_outbox(session, "failed")] == [ids[2], ids[0]]
+        finally:
+            event.remove(store.engine, "before_cursor_execute", record)
+        (statement, parameters), connection = statements[-1], session.connection()
+        if connection.dialect.name == "sqlite":
+            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        else:  # (so few rows that a scan would cost less: take the index if there is one)
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            plan = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
+        assert "ix_outbox_failed" in " ".join(str(row[-1]) for row in plan)
 
 
 def test_outbox_list_shows_the_subject_of_a_notification_kept_as_a_stencil(
