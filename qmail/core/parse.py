@@ -198,25 +198,41 @@ def read_tree(raw: bytes) -> Part | str:
         return f"unreadable MIME structure ({type(error).__name__})"
 
 
+def _main_value(value: str | None) -> str:
+    """A field's value without its parameters, in lower case.
+
+    For ``Content-Disposition`` and ``Content-Transfer-Encoding``.
+
+    >>> _main_value(' Attachment; filename="a;b.txt"'), _main_value(None)
+    ('attachment', '')
+    """
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
 def _from_flanker(part: Any, hollowed: Hollowed) -> Part:
-    """Copy one flanker part, and its children, into plain ``Part`` values."""
+    """Copy one flanker part, and its children, into plain ``Part`` values.
+
+    The tree and each part's type are flanker's (its scanner reads the types); a leaf's
+    other fields are read here from its bytes (``fields.py``), as for the standard
+    library's parts: asking flanker for them would parse every header of the part again.
+    """
     content_type = f"{part.content_type.main}/{part.content_type.sub}".lower()
     if part.content_type.is_multipart():
         children = tuple(_from_flanker(child, hollowed) for child in part.parts)
         return Part(content_type, children=children)
     head, body = split_head(str(part.to_string()).encode("utf-8", "surrogateescape"))
-    disposition = part.content_disposition[0]
+    fields = header_fields(hollowed.restore(head))
     charset = part.content_type.params.get("charset")
-    encoding = str(part.content_encoding.value)
+    encoding = _main_value(_first(fields, "content-transfer-encoding")) or "7bit"
     # A large base64 file is decoded where it lies in the mail, never copied out first.
-    span = hollowed.span(body) if encoding.strip().lower() == "base64" else None
+    span = hollowed.span(body) if encoding == "base64" else None
     leaf = Part(
         content_type,
         b"" if span else hollowed.restore(body),
         charset if isinstance(charset, str) else None,
-        str(disposition or "").lower(),
-        file_name(header_fields(hollowed.restore(head))),
-        strip_id(part.headers.get("Content-Id")),
+        _main_value(_first(fields, "content-disposition")),
+        file_name(fields),
+        strip_id(_first(fields, "content-id")),
     )
     if span:
         return replace(leaf, payload=decode_base64(hollowed.raw, *span))

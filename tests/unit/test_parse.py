@@ -708,3 +708,44 @@ def test_a_mail_with_too_many_header_fields_is_refused_as_malformed() -> None:
     raw = f"From: a@b.test\r\n{fields}\r\nHello\r\n".encode()
     assert parse_mail(raw) == Reject(554, "5.6.0 Malformed message: more than 1000 header fields")
     assert isinstance(parse_mail(raw.replace(b"X-Filler-0: x\r\n", b"")), Mail)
+
+
+def _leaves(part: Part) -> list[tuple[str, str, str | None, str, bytes]]:
+    if part.children:
+        return [leaf for child in part.children for leaf in _leaves(child)]
+    return [(part.content_type, part.disposition, part.content_id, part.filename, part.payload)]
+
+
+def test_whichever_parser_reads_a_mail_its_parts_say_the_same():
+    """Flanker reads the tree; each part's disposition, encoding, Content-ID and file name
+    are read from its bytes, as for the standard library's parts: every mail of the corpus
+    gives the same parts either way."""
+    differ, compared = [], 0
+    for path in sorted(MAIL_DIR.glob("*.eml")):
+        raw = path.read_bytes()
+        by_flanker, by_stdlib = parse.read_tree(raw), fallback.read_with_stdlib(raw)
+        if isinstance(by_flanker, str) or by_stdlib is None or not fields.header_fields(raw):
+            continue  # (a mail flanker refuses, or one refused for having no header)
+        compared += 1
+        if _leaves(by_flanker) != _leaves(by_stdlib):
+            differ.append(path.name)
+    assert differ == [] and compared > 150
+
+
+def test_a_parts_fields_are_read_whatever_their_case_spacing_and_parameters():
+    raw = (
+        b"From: a@b.test\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nHello\r\n"
+        b"--b\r\nContent-Type: application/pdf\r\n"
+        b'Content-Disposition: ATTACHMENT ; filename="a;b.pdf"\r\n'
+        b"Content-Transfer-Encoding:  Base64 \r\n"
+        b"Content-ID: < logo@x >\r\n\r\n" + base64.b64encode(b"%PDF-1.4 tiny") + b"\r\n--b--\r\n"
+    )
+    root = parse.read_tree(raw)
+    assert isinstance(root, Part)
+    assert _leaves(root) == [
+        ("text/plain", "", None, "", b"Hello"),
+        ("application/pdf", "attachment", "logo@x", "a;b.pdf", b"%PDF-1.4 tiny"),
+    ]
+    assert _leaves(root) == _leaves(fallback.read_with_stdlib(raw))  # type: ignore[arg-type]
