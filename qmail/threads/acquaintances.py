@@ -87,18 +87,44 @@ def _elsewhere(a: str, b: str, other: str, not_this: str, visible: bool) -> str:
 
 # A new message: every ordered pair of the branch's members has talked there now.  The
 # task is new to a pair unless another of its messages in a branch they share exists.
+# Worked out in steps, each materialized (SQLite 3.35+, PostgreSQL 12+), so that every
+# database reads it the one cheap way, from the message, whatever its statistics say: the
+# message and its branch (``this``); the task's branches with another message
+# (``talked``, a few); the pairs of their members, and whether one of those branches is
+# visible (``shared``).  Planned as one statement with a correlated test a pair, it cost
+# PostgreSQL 2.5 ms of planning a mail, and on a young database (before its first
+# ANALYZE) a plan that read every branch of each team member: 10 ms a mail.  The pairs
+# are written in order, so that two workers take their rows' locks in the same order.
 _NOTE_MESSAGE = text(
-    f"""{_COLUMNS}
+    f"""WITH this AS MATERIALIZED (
+    SELECT m.id, m.sent_at, br.id AS branch_id, br.task_id, br.hidden
+    FROM message m JOIN branch br ON br.id = m.branch_id
+    WHERE m.id = :message_id
+), talked AS MATERIALIZED (
+    SELECT o.id, o.hidden FROM this JOIN branch o ON o.task_id = this.task_id
+    WHERE EXISTS (SELECT 1 FROM message n WHERE n.branch_id = o.id AND n.id <> this.id)
+), shared AS MATERIALIZED (
+    SELECT x.person_id AS p, y.person_id AS q,
+        max(CASE WHEN t.hidden THEN 0 ELSE 1 END) AS visible
+    FROM talked t  -- (the unary +: SQLite reads the few branches first, not every member)
+    JOIN branchmember x ON x.branch_id = +t.id
+    JOIN branchmember y ON y.branch_id = +t.id AND y.person_id <> x.person_id
+    GROUP BY x.person_id, y.person_id
+)
+{_COLUMNS}
 SELECT a.person_id, b.person_id,
-    CASE WHEN {_elsewhere("a.person_id", "b.person_id", "1 = 1", " AND n.id <> m.id", False)}
-        THEN 0 ELSE 1 END,
-    m.sent_at, m.sent_at,
-    CASE WHEN br.hidden OR {
-        _elsewhere("a.person_id", "b.person_id", "1 = 1", " AND n.id <> m.id", True)
-    } THEN 0 ELSE 1 END,
-    CASE WHEN br.hidden THEN NULL ELSE m.sent_at END,
-    CASE WHEN br.hidden THEN NULL ELSE m.sent_at END
-{_PAIRS_OF_MESSAGE}"""
+    CASE WHEN s.p IS NULL THEN 1 ELSE 0 END,
+    this.sent_at, this.sent_at,
+    CASE WHEN this.hidden OR s.visible = 1 THEN 0 ELSE 1 END,
+    CASE WHEN this.hidden THEN NULL ELSE this.sent_at END,
+    CASE WHEN this.hidden THEN NULL ELSE this.sent_at END
+FROM this
+JOIN branchmember a ON a.branch_id = this.branch_id
+JOIN branchmember b ON b.branch_id = this.branch_id AND b.person_id <> a.person_id
+LEFT JOIN shared s ON s.p = a.person_id AND s.q = b.person_id
+WHERE 1 = 1
+ORDER BY a.person_id, b.person_id
+{_MERGE}"""
 )
 
 # The first message of a task: no pair can have talked in another of its branches (both

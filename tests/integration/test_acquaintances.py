@@ -21,7 +21,7 @@ from qmail.context import Context
 from qmail.core.mail import Address
 from qmail.db import alembic_config, migrate, session_scope
 from qmail.threads import acquaintances
-from qmail.threads.branches import add_copied, find_team_branch
+from qmail.threads.branches import _open_hidden, add_copied, find_team_branch
 from qmail.threads.posting import post_message
 from qmail.threads.tasks import add_member, main_branch, remove_member
 from tests.integration import test_contacts
@@ -117,6 +117,25 @@ def test_a_client_put_in_a_hidden_branch_by_mistake_never_counts_it(
     }
     # the team reads the hidden branches it is in, Erin included, as access.py says
     assert figures(web_server, exchange[ALICE])[ERIN] == (2, date_of(3), LATER)
+    assert_kept_as_counted(store)
+
+
+def test_two_people_who_first_meet_in_a_new_branch_gain_its_task(
+    smtp_server: SmtpServer, web_server: WebServer, exchange: dict[str, str]
+) -> None:
+    """The first message of a new branch: its members shared no message of the task
+    before (the branch's only message is this one), so the task is new to them."""
+    store = smtp_server.store
+    with session_scope(store.engine) as session:
+        task = task_number(session, 2)  # Erin's, which Carol has no part in
+        alice, carol = person(session, ALICE), person(session, CAROL)
+        assert alice.id is not None and carol.id is not None
+        # (what opening a branch with a client in it would do: the code refuses it)
+        branch = _open_hidden(
+            session, task, main_branch(session, task.id), alice, [alice.id, carol.id], LATER
+        )
+        post_message(session, task, branch, alice, "A word apart", store.settings, LATER)
+    assert figures(web_server, exchange[ALICE])[CAROL] == (2, date_of(1), LATER)
     assert_kept_as_counted(store)
 
 
