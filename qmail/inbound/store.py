@@ -12,11 +12,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
 
 from qmail import db, models
@@ -55,6 +52,9 @@ class Kept:
     state: str
 
 
+_KEPT = ("raw", "mail_from", "rcpt_tos", "state", "received_at")
+
+
 def save_raws(session: Session, mails: Sequence[Spooled]) -> list[Kept]:
     """Store each mail once per Message-ID, in order; several in one transaction.
 
@@ -64,8 +64,9 @@ def save_raws(session: Session, mails: Sequence[Spooled]) -> list[Kept]:
     both databases, so a race with another process needs no retry.
     """
     kept: list[Kept] = []
-    table = models.RawMail.__table__  # type: ignore[attr-defined]
     connection = session.connection()
+    # (built and compiled once: the SMTP server runs it for every mail it accepts)
+    keep = db.prepared_insert_or_skip(session, models.RawMail, ("message_id",), _KEPT, "id")
     for mail in mails:
         values = {
             "message_id": mail.message_id,
@@ -75,12 +76,11 @@ def save_raws(session: Session, mails: Sequence[Spooled]) -> list[Kept]:
             "state": "pending",
             "received_at": mail.received_at,
         }
-        insert = _insert(connection.dialect.name, table).values(**values)
-        inserted = connection.execute(
-            insert.on_conflict_do_nothing(index_elements=["message_id"]).returning(table.c.id)
-        ).scalar()
+        cursor = keep.run(session, values)
+        inserted = cursor.fetchone()
+        cursor.close()
         if inserted is not None:
-            kept.append(Kept(inserted, True, "pending"))
+            kept.append(Kept(inserted[0], True, "pending"))
             continue
         raw_mail_id, state = connection.execute(
             select(models.RawMail.id, models.RawMail.state).where(
@@ -89,10 +89,6 @@ def save_raws(session: Session, mails: Sequence[Spooled]) -> list[Kept]:
         ).one()
         kept.append(Kept(raw_mail_id, False, state))
     return kept
-
-
-def _insert(dialect: str, table: Table) -> Any:
-    return postgresql_insert(table) if dialect == "postgresql" else sqlite_insert(table)
 
 
 def save_raw(
