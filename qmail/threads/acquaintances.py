@@ -168,6 +168,7 @@ JOIN (
 WHERE 1 = 1
 {_MERGE}"""
 )
+_PREPARED_NOTE_MEMBER = Prepared(_NOTE_MEMBER)  # (every member a new task is given)
 
 # Every pair's figures counted from the branches ({pairs}: which pairs).
 _COUNT = """{columns}
@@ -209,7 +210,7 @@ def note_message(session: Session, message_id: int, first: bool = False) -> None
 
 def note_member(session: Session, branch_id: int, person_id: int) -> None:
     """The person just joined the branch: they share its messages with its members."""
-    session.connection().execute(_NOTE_MEMBER, {"branch_id": branch_id, "person_id": person_id})
+    _PREPARED_NOTE_MEMBER.run(session, {"branch_id": branch_id, "person_id": person_id}).close()
 
 
 def recount(session: Session, person_id: int | None = None, others: Iterable[int] = ()) -> None:

@@ -277,7 +277,7 @@ def post_message(
     written = _POST.run(session, values)
     (message_id,) = written.fetchone()
     written.close()
-    message = models.Message(id=message_id, **values)
+    message: models.Message = db.built(models.Message, {"id": message_id, **values})
     for attachment in mail.attachments if mail else files:
         add_attachment(session, message_id, attachment)
     acquaintances.note_message(session, message_id, first)  # the address book's figures
