@@ -32,14 +32,14 @@ from sqlmodel import Session
 
 from qmail.db import Prepared
 
-# Whether ``a`` and ``b`` talked in another branch of the same task (``other``), in any
+# Whether ``a`` and ``b`` talked in another branch of the task of branch ``br``, in any
 # branch or in a visible one: then this branch adds no task to their count.
 _SHARED_ELSEWHERE = """EXISTS (
     SELECT 1 FROM branch o
     JOIN branchmember x ON x.branch_id = o.id AND x.person_id = {a}
     JOIN branchmember y ON y.branch_id = o.id AND y.person_id = {b}
-    WHERE o.task_id = {task} AND {other} {visible}
-      AND EXISTS (SELECT 1 FROM message n WHERE n.branch_id = o.id{not_this})
+    WHERE o.task_id = br.task_id AND o.id <> br.id {visible}
+      AND EXISTS (SELECT 1 FROM message n WHERE n.branch_id = o.id)
 )"""
 
 # Add a row's figures to what a pair has: tasks add up, the first is the earlier, the
@@ -74,15 +74,8 @@ WHERE m.id = :message_id
 {_MERGE}"""
 
 
-def _elsewhere(a: str, b: str, other: str, not_this: str, visible: bool) -> str:
-    return _SHARED_ELSEWHERE.format(
-        a=a,
-        b=b,
-        task="br.task_id",
-        other=other,
-        not_this=not_this,
-        visible="AND NOT o.hidden" if visible else "",
-    )
+def _elsewhere(a: str, b: str, visible: bool) -> str:
+    return _SHARED_ELSEWHERE.format(a=a, b=b, visible="AND NOT o.hidden" if visible else "")
 
 
 # A new message: every ordered pair of the branch's members has talked there now.  The
@@ -95,8 +88,9 @@ def _elsewhere(a: str, b: str, other: str, not_this: str, visible: bool) -> str:
 # PostgreSQL 2.5 ms of planning a mail, and on a young database (before its first
 # ANALYZE) a plan that read every branch of each team member: 10 ms a mail.  The pairs
 # are written in order, so that two workers take their rows' locks in the same order.
-_NOTE_MESSAGE = text(
-    f"""WITH this AS MATERIALIZED (
+_NOTE_MESSAGE = Prepared(
+    text(
+        f"""WITH this AS MATERIALIZED (
     SELECT m.id, m.sent_at, br.id AS branch_id, br.task_id, br.hidden
     FROM message m JOIN branch br ON br.id = m.branch_id
     WHERE m.id = :message_id
@@ -125,6 +119,7 @@ LEFT JOIN shared s ON s.p = a.person_id AND s.q = b.person_id
 WHERE 1 = 1
 ORDER BY a.person_id, b.person_id
 {_MERGE}"""
+    )
 )
 
 # The first message of a task: no pair can have talked in another of its branches (both
@@ -140,16 +135,15 @@ SELECT a.person_id, b.person_id, 1, m.sent_at, m.sent_at,
     )
 )
 
-_PREPARED_NOTE_MESSAGE = Prepared(_NOTE_MESSAGE)
-
 # A new member of a branch with messages: they and each other member now share what was
 # said there.  The task is new to a pair unless they talked in another of its branches.
-_NOTE_MEMBER = text(
-    f"""{_COLUMNS}
+_NOTE_MEMBER = Prepared(
+    text(
+        f"""{_COLUMNS}
 SELECT pair.p, pair.q,
-    CASE WHEN {_elsewhere("pair.p", "pair.q", "o.id <> br.id", "", False)} THEN 0 ELSE 1 END,
+    CASE WHEN {_elsewhere("pair.p", "pair.q", False)} THEN 0 ELSE 1 END,
     said.first_at, said.last_at,
-    CASE WHEN br.hidden OR {_elsewhere("pair.p", "pair.q", "o.id <> br.id", "", True)}
+    CASE WHEN br.hidden OR {_elsewhere("pair.p", "pair.q", True)}
         THEN 0 ELSE 1 END,
     CASE WHEN br.hidden THEN NULL ELSE said.first_at END,
     CASE WHEN br.hidden THEN NULL ELSE said.last_at END
@@ -167,8 +161,8 @@ JOIN (
 ) said ON said.first_at IS NOT NULL
 WHERE 1 = 1
 {_MERGE}"""
+    )
 )
-_PREPARED_NOTE_MEMBER = Prepared(_NOTE_MEMBER)  # (every member a new task is given)
 
 # Every pair's figures counted from the branches ({pairs}: which pairs).
 _COUNT = """{columns}
@@ -204,13 +198,13 @@ _FORGET_PAIRS = text(
 def note_message(session: Session, message_id: int, first: bool = False) -> None:
     """The pairs of the message's branch have talked (call after inserting it); ``first``:
     it is the first message of its task.  On the driver's cursor (``db.Prepared``)."""
-    statement = _NOTE_FIRST_MESSAGE if first else _PREPARED_NOTE_MESSAGE
+    statement = _NOTE_FIRST_MESSAGE if first else _NOTE_MESSAGE
     statement.run(session, {"message_id": message_id}).close()
 
 
 def note_member(session: Session, branch_id: int, person_id: int) -> None:
     """The person just joined the branch: they share its messages with its members."""
-    _PREPARED_NOTE_MEMBER.run(session, {"branch_id": branch_id, "person_id": person_id}).close()
+    _NOTE_MEMBER.run(session, {"branch_id": branch_id, "person_id": person_id}).close()
 
 
 def recount(session: Session, person_id: int | None = None, others: Iterable[int] = ()) -> None:
